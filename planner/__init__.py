@@ -1,0 +1,3 @@
+"""planfile: capacity planning for LLM inference, written as code."""
+
+__version__ = "0.1.0"

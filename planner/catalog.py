@@ -1,0 +1,118 @@
+"""The catalog: GPUs, models, prices, archetypes, engines and efficiency factors, read from catalog/*.yaml.
+
+Lookups accept ids and aliases case-insensitively and answer "did you mean" for near misses.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import yaml
+
+from planner.resources import data_dir
+
+KINDS = ("gpus", "models", "prices", "archetypes", "engines", "efficiency")
+
+
+def _norm(s: str) -> str:
+    return s.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+@lru_cache(maxsize=None)
+def raw(kind: str) -> dict:
+    """The parsed YAML file catalog/<kind>.yaml."""
+    path = data_dir("catalog") / f"{kind}.yaml"
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+@dataclass(frozen=True)
+class Lookup:
+    entry: dict | None
+    suggestions: tuple[str, ...] = ()
+
+
+class Index:
+    """Id/alias index over one list of catalog entries."""
+
+    def __init__(self, entries: list[dict]):
+        self.entries = entries
+        self.by_id = {e["id"]: e for e in entries}
+        self._keys: dict[str, dict] = {}
+        for e in entries:
+            for k in [e["id"], *e.get("aliases", [])]:
+                self._keys.setdefault(_norm(k), e)
+
+    def get(self, name: str) -> Lookup:
+        e = self._keys.get(_norm(name))
+        if e is not None:
+            return Lookup(e)
+        close = difflib.get_close_matches(_norm(name), list(self._keys), n=5, cutoff=0.6)
+        ids: list[str] = []
+        for k in close:
+            i = self._keys[k]["id"]
+            if i not in ids:
+                ids.append(i)
+        return Lookup(None, tuple(ids[:3]))
+
+    def ids(self) -> list[str]:
+        return [e["id"] for e in self.entries]
+
+
+@lru_cache(maxsize=None)
+def gpus() -> Index:
+    return Index(raw("gpus")["gpus"])
+
+
+@lru_cache(maxsize=None)
+def models() -> Index:
+    return Index(raw("models")["models"])
+
+
+@lru_cache(maxsize=None)
+def engines() -> Index:
+    return Index(raw("engines")["engines"])
+
+
+@lru_cache(maxsize=None)
+def archetypes() -> Index:
+    return Index(raw("archetypes")["archetypes"])
+
+
+@lru_cache(maxsize=None)
+def providers() -> Index:
+    return Index(raw("prices")["providers"])
+
+
+def price(provider: str, gpu_id: str) -> dict | None:
+    for p in raw("prices")["prices"]:
+        if p["provider"] == provider and p["gpu"] == gpu_id:
+            return p
+    return None
+
+
+def prices_for_gpu(gpu_id: str) -> list[dict]:
+    return sorted((p for p in raw("prices")["prices"] if p["gpu"] == gpu_id), key=lambda p: p["usd_per_gpu_hour"])
+
+
+def efficiency(engine: str, generation: str) -> dict:
+    """Efficiency factors for an engine on a GPU generation, falling back as the file says."""
+    eff = raw("efficiency")
+    table = eff["factors"]
+    key = f"{engine}/{generation}"
+    seen = set()
+    while key not in table:
+        if key in seen:
+            break
+        seen.add(key)
+        key = eff["fallbacks"].get(key) or eff["fallbacks"].get(f"*/{generation}") or eff["fallbacks"].get(f"{engine}/*") or "default"
+    entry = dict(table.get(key, table["default"]))
+    entry["key"] = key
+    return entry
+
+
+def hint(kind: str, name: str, suggestions) -> str:
+    if suggestions:
+        return "did you mean " + " or ".join(suggestions) + "?"
+    return f"`planfile catalog list {kind}` lists the known ids"

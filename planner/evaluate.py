@@ -1,0 +1,326 @@
+"""Evaluate a resolved spec with the physics: memory, step times, serving percentiles, breach point, cost.
+
+This is the glue between catalog entries and the pure functions of planner.physics; it returns plain
+data (the `estimate` of the JSON contract plus details for checks and explain).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner import catalog
+from planner.physics import arch, memory, serving, step
+from planner.resolve import Resolved
+
+HOURS_PER_MONTH = 730.0
+NVLINK_LATENCY_S = 8e-6  # one small all-reduce over NVLink/NVSwitch (custom all-reduce kernels: 5-10 us)
+PCIE_LATENCY_S = 25e-6  # through the PCIe root complex
+NET_LATENCY_S = 30e-6  # InfiniBand/RoCE between nodes
+PCIE_GB_PER_S = {3: 12.0, 4: 25.0, 5: 50.0, 6: 100.0}  # effective per direction, x16 (theoretical 16/32/64/128)
+NET_GB_PER_S = 50.0  # 400 Gb/s NIC per GPU
+ENGINE_START_S = 60.0  # process start, CUDA graphs capture, warm-up: added to weight load time
+
+
+def math_precision(weights: str, gpu: dict) -> str:
+    """Precision the matmuls run at: FP8/INT8/FP4 only where the GPU has native tensor cores for it;
+    otherwise the weights are dequantized in the kernel and the math is 16-bit (A100 runs FP8 and
+    INT4 checkpoints weight-only, through Marlin kernels)."""
+    if weights in ("fp8", "int8", "fp4") and weights in gpu["native_precisions"]:
+        return weights
+    return "bf16"
+
+
+def link(gpu: dict, tp: int, gpus_per_node: int) -> tuple[float, float, str]:
+    """(bytes/s per direction, latency s, kind) of the tensor-parallel group's links."""
+    ic = gpu["interconnect"]
+    if tp > gpus_per_node:
+        return NET_GB_PER_S * 1e9, NET_LATENCY_S, "network"
+    if ic.get("nvlink_gb_per_s_bidirectional") and tp <= ic.get("nvlink_domain_gpus", 1):
+        return ic["nvlink_gb_per_s_bidirectional"] / 2 * 1e9, NVLINK_LATENCY_S, "nvlink"
+    return PCIE_GB_PER_S.get(ic.get("pcie_gen") or 4, 25.0) * 1e9, PCIE_LATENCY_S, "pcie"
+
+
+def efficiency_for(engine: str, gpu: dict, calibration: dict | None = None) -> dict:
+    eff = catalog.efficiency(engine, gpu["generation"])
+    if calibration:
+        for k in ("mfu", "mbu", "overhead_ms"):
+            if k in calibration:
+                eff[k] = float(calibration[k])
+        eff["key"] = "calibration file"
+    der = gpu.get("laptop_derating")
+    if der:
+        f = der["thermal"] * der["power"] * der["sustained"]
+        eff = dict(eff, mfu=eff["mfu"] * f, mbu=eff["mbu"] * f, derating=f)
+    return eff
+
+
+def system(gpu: dict, engine: str, weights: str, kv: str, tp, pp, ep, gpus_per_node: int,
+           group_size: int = 128, calibration: dict | None = None) -> step.System:
+    eff = efficiency_for(engine, gpu, calibration)
+    mp = math_precision(weights, gpu)
+    bw, lat, _ = link(gpu, int(np.max(tp)), gpus_per_node)
+    return step.System(
+        tp=tp, pp=pp, ep=ep, mem_bw=gpu["memory_bandwidth_tb_per_s"] * 1e12,
+        linear_flops=gpu["dense_tflops"][mp] * 1e12, attn_flops=gpu["dense_tflops"]["bf16"] * 1e12,
+        mbu=eff["mbu"], mfu=eff["mfu"], overhead_s=eff["overhead_ms"] / 1e3, link_bw=bw, link_latency_s=lat,
+        weight_bytes=memory.bytes_per_param(weights, group_size), kv_bytes=arch.KV_DTYPE_BYTES[kv])
+
+
+@dataclass
+class Memory:
+    total_gb: float
+    usable_gb: float
+    weights_gb: float
+    activations_gb: float
+    runtime_gb: float
+    kv_pool_gb: float
+    kv_bytes_per_token: float  # whole model, before sharding
+    kv_bytes_per_token_per_gpu: float
+    seq_bytes_mean: float  # per GPU, one sequence at mean context
+    seq_bytes_max: float  # per GPU, one sequence at max_model_len
+    max_seqs_mean: int
+    max_seqs_max_len: int
+    kv_tokens: int  # pool in tokens per GPU (full-attention equivalent at mean context)
+    fits: bool
+    shortfall_gb: float  # > 0: how much is missing
+
+    def to_json(self) -> dict:
+        return {"usable_gb_per_gpu": round(self.usable_gb, 2), "weights_gb_per_gpu": round(self.weights_gb, 2),
+                "kv_cache_gb_per_gpu": round(self.kv_pool_gb, 2), "kv_bytes_per_token": int(self.kv_bytes_per_token),
+                "max_concurrent_sequences": int(self.max_seqs_mean), "fits": self.fits,
+                "total_gb_per_gpu": round(self.total_gb, 2), "activations_gb_per_gpu": round(self.activations_gb, 2),
+                "runtime_gb_per_gpu": round(self.runtime_gb, 2),
+                "max_concurrent_sequences_at_max_model_len": int(self.max_seqs_max_len),
+                "shortfall_gb_per_gpu": round(max(self.shortfall_gb, 0.0), 2)}
+
+
+def memory_plan(r: Resolved) -> Memory:
+    m, gpu, eng = r.model, r.gpu, r.engine
+    p = arch.params(m)
+    lay = arch.kv_layout(m)
+    total = gpu["memory_gb"] * 1e9
+    wbytes = memory.bytes_per_param(r.weights, r.quant_group_size)
+    w = float(memory.weight_bytes_per_gpu(p, wbytes, r.tp, r.pp))
+    act = float(memory.activation_bytes_per_gpu(m["hidden_size"], m["intermediate_size"], m["vocab_size"],
+                                                 r.max_num_batched_tokens, min(r.max_num_seqs, 1024), r.tp))
+    runtime = eng["runtime_overhead_gib"] * memory.GIB
+    pool = float(memory.kv_pool_bytes_per_gpu(eng["memory_mode"], total, r.gpu_memory_utilization, w, act, runtime))
+    kvb = arch.KV_DTYPE_BYTES[r.kv_cache]
+    mean_ctx = r.input.mean + r.output.mean / 2 + r.prefix_tokens * 0  # typical KV held over a request's life
+    seq_mean = float(memory.kv_bytes_per_seq_per_gpu(lay, r.input.mean + r.output.mean, kvb, r.tp, r.pp, r.block_size))
+    seq_max = float(memory.kv_bytes_per_seq_per_gpu(lay, r.max_model_len, kvb, r.tp, r.pp, r.block_size))
+    per_tok = float(memory.kv_bytes_per_token_per_gpu(lay, kvb, r.tp, r.pp))
+    if eng["memory_mode"] == "fraction_of_total":
+        usable = total * r.gpu_memory_utilization
+    elif eng["memory_mode"] == "fraction_for_weights_and_kv":
+        usable = total * r.gpu_memory_utilization
+    else:
+        usable = total
+    fits = pool >= seq_max and pool > 0
+    shortfall = (seq_max - pool) if not fits else 0.0
+    # KV pool in "tokens at the mean context": what the simulator's token accounting uses
+    seq_tokens_equiv = max(seq_mean / max(r.input.mean + r.output.mean, 1), 1e-9)
+    kv_tokens = int(max(pool, 0) / seq_tokens_equiv)
+    del mean_ctx
+    return Memory(total / 1e9, usable / 1e9, w / 1e9, act / 1e9, runtime / 1e9, pool / 1e9,
+                  arch.kv_bytes_per_token(m, r.kv_cache), per_tok, seq_mean, seq_max,
+                  int(memory.max_concurrent_seqs(pool, seq_mean)), int(memory.max_concurrent_seqs(pool, seq_max)),
+                  kv_tokens, fits, shortfall / 1e9)
+
+
+def model_shape(m: dict) -> step.ModelShape:
+    p = arch.params(m)
+    lay = arch.kv_layout(m)
+    return step.shape(p, lay, m["hidden_size"], arch.attention_flops_per_ctx_token(m))
+
+
+def step_function(r: Resolved):
+    sysm = system(r.gpu, r.engine["id"], r.weights, r.kv_cache, r.tp, r.pp, r.ep, r.gpus_per_node,
+                  r.quant_group_size, r.calibration)
+    shp = model_shape(r.model)
+
+    def fn(decode, decode_ctx, prefill, prefill_ctx):
+        return step.step_time(sysm, shp, decode, decode_ctx, prefill, prefill_ctx)
+
+    return sysm, shp, fn
+
+
+def tokens_per_step(r: Resolved) -> float:
+    """Speculative decoding: expected tokens per verification step with k drafts accepted i.i.d. with
+    probability a: (1 - a^(k+1)) / (1 - a) (Leviathan et al. 2023)."""
+    s = r.speculative
+    if not s:
+        return 1.0
+    a, k = s["acceptance_rate"], s["draft_tokens"]
+    return float(k + 1) if a >= 1 else (1 - a ** (k + 1)) / (1 - a)
+
+
+def limits(r: Resolved, mem: Memory) -> serving.Limits:
+    ve = r.pp  # virtual engines (pipeline micro-batches) per replica
+    return serving.Limits(max_seqs=max(int(r.max_num_seqs // ve), 1), token_budget=int(r.max_num_batched_tokens),
+                          kv_tokens=max(int(mem.kv_tokens // ve), 0), block=r.block_size)
+
+
+def _pcts(sim: serving.SimResult) -> dict:
+    return {"ttft_ms": {f"p{q}": sim.pct("ttft", q) * 1e3 for q in (50, 90, 95, 99)},
+            "itl_ms": {f"p{q}": sim.pct("itl", q) * 1e3 for q in (50, 90, 95, 99)},
+            "e2e_s": {f"p{q}": sim.pct("e2e", q) for q in (50, 90, 95, 99)}}
+
+
+def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_fleet: int = 0,
+             n_requests: int = 1500, seed: int = 0) -> dict:
+    """Simulate one virtual engine at its share of the fleet load and scale back up."""
+    ve_count = r.replicas * r.pp
+    lim = limits(r, mem)
+    tps = tokens_per_step(r)
+    if rate_fleet:
+        sim = serving.simulate(fn, lim, r.input, r.output, rate_rps=rate_fleet / ve_count, n_requests=n_requests,
+                               seed=seed, prefix_tokens=r.prefix_tokens, prefix_hit=r.prefix_hit, tokens_per_step=tps)
+    else:
+        c = max(1, round(conc_fleet / ve_count))
+        sim = serving.simulate(fn, lim, r.input, r.output, concurrency=c, n_requests=max(n_requests, 4 * c),
+                               seed=seed, prefix_tokens=r.prefix_tokens, prefix_hit=r.prefix_hit, tokens_per_step=tps)
+    out = _pcts(sim)
+    out["output_tokens_per_s"] = sim.output_tokens_per_s * ve_count
+    out["requests_per_s"] = (sim.completed / sim.duration_s * ve_count) if sim.duration_s else 0.0
+    out["mean_batch"] = sim.mean_batch
+    out["preemptions"] = sim.preemptions
+    return out
+
+
+def slo_ok(perf: dict, slo: dict) -> bool:
+    for metric, targets in slo.items():
+        if metric not in ("ttft_ms", "itl_ms", "e2e_s"):
+            continue
+        for q, target in targets.items():
+            got = perf[metric].get(q)
+            if got is None or not (got <= target):
+                return False
+    return True
+
+
+def breach_point(r: Resolved, mem: Memory, fn, hi_hint: float) -> float:
+    """Highest fleet arrival rate (req/s) at which every SLO percentile holds (RadarOS ttftBreachPoint).
+
+    Bisection on the simulator; 0 when even a trickle breaks an SLO. Without latency SLOs the breach
+    point is where the queue stops draining (saturation throughput).
+    """
+    slo = {k: v for k, v in r.slo.items() if k in ("ttft_ms", "itl_ms", "e2e_s") and v}
+    if not slo:
+        slo = {"ttft_ms": {"p95": 60_000.0}}  # saturation: a minute of queueing
+    lo, hi = 0.0, max(hi_hint, 1e-3)
+    n = 600
+    # grow hi until it breaks
+    for _ in range(20):
+        if not slo_ok(run_load(r, mem, fn, rate_fleet=hi, n_requests=n), slo):
+            break
+        lo, hi = hi, hi * 2
+    else:
+        return hi
+    for _ in range(10):
+        mid = (lo + hi) / 2
+        if slo_ok(run_load(r, mem, fn, rate_fleet=mid, n_requests=n), slo):
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 0.02 * hi:
+            break
+    return lo
+
+
+def roofline(r: Resolved, sysm: step.System, shp: step.ModelShape, batch: float) -> dict:
+    ridge = float(sysm.linear_flops / sysm.mem_bw)
+    dec = step.step_components(sysm, shp, max(batch, 1), r.input.mean + r.output.mean / 2, 0, 0)
+    pre = step.step_components(sysm, shp, 0, 0, r.input.mean, r.input.mean / 2)
+    return {
+        "ridge_flops_per_byte": round(ridge, 1),
+        "decode": {"batch": round(float(batch), 1), "step_ms": float(dec["total_s"]) * 1e3,
+                   "intensity_flops_per_byte": round(float(dec["intensity_flops_per_byte"]), 2),
+                   "bottleneck": str(step.bottleneck(dec)),
+                   "compute_ms": float(dec["compute_s"]) * 1e3, "memory_ms": float(dec["memory_s"]) * 1e3,
+                   "comm_ms": float(dec["comm_s"]) * 1e3, "overhead_ms": float(dec["overhead_s"]) * 1e3},
+        "prefill": {"tokens": int(r.input.mean), "time_ms": float(pre["total_s"]) * 1e3,
+                    "intensity_flops_per_byte": round(float(pre["intensity_flops_per_byte"]), 2),
+                    "bottleneck": str(step.bottleneck(pre)),
+                    "compute_ms": float(pre["compute_s"]) * 1e3, "memory_ms": float(pre["memory_s"]) * 1e3,
+                    "comm_ms": float(pre["comm_s"]) * 1e3},
+    }
+
+
+def evaluate(r: Resolved, *, breach: bool = True) -> dict:
+    """The estimate of a resolved spec (JSON-contract fields plus details)."""
+    mem = memory_plan(r)
+    out: dict = {"memory": mem.to_json()}
+    sysm, shp, fn = step_function(r)
+    gpus = r.gpus_per_replica * r.replicas
+    price = r.price_usd_per_gpu_hour
+    if not mem.fits or mem.kv_tokens <= 0:
+        out["performance"] = None
+        out["capacity"] = None
+        out["roofline"] = roofline(r, sysm, shp, 1)
+        out["cost"] = _cost(r, gpus, price, 0.0, 0.0)
+        out["efficiency"] = efficiency_for(r.engine["id"], r.gpu, r.calibration)
+        return out
+    lim = limits(r, mem)
+    tps = tokens_per_step(r)
+    off = serving.steady_offline(fn, lim, r.input.mean, r.output.mean, tps)
+    ve = r.replicas * r.pp
+    sat_rps = off["requests_per_s"] * ve
+    if r.mode == "offline":
+        perf = {"output_tokens_per_s": off["output_tokens_per_s"] * ve, "requests_per_s": sat_rps,
+                "mean_batch": off["batch"], "batch_bound": off["bound"]}
+        sim = run_load(r, mem, fn, conc_fleet=int(max(off["batch"], 1) * ve), n_requests=800)
+        for k in ("ttft_ms", "itl_ms", "e2e_s"):
+            perf[k] = sim[k]
+        normal_tps = perf["output_tokens_per_s"]
+    elif r.mode == "concurrency":
+        perf = run_load(r, mem, fn, conc_fleet=int(r.concurrency * r.peak_factor))
+        normal = run_load(r, mem, fn, conc_fleet=r.concurrency, n_requests=600) if r.peak_factor != 1 else perf
+        normal_tps = normal["output_tokens_per_s"]
+    else:
+        peak_rate = r.rate_rps * r.peak_factor
+        perf = run_load(r, mem, fn, rate_fleet=peak_rate)
+        normal_tps = r.rate_rps * r.output.mean
+    perf["bottleneck"] = None
+    rl = roofline(r, sysm, shp, perf.get("mean_batch") or 1)
+    perf["bottleneck"] = rl["decode"]["bottleneck"]
+    perf["output_tokens_per_s_per_gpu"] = perf["output_tokens_per_s"] / gpus
+    perf["saturation_requests_per_s"] = sat_rps
+    perf["saturation_output_tokens_per_s"] = off["output_tokens_per_s"] * ve
+    out["performance"] = perf
+    cap = {"breach_rps": None, "headroom_pct": None, "peak_rps": None}
+    if r.mode == "rate":
+        peak_rate = r.rate_rps * r.peak_factor
+        cap["peak_rps"] = peak_rate
+        if breach:
+            b = breach_point(r, mem, fn, hi_hint=max(peak_rate, sat_rps * 0.5))
+            cap["breach_rps"] = b
+            cap["headroom_pct"] = (b / peak_rate - 1) * 100 if peak_rate else None
+    out["capacity"] = cap
+    out["roofline"] = rl
+    out["cost"] = _cost(r, gpus, price, normal_tps, perf["output_tokens_per_s"])
+    out["efficiency"] = efficiency_for(r.engine["id"], r.gpu, r.calibration)
+    return out
+
+
+def _cost(r: Resolved, gpus: int, price: float | None, normal_tps: float, peak_tps: float) -> dict:
+    weights_total = memory.weight_bytes_per_gpu(arch.params(r.model), memory.bytes_per_param(r.weights, r.quant_group_size), 1, 1)
+    cold = float(weights_total) / (r.storage_gb_per_s * 1e9) + ENGINE_START_S
+    if price is None:
+        return {"usd_per_month": None, "usd_per_million_output_tokens": None, "cold_start_s": cold}
+    gpus_billed = gpus * (1 + r.buffer_pct / 100.0) if not r.autoscale else (
+        max(r.replicas_min, 1) * r.gpus_per_replica * (1 + r.buffer_pct / 100.0))
+    if r.autoscale:
+        # autoscaled fleets are billed for what the normal load needs plus the warm pool, within [min, max]
+        need = r.replicas if not normal_tps or not peak_tps else max(r.replicas_min, math.ceil(r.replicas * normal_tps / max(peak_tps, 1e-9)))
+        gpus_billed = min(r.replicas, max(r.replicas_min, need)) * r.gpus_per_replica * (1 + r.buffer_pct / 100.0)
+    usd_month = gpus_billed * price * HOURS_PER_MONTH
+    per_m = usd_month / (normal_tps * 3600 * HOURS_PER_MONTH / 1e6) if normal_tps > 0 else None
+    per_m_peak = usd_month / (peak_tps * 3600 * HOURS_PER_MONTH / 1e6) if peak_tps > 0 else None
+    return {"usd_per_month": usd_month, "usd_per_million_output_tokens": per_m,
+            "usd_per_million_output_tokens_at_peak": per_m_peak, "gpus_billed": gpus_billed,
+            "usd_per_gpu_hour": price, "price_source": r.price_source, "cold_start_s": cold,
+            "utilization_pct": (normal_tps / peak_tps * 100) if peak_tps else None}

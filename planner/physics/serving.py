@@ -1,0 +1,280 @@
+"""Serving model: continuous batching with chunked prefill, analytically and as a discrete-event simulation.
+
+The simulator advances one virtual engine iteration by iteration, but jumps over runs of identical
+pure-decode iterations in one go (between an arrival, a completion and a KV-pool event the batch does
+not change, and the step time only drifts with the growing context), so it runs tens of thousands of
+requests per second. Scheduling follows vLLM V1: FCFS admission while the batch limit, the token budget
+and free KV blocks allow; decodes first, then prompt chunks up to the token budget; when the KV pool
+is full the newest running request is preempted and later recomputed.
+
+`step_fn(decode, decode_ctx, prefill, prefill_ctx) -> seconds` is the step-time model (physics.step).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Lengths:
+    """A token-length distribution: lognormal through p50 and p95, capped at max."""
+
+    mean: float
+    p50: float
+    p95: float
+    max: float
+
+    @property
+    def fixed(self) -> bool:
+        return self.p50 == self.p95 == self.max
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.fixed or self.p95 <= self.p50:
+            return np.full(n, int(round(self.mean)), dtype=np.int64)
+        sigma = math.log(self.p95 / self.p50) / 1.6448536269514722
+        x = rng.lognormal(math.log(self.p50), sigma, n)
+        return np.clip(np.round(x), 1, self.max).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The engine's batch bounds for one virtual engine."""
+
+    max_seqs: int
+    token_budget: int  # tokens per iteration (max-num-batched-tokens)
+    kv_tokens: int  # KV pool in tokens (per sequence token cost already folded in)
+    block: int = 16
+
+
+@dataclass
+class SimResult:
+    ttft_s: np.ndarray
+    e2e_s: np.ndarray
+    itl_s: np.ndarray  # per-token gaps (weighted sample: values)
+    itl_w: np.ndarray  # weights (number of tokens with that gap)
+    duration_s: float
+    output_tokens: int
+    completed: int
+    preemptions: int
+    mean_batch: float
+
+    def pct(self, which: str, q: float) -> float:
+        if which == "itl":
+            if not len(self.itl_s):
+                return float("nan")
+            order = np.argsort(self.itl_s)
+            cw = np.cumsum(self.itl_w[order])
+            return float(self.itl_s[order][np.searchsorted(cw, q / 100.0 * cw[-1])])
+        arr = self.ttft_s if which == "ttft" else self.e2e_s
+        return float(np.percentile(arr, q)) if len(arr) else float("nan")
+
+    @property
+    def output_tokens_per_s(self) -> float:
+        return self.output_tokens / self.duration_s if self.duration_s > 0 else 0.0
+
+
+def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: float | None = None,
+             concurrency: int | None = None, n_requests: int = 2000, seed: int = 0,
+             prefix_tokens: int = 0, prefix_hit: float = 0.0, tokens_per_step: float = 1.0,
+             warmup_frac: float = 0.1, max_sim_s: float = 36000.0) -> SimResult:
+    """Simulate one virtual engine. Exactly one of rate_rps (Poisson open loop), concurrency (closed
+    loop: a new request the moment one finishes) or neither (offline: all queued at t=0).
+
+    prefix_tokens/prefix_hit: a cached shared prefix skips that much prefill for hits.
+    tokens_per_step: mean tokens a decode step emits per sequence (speculative decoding > 1).
+    """
+    rng = np.random.default_rng(seed)
+    n = int(n_requests)
+    prompts = inp.sample(rng, n)
+    outs = np.maximum(out.sample(rng, n), 1)
+    hits = rng.random(n) < prefix_hit
+    cached = np.where(hits, np.minimum(prefix_tokens, prompts - 1), 0)
+    if rate_rps:
+        arrivals = np.cumsum(rng.exponential(1.0 / rate_rps, n))
+    else:
+        arrivals = np.zeros(n)
+    closed = concurrency is not None and not rate_rps
+    # per-request state
+    first = np.full(n, np.nan)
+    done_t = np.full(n, np.nan)
+    to_prefill = (prompts - cached).astype(np.int64)
+    ctx = np.zeros(n, dtype=np.int64)  # tokens in KV
+    generated = np.zeros(n, dtype=np.int64)
+    next_arrival = 0  # index of the next request to arrive
+    release = n
+    if closed:
+        release = min(concurrency, n)
+        arrivals[:release] = 0.0
+        arrivals[release:] = np.inf
+    waiting: deque[int] = deque()
+    prefilling: list[int] = []  # admitted, prompt not finished (FCFS)
+    # decoding requests: finish when the global decode counter reaches their target
+    heap: list[tuple[float, int]] = []
+    decoding: set[int] = set()
+    g = 0.0  # decode steps taken by every decoding sequence so far (scaled by tokens_per_step)
+    start_g: dict[int, float] = {}
+    sum_ctx0 = 0.0  # sum over decoding of (ctx at decode start - start_g)
+    used_kv = 0  # KV tokens held by prefilling sequences (decoding ones: derived)
+    t = 0.0
+    itl_vals: list[float] = []
+    itl_w: list[float] = []
+    preempt = 0
+    out_tokens = 0
+    batch_acc = 0.0
+    time_acc = 0.0
+    finished = 0
+    blk = limits.block
+
+    def decoding_kv() -> float:
+        return sum_ctx0 + len(decoding) * g + len(decoding) * blk / 2
+
+    def admit_ready(now: float):
+        nonlocal next_arrival
+        while next_arrival < n and arrivals[next_arrival] <= now:
+            waiting.append(next_arrival)
+            next_arrival += 1
+
+    while finished < n:
+        admit_ready(t)
+        running = len(decoding) + len(prefilling)
+        # admission (FCFS, head-of-line): batch slot and KV blocks for the whole prompt
+        while waiting and running < limits.max_seqs:
+            r = waiting[0]
+            need = int(prompts[r]) + blk
+            if decoding_kv() + used_kv + need > limits.kv_tokens and running > 0:
+                break
+            waiting.popleft()
+            prefilling.append(r)
+            ctx[r] = cached[r]
+            used_kv += int(prompts[r])
+            running += 1
+        D = len(decoding)
+        if D == 0 and not prefilling:
+            if next_arrival >= n:
+                break
+            t = max(t, arrivals[next_arrival])
+            continue
+        # build this iteration's prefill chunk
+        budget = max(limits.token_budget - D, 0)
+        chunk: list[tuple[int, int]] = []
+        P = 0
+        pctx = 0.0
+        for r in prefilling:
+            if budget <= 0:
+                break
+            take = int(min(budget, to_prefill[r]))
+            chunk.append((r, take))
+            pctx += take * (ctx[r] + take / 2.0)
+            P += take
+            budget -= take
+        mean_dctx = (decoding_kv() / D) if D else 0.0
+        if P:
+            dt = float(step_fn(D, mean_dctx, P, pctx / P))
+            k = 1
+        else:
+            # pure decode run: until a completion, an arrival that can be admitted, or the KV pool fills
+            k_done = max(1, math.ceil((heap[0][0] - g) / tokens_per_step)) if heap else 1
+            dt0 = float(step_fn(D, mean_dctx, 0, 0.0))
+            k = k_done
+            if next_arrival < n and arrivals[next_arrival] < math.inf and D < limits.max_seqs:
+                k = min(k, max(1, math.ceil((arrivals[next_arrival] - t) / max(dt0, 1e-9))))
+            free = limits.kv_tokens - (decoding_kv() + used_kv)
+            k_kv = int(free // max(D * tokens_per_step, 1))
+            if k_kv < 1:
+                # KV pool full: preempt the newest decoding request (vLLM recompute policy)
+                if D > 1:
+                    victim = max(decoding, key=lambda r: start_g[r])
+                    decoding.discard(victim)
+                    sum_ctx0 -= ctx[victim] - start_g[victim]
+                    gen = int(generated[victim] + (g - start_g[victim]) / tokens_per_step * tokens_per_step)
+                    generated[victim] = min(gen, outs[victim])
+                    heap = [(x, r) for (x, r) in heap if r != victim]
+                    heapq.heapify(heap)
+                    to_prefill[victim] = int(prompts[victim] + generated[victim])
+                    ctx[victim] = 0
+                    waiting.appendleft(victim)
+                    preempt += 1
+                    continue
+                k_kv = 1
+            k = max(1, min(k, k_kv))
+            mid = mean_dctx + (k - 1) / 2.0 * tokens_per_step
+            dt = float(step_fn(D, mid, 0, 0.0))
+        span = dt * k
+        t += span
+        batch_acc += (D + len(chunk)) * span
+        time_acc += span
+        if D:
+            itl_vals.append(dt / tokens_per_step)
+            itl_w.append(D * k * tokens_per_step)
+            out_tokens += int(round(D * k * tokens_per_step))
+            g += k * tokens_per_step
+        # finish prefill chunks: a finished prompt emits its first token at the end of this step
+        for r, take in chunk:
+            to_prefill[r] -= take
+            ctx[r] += take
+            if to_prefill[r] <= 0:
+                prefilling.remove(r)
+                used_kv -= int(prompts[r])
+                if math.isnan(first[r]):
+                    first[r] = t
+                    generated[r] = 1
+                    out_tokens += 1
+                if generated[r] >= outs[r]:
+                    done_t[r] = t
+                    finished += 1
+                    if closed and release < n:
+                        arrivals[release] = t
+                        release += 1
+                    continue
+                decoding.add(r)
+                start_g[r] = g
+                sum_ctx0 += ctx[r] - g
+                heapq.heappush(heap, (g + (outs[r] - generated[r]), r))
+        while heap and heap[0][0] <= g + 1e-9:
+            _, r = heapq.heappop(heap)
+            if r not in decoding:
+                continue
+            decoding.discard(r)
+            sum_ctx0 -= ctx[r] - start_g[r]
+            done_t[r] = t
+            finished += 1
+            if closed and release < n:
+                arrivals[release] = t
+                release += 1
+        if t > max_sim_s:
+            break
+    ok = ~np.isnan(done_t)
+    skip = int(n * warmup_frac) if n >= 50 else 0
+    sel = ok.copy()
+    sel[:skip] = False
+    ttft = (first - arrivals)[sel]
+    e2e = (done_t - arrivals)[sel]
+    if not ok.all():
+        # requests still queued when the simulation stopped: unbounded latency
+        ttft = np.concatenate([ttft, np.full(int((~ok).sum()), np.inf)])
+        e2e = np.concatenate([e2e, np.full(int((~ok).sum()), np.inf)])
+    return SimResult(ttft, e2e, np.asarray(itl_vals), np.asarray(itl_w), t, out_tokens, int(ok.sum()), preempt,
+                     batch_acc / time_acc if time_acc else 0.0)
+
+
+def steady_offline(step_fn, limits: Limits, isl: float, osl: float, tokens_per_step: float = 1.0) -> dict:
+    """Maximum throughput with every request queued (trtllm-bench / vllm bench throughput), analytic.
+
+    In steady state completions equal admissions: D/OSL sequences finish per step while the token
+    budget admits (budget - D)/ISL prompts, so D <= budget x OSL/(ISL + OSL); the KV pool bounds D by
+    kv_tokens / (ISL + OSL/2) on average; the batch limit by max_seqs.
+    """
+    seq_tokens = isl + osl / 2.0 + limits.block / 2.0
+    d_kv = limits.kv_tokens / seq_tokens
+    d_budget = limits.token_budget * osl / tokens_per_step / (isl + osl / tokens_per_step)
+    D = max(min(limits.max_seqs, d_kv, d_budget), 0.0)
+    P = D * isl / (osl / tokens_per_step)
+    dt = float(step_fn(D, isl + osl / 2.0, P, isl / 2.0)) if D > 0 else float("inf")
+    return {"batch": D, "step_s": dt, "output_tokens_per_s": D * tokens_per_step / dt if D > 0 else 0.0,
+            "requests_per_s": D * tokens_per_step / osl / dt if D > 0 else 0.0,
+            "bound": "kv_cache" if D == d_kv else ("token_budget" if D == d_budget else "max_seqs")}

@@ -1,0 +1,140 @@
+"""Roofline step times of one scheduler iteration, and tensor/expert-parallel communication.
+
+One iteration of a continuous-batching engine runs `decode` sequences one token each and `prefill`
+prompt tokens (chunked prefill) through the model. Its time is
+
+    t = max(FLOPs / (peak x MFU), bytes / (bandwidth x MBU)) + t_comm + t_overhead
+
+per pipeline stage; a virtual engine's step passes all pp stages. FLOPs: 2 x active matmul params per
+token + attention (QK^T and AV over the context). Bytes: the weights the step touches (MoE: only the
+experts the batch routes to) + the KV cache it reads. All arguments broadcast as numpy arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.physics.arch import KVLayout, Params
+
+
+@dataclass(frozen=True)
+class System:
+    """One replica's hardware and engine efficiency; every field a float or a broadcastable array."""
+
+    tp: object
+    pp: object
+    ep: object
+    mem_bw: object  # bytes/s per GPU
+    linear_flops: object  # FLOP/s per GPU at the weights' math precision (dense)
+    attn_flops: object  # FLOP/s per GPU for attention (16-bit math)
+    mbu: object  # achievable fraction of memory bandwidth
+    mfu: object  # achievable fraction of dense peak for large matmuls
+    overhead_s: object  # fixed time per iteration: scheduling, launches, sampling
+    link_bw: object  # bytes/s per direction between GPUs of a replica
+    link_latency_s: object  # per collective
+    weight_bytes: object  # bytes per parameter of the transformer body
+    kv_bytes: object  # bytes per KV element
+    act_bytes: float = 2.0  # activations exchanged in collectives (16-bit)
+    mfu_half_tokens: float = 64.0  # tokens per GPU at which a GEMM reaches half its asymptotic efficiency
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the step model needs of an architecture (from arch.params and arch.kv_layout)."""
+
+    p: Params
+    lay: KVLayout
+    hidden: int
+    attn_flops_per_ctx: float  # per query token, per attended token, per layer
+    window_tokens: int
+
+
+def shape(p: Params, lay: KVLayout, hidden: int, attn_flops_per_ctx: float) -> ModelShape:
+    return ModelShape(p, lay, hidden, attn_flops_per_ctx, lay.window_tokens)
+
+
+def _attended(ctx, lay: KVLayout):
+    """Mean attended context per layer: windowed layers see at most the window."""
+    ctx = np.asarray(ctx, dtype=float)
+    if not lay.window_layers:
+        return ctx
+    return (ctx * lay.full_layers + np.minimum(ctx, lay.window_tokens) * lay.window_layers) / lay.layers
+
+
+def experts_touched(num_experts: int, k: int, tokens) -> np.ndarray:
+    """Expected distinct experts a batch of `tokens` routes to in one layer: E(1 - (1 - k/E)^T)."""
+    if not num_experts:
+        return np.zeros_like(np.asarray(tokens, dtype=float))
+    t = np.asarray(tokens, dtype=float)
+    return num_experts * (1.0 - (1.0 - k / num_experts) ** t)
+
+
+def comm_time(sys: System, m: ModelShape, tokens) -> np.ndarray:
+    """Communication of one pipeline stage for `tokens` tokens.
+
+    Tensor parallel: two all-reduces per layer (after attention and after the MLP), ring algorithm:
+    2(N-1)/N x message / link bandwidth + a fixed latency per collective. Expert parallel: a dispatch
+    and a combine all-to-all per MoE layer, each moving k/N-remote shares of the token activations.
+    """
+    tp = np.asarray(sys.tp, dtype=float)
+    pp = np.asarray(sys.pp, dtype=float)
+    ep = np.asarray(sys.ep, dtype=float)
+    tokens = np.asarray(tokens, dtype=float)
+    msg = tokens * m.hidden * sys.act_bytes
+    layers = m.p.num_layers / pp
+    ar = np.where(tp > 1, 2 * (tp - 1) / tp * msg / sys.link_bw + sys.link_latency_s, 0.0)
+    t = 2 * layers * ar
+    if m.p.moe_layers:
+        a2a = np.where(ep > 1, m.p.experts_per_token * msg * (ep - 1) / ep / ep / sys.link_bw + sys.link_latency_s, 0.0)
+        t = t + 2 * (m.p.moe_layers / pp) * a2a
+    return t
+
+
+def step_components(sys: System, m: ModelShape, decode, decode_ctx, prefill, prefill_ctx) -> dict:
+    """Time components (seconds) of one iteration of one virtual engine.
+
+    decode: sequences decoding one token; decode_ctx: their mean context length.
+    prefill: prompt tokens processed this step; prefill_ctx: mean context those tokens attend to
+    (a fresh prompt of S tokens in one chunk: S/2).
+    """
+    p, lay = m.p, m.lay
+    tp = np.asarray(sys.tp, dtype=float)
+    pp = np.asarray(sys.pp, dtype=float)
+    decode = np.asarray(decode, dtype=float)
+    prefill = np.asarray(prefill, dtype=float)
+    tokens = decode + prefill
+    gpus = tp * pp
+    # FLOPs per GPU of one stage
+    lin = 2.0 * p.active_matmul * tokens + 2.0 * p.logits_matrix * np.maximum(decode, np.minimum(prefill, 1.0))
+    attn = m.attn_flops_per_ctx * lay.layers * (decode * _attended(decode_ctx, lay) + prefill * _attended(prefill_ctx, lay))
+    tok_gpu = tokens / tp
+    eff = sys.mfu * tok_gpu / (tok_gpu + sys.mfu_half_tokens)
+    t_compute = (lin / gpus / sys.linear_flops + attn / gpus / sys.attn_flops) / np.maximum(eff, 1e-9)
+    # Bytes per GPU of one stage: weights touched + KV read
+    touched = experts_touched(p.num_experts, p.experts_per_token, tokens)
+    w_params = p.non_expert - p.embed + p.expert * touched * p.moe_layers
+    w_bytes = (w_params - p.lm_head) * np.asarray(sys.weight_bytes, dtype=float) + p.logits_matrix * 2.0
+    kv_frac = np.maximum(1.0, np.ceil(lay.heads_shardable / tp)) / lay.heads_shardable if lay.heads_shardable else tp / tp
+    kv_read = decode * _attended(decode_ctx, lay) * lay.layers * lay.elems_per_token_layer * sys.kv_bytes * kv_frac
+    bytes_gpu = w_bytes / gpus + kv_read / pp
+    t_memory = bytes_gpu / (sys.mem_bw * sys.mbu)
+    t_comm = comm_time(sys, m, tokens)
+    stage = np.maximum(t_compute, t_memory) + t_comm
+    total = pp * stage + sys.overhead_s
+    flops_gpu = (lin + attn) / gpus
+    return {"compute_s": pp * t_compute, "memory_s": pp * t_memory, "comm_s": pp * t_comm,
+            "overhead_s": np.broadcast_to(sys.overhead_s, np.shape(total)) * 1.0, "total_s": total,
+            "flops_per_gpu": flops_gpu, "bytes_per_gpu": bytes_gpu,
+            "intensity_flops_per_byte": flops_gpu / np.maximum(bytes_gpu, 1.0)}
+
+
+def step_time(sys: System, m: ModelShape, decode, decode_ctx, prefill, prefill_ctx) -> np.ndarray:
+    return step_components(sys, m, decode, decode_ctx, prefill, prefill_ctx)["total_s"]
+
+
+def bottleneck(parts: dict) -> np.ndarray:
+    """'compute' | 'memory' | 'communication' per element: the largest of the three terms."""
+    stack = np.stack(np.broadcast_arrays(parts["compute_s"], parts["memory_s"], parts["comm_s"]))
+    return np.array(["compute", "memory", "communication"])[np.argmax(stack, axis=0)]

@@ -1,0 +1,198 @@
+"""Resolve a valid spec into one frozen record: archetype defaults applied, catalog entries attached,
+engine defaults for the version and GPU filled in. Every default taken is recorded (pointer, value,
+where it came from) so `planfile explain` can show it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from planner import catalog
+from planner.loader import Loaded
+from planner.physics.serving import Lengths
+
+STORAGE_GB_PER_S = {"local-nvme": 6.0, "network-volume": 1.0, "object-store": 0.5}
+OFFLOAD_GB_PER_S = {"cpu": 25.0, "nvme": 6.0}
+SETTINGS_DEFAULTS = {"comm_share_max_pct": 25.0, "headroom_min_pct": 10.0, "reading_speed_tokens_per_s": 8.0,
+                     "min_batch_utilization_pct": 10.0, "idle_share_max_pct": 60.0, "memory_headroom_min_pct": 10.0}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    name: str
+    namespace: str
+    model: dict
+    model_name: str  # what the engine loads
+    served_name: str
+    quantized_checkpoint: bool
+    gpu: dict
+    engine: dict
+    engine_version: str
+    weights: str
+    kv_cache: str
+    quant_group_size: int
+    tp: int
+    pp: int
+    ep: int
+    gpus_per_replica: int
+    replicas: int  # fixed count, or autoscale max (capacity is checked with every replica up)
+    replicas_min: int
+    autoscale: dict | None
+    gpus_per_node: int
+    input: Lengths
+    output: Lengths
+    mode: str  # "rate" | "concurrency" | "offline"
+    rate_rps: float
+    concurrency: int
+    peak_factor: float
+    prefix_tokens: int
+    prefix_hit: float
+    speculative: dict | None
+    kv_offload: dict | None
+    slo: dict
+    price_usd_per_gpu_hour: float | None
+    price_source: str
+    budget_usd_per_month: float | None
+    target_usd_per_mtok: float | None
+    buffer_pct: float
+    gpu_memory_utilization: float
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    max_model_len: int
+    block_size: int
+    prefix_caching: bool
+    chunked_prefill: bool
+    port: int
+    storage_gb_per_s: float
+    settings: dict
+    ignores: tuple
+    archetype: str
+    calibration: dict | None = None
+    defaults: tuple = field(default_factory=tuple)  # ((pointer, value, source), ...)
+
+
+def _lengths(v, arch_default: dict | None) -> Lengths:
+    if v is None:
+        v = arch_default
+    if isinstance(v, int):
+        return Lengths(v, v, v, v)
+    mean = v["mean"]
+    p50 = v.get("p50", mean)
+    p95 = v.get("p95", max(mean, p50))
+    mx = v.get("max", max(p95, mean))
+    return Lengths(float(mean), float(p50), float(p95), float(mx))
+
+
+def batch_defaults(engine: dict, gpu: dict) -> dict:
+    gib = gpu["memory_gb"] * 1e9 / 2**30
+    for row in engine["batch_defaults"]:
+        if gib >= row["min_memory_gib"] and gpu["generation"] not in row.get("exclude_generations", []):
+            return row
+    return engine["batch_defaults"][-1]
+
+
+def resolve(loaded: Loaded) -> Resolved:
+    """Resolve a spec that passed validation (PF0/PF1 clean)."""
+    d = loaded.data
+    defaults: list[tuple[str, object, str]] = []
+
+    def default(ptr, value, why):
+        defaults.append((ptr, value, why))
+        return value
+
+    wl = d["workload"]
+    arch = catalog.archetypes().get(wl["archetype"]).entry
+    if "model" in d and "id" in d["model"]:
+        model = catalog.models().get(d["model"]["id"]).entry
+    else:
+        from planner import hfconfig
+
+        model = hfconfig.load((loaded.base_dir or Path.cwd()) / d["model"]["hf_config"], d["model"].get("params_b"))
+    gpu = catalog.gpus().get(d["hardware"]["gpu"]).entry
+    eng = catalog.engines().get(d["engine"]["name"]).entry
+    e = d["engine"]
+    version = e.get("version") or default("/engine/version", eng["default_version"], "newest version planfile knows")
+    prec = d.get("precision", {})
+    weights = prec.get("weights") or default("/precision/weights", "bf16", "unquantized checkpoint")
+    kv = prec.get("kv_cache") or default("/precision/kv_cache", arch.get("kv_cache", "bf16"), f"archetype {arch['id']}")
+    par = d.get("parallelism", {})
+    tp, pp, ep = par.get("tensor", 1), par.get("pipeline", 1), par.get("expert", 1)
+    hw = d["hardware"]
+    gpr = hw.get("gpus_per_replica", tp * pp)
+    auto = hw.get("autoscale")
+    if auto:
+        replicas, rmin = auto["max"], auto["min"]
+    else:
+        replicas = hw.get("replicas") or default("/hardware/replicas", 1, "one replica when neither replicas nor autoscale is given")
+        rmin = replicas
+    inp = _lengths(wl.get("input_tokens"), arch.get("input_tokens"))
+    out = _lengths(wl.get("output_tokens"), arch.get("output_tokens"))
+    if "arrival_rate_rps" in wl:
+        mode, rate, conc = "rate", float(wl["arrival_rate_rps"]), 0
+    elif "concurrency" in wl:
+        mode, rate, conc = "concurrency", 0.0, int(wl["concurrency"])
+    else:
+        mode, rate, conc = "offline", 0.0, 0
+    peak = wl.get("peak_factor") or default("/workload/peak_factor", arch.get("peak_factor", 1.0), f"archetype {arch['id']}")
+    pre = wl.get("prefix") or arch.get("prefix") or {}
+    slo = d.get("slo")
+    if slo is None:
+        slo = default("/slo", arch.get("slo", {}), f"archetype {arch['id']}")
+    cost = d.get("cost", {})
+    price, price_src = None, ""
+    if "usd_per_gpu_hour" in cost:
+        price, price_src = float(cost["usd_per_gpu_hour"]), "spec cost.usd_per_gpu_hour"
+    elif "provider" in cost:
+        pid = catalog.providers().get(cost["provider"]).entry["id"]
+        p = catalog.price(pid, gpu["id"])
+        price, price_src = p["usd_per_gpu_hour"], f"catalog prices: {pid} {p['sku']} (as of {p['as_of']}; {p['source']})"
+    else:
+        cheapest = catalog.prices_for_gpu(gpu["id"])
+        if cheapest:
+            p = cheapest[0]
+            price, price_src = p["usd_per_gpu_hour"], f"cheapest catalog price: {p['provider']} {p['sku']} (as of {p['as_of']})"
+            default("/cost/provider", p["provider"], "cheapest provider in the catalog for this GPU")
+    bd = batch_defaults(eng, gpu)
+    gmu = e.get("gpu_memory_utilization") or default("/engine/gpu_memory_utilization", eng["gpu_memory_utilization"], f"{eng['name']} default")
+    mns = e.get("max_num_seqs") or default("/engine/max_num_seqs", bd["max_num_seqs"], f"{eng['name']} default for {gpu['id']}")
+    mbt = e.get("max_num_batched_tokens") or default("/engine/max_num_batched_tokens", bd["max_num_batched_tokens"], f"{eng['name']} default for {gpu['id']}")
+    mml = e.get("max_model_len") or default("/engine/max_model_len", int(inp.max + out.max), "workload input max + output max")
+    chunked = e.get("enable_chunked_prefill", eng["chunked_prefill_default"])
+    if not chunked:
+        mbt = max(mbt, int(mml))  # without chunking a whole prompt must fit one step
+    storage = hw.get("storage", {})
+    read = storage.get("read_gb_per_s") or STORAGE_GB_PER_S[storage.get("kind", "local-nvme")]
+    settings = dict(SETTINGS_DEFAULTS)
+    settings.update(d.get("checks", {}).get("settings", {}))
+    off = wl.get("kv_offload")
+    if off:
+        off = dict(off)
+        off.setdefault("bandwidth_gb_per_s", OFFLOAD_GB_PER_S[off["tier"]])
+    calib = None
+    if d.get("calibration"):
+        import yaml
+
+        calib = yaml.safe_load(((loaded.base_dir or Path.cwd()) / d["calibration"]).read_text(encoding="utf-8"))
+    wq = weights in ("fp8", "int8", "int4", "fp4")
+    return Resolved(
+        name=d["metadata"]["name"], namespace=d["metadata"].get("namespace", "default"), model=model,
+        model_name=d["model"].get("name") or model.get("hf_id") or model["id"],
+        served_name=d["model"].get("served_name") or d["metadata"]["name"],
+        quantized_checkpoint=d["model"].get("quantized_checkpoint", wq),
+        gpu=gpu, engine=eng, engine_version=version, weights=weights, kv_cache=kv,
+        quant_group_size=prec.get("quant_group_size", 128), tp=tp, pp=pp, ep=ep, gpus_per_replica=gpr,
+        replicas=int(replicas), replicas_min=int(rmin), autoscale=auto,
+        gpus_per_node=hw.get("gpus_per_node") or gpu["gpus_per_node"], input=inp, output=out, mode=mode,
+        rate_rps=rate, concurrency=conc, peak_factor=float(peak), prefix_tokens=int(pre.get("shared_tokens", 0)),
+        prefix_hit=float(pre.get("hit_rate", 0.0)) if e.get("enable_prefix_caching", eng["prefix_caching_default"]) else 0.0,
+        speculative=wl.get("speculative"), kv_offload=off, slo=slo, price_usd_per_gpu_hour=price,
+        price_source=price_src, budget_usd_per_month=cost.get("budget_usd_per_month"),
+        target_usd_per_mtok=cost.get("target_usd_per_million_output_tokens"),
+        buffer_pct=float(cost.get("autoscale_buffer_pct", 20.0 if auto else 0.0)), gpu_memory_utilization=float(gmu),
+        max_num_seqs=int(mns), max_num_batched_tokens=int(mbt), max_model_len=int(mml),
+        block_size=int(e.get("block_size") or eng["block_size_tokens"]),
+        prefix_caching=bool(e.get("enable_prefix_caching", eng["prefix_caching_default"])), chunked_prefill=bool(chunked),
+        port=int(e.get("port") or eng["port"]), storage_gb_per_s=float(read), settings=settings,
+        ignores=tuple((i["id"], i["reason"], i.get("path")) for i in d.get("checks", {}).get("ignore", [])),
+        archetype=arch["id"], calibration=calib, defaults=tuple(defaults))

@@ -1,0 +1,334 @@
+"""Validate a loaded spec: JSON Schema first, then semantic checks against the catalog (PF0xx, PF1xx).
+
+Every problem is collected in one pass; each names the JSON pointer, and the source map gives the
+position. jsonschema's own messages are rewritten so they say what was found, what was expected and
+what to do, with YAML 1.1 traps ("no" is false, 1.10 is 1.1) called out.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+from planner import catalog
+from planner.diagnostics import Finding, pointer_join
+from planner.loader import Loaded
+from planner.resources import schema
+
+_TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "object": "a mapping",
+               "array": "a list", "boolean": "true or false", "null": "null"}
+_YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n", "true", "false"}
+
+
+def _describe(value) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null (empty value)"
+    if isinstance(value, str):
+        return f"string {json.dumps(value[:60])}"
+    return f"number {value}"
+
+
+def _sub_schema(root: dict, parts) -> dict:
+    node = root
+    for p in parts:
+        if isinstance(p, int):
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(p, {})
+    return node
+
+
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        _VALIDATOR = Draft202012Validator(schema("deployment"))
+    return _VALIDATOR
+
+
+_VALIDATOR = None
+
+
+def schema_findings(loaded: Loaded) -> list[Finding]:
+    root = schema("deployment")
+    out: list[Finding] = []
+    for err in _validator().iter_errors(loaded.data):
+        parts = list(err.absolute_path)
+        ptr = pointer_join(parts)
+        v, val = err.validator, err.validator_value
+        loc = loaded.source.locs.get(ptr)
+        if v == "required":
+            props = _sub_schema(root, parts).get("properties", {})
+            for name in val:
+                if isinstance(err.instance, dict) and name not in err.instance:
+                    desc = props.get(name, {}).get("description", "")
+                    out.append(Finding("PF011", "missing-field", "error",
+                                       f"missing required field '{name}'" + (f": {desc}" if desc else ""),
+                                       pointer_join(parts + [name]),
+                                       remediation=f"add '{name}:' under {ptr or 'the top level'}"))
+        elif v == "additionalProperties":
+            props = list(_sub_schema(root, parts).get("properties", {}))
+            for name in err.instance:
+                if name in props:
+                    continue
+                close = difflib.get_close_matches(str(name), props, n=1, cutoff=0.5)
+                out.append(Finding("PF010", "unknown-field", "error",
+                                   f"unknown field '{name}' in {ptr or 'the spec'}; expected one of: {', '.join(props)}",
+                                   pointer_join(parts + [name]),
+                                   remediation=f"did you mean '{close[0]}'?" if close else "remove it"))
+        elif v == "type":
+            expected = val if isinstance(val, list) else [val]
+            exp = " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
+            hint = ""
+            if loc and loc.plain and loc.raw is not None:
+                if isinstance(err.instance, bool) and loc.raw.lower() in _YAML11_BOOLS and "string" in expected:
+                    hint = f'YAML reads unquoted {loc.raw} as a boolean: quote it ("{loc.raw}")'
+                elif isinstance(err.instance, (int, float)) and "string" in expected:
+                    hint = f'YAML reads unquoted {loc.raw} as a number (1.10 becomes 1.1): quote it ("{loc.raw}")'
+                elif isinstance(err.instance, str) and expected[0] in ("integer", "number"):
+                    if loc.raw[-1:].lower() in ("k", "m") and loc.raw[:-1].replace(".", "").isdigit():
+                        hint = "write plain numbers (32k is ambiguous: 32000 or 32768?)"
+                    else:
+                        hint = "remove the quotes or units; units are in the field name"
+            if isinstance(err.instance, float) and expected == ["integer"] and float(err.instance).is_integer() is False:
+                hint = hint or f"use a whole number, e.g. {round(err.instance)}"
+            out.append(Finding("PF012", "wrong-type", "error", f"expected {exp}, got {_describe(err.instance)}",
+                               ptr, remediation=hint))
+        elif v in ("enum", "const"):
+            choices = [str(c) for c in (val if v == "enum" else [val])]
+            close = difflib.get_close_matches(str(err.instance).lower(), choices, n=1, cutoff=0.4)
+            hint = f"did you mean {close[0]}?" if close else ""
+            if isinstance(err.instance, bool) and loc and loc.plain and loc.raw and loc.raw.lower() in _YAML11_BOOLS:
+                hint = f'YAML reads unquoted {loc.raw} as a boolean: quote it ("{loc.raw}")'
+            out.append(Finding("PF013", "invalid-value", "error",
+                               f"{_describe(err.instance)} is not allowed; expected "
+                               + (f"one of: {' | '.join(choices)}" if v == "enum" else choices[0]),
+                               ptr, remediation=hint))
+        elif v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            word = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "greater than",
+                    "exclusiveMaximum": "less than"}[v]
+            out.append(Finding("PF013", "invalid-value", "error", f"{err.instance} is out of range; expected {word} {val}",
+                               ptr, remediation=_sub_schema(root, parts).get("description", "")))
+        elif v == "pattern":
+            what = {"name": "a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
+                    "namespace": "a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters",
+                    "version": 'a version string such as "0.33"', "id": "a check id such as PF301"}.get(str(parts[-1]) if parts else "", f"text matching {val}")
+            hint = ""
+            if parts and parts[-1] in ("name", "namespace") and isinstance(err.instance, str):
+                import re
+
+                fixed = re.sub(r"[^a-z0-9-]+", "-", err.instance.lower()).strip("-")[:63].strip("-")
+                hint = f"try '{fixed}'" if fixed else ""
+            out.append(Finding("PF013", "invalid-value", "error", f"{_describe(err.instance)} is not {what}", ptr,
+                               remediation=hint))
+        elif v in ("minLength", "maxLength", "minItems", "maxItems", "minProperties"):
+            what = {"minLength": f"at least {val} characters", "maxLength": f"at most {val} characters",
+                    "minItems": f"at least {val} items", "maxItems": f"at most {val} items",
+                    "minProperties": "at least one entry"}[v]
+            out.append(Finding("PF013", "invalid-value", "error", f"{_describe(err.instance)} is too "
+                               + ("short" if v.startswith("min") else "long") + f"; expected {what}", ptr))
+        else:  # pragma: no cover - every keyword the schema uses is handled above
+            out.append(Finding("PF013", "invalid-value", "error", err.message, ptr))
+    return out
+
+
+def _get(data, *path):
+    node = data
+    for p in path:
+        if not isinstance(node, dict) or p not in node:
+            return None
+        node = node[p]
+    return node
+
+
+def _one_of(data: dict, section: str, keys: tuple[str, ...], required: bool, what: str) -> Finding | None:
+    node = data.get(section)
+    if not isinstance(node, dict):
+        return None
+    present = [k for k in keys if k in node and node[k] not in (None, False)]
+    if len(present) == 1 or (not present and not required):
+        return None
+    if present:
+        return Finding("PF014", "exactly-one-of", "error",
+                       f"{' and '.join(present)} are both set; {what} takes exactly one of: {', '.join(keys)}",
+                       pointer_join([section, present[1]]), remediation=f"keep one of {', '.join(present)}")
+    return Finding("PF014", "exactly-one-of", "error", f"{what} needs exactly one of: {', '.join(keys)}",
+                   "/" + section, remediation=f"add {keys[0]}:")
+
+
+def semantic_findings(loaded: Loaded) -> list[Finding]:
+    """Checks against the catalog and across fields; tolerant of shapes the schema already reported."""
+    d = loaded.data if isinstance(loaded.data, dict) else {}
+    out: list[Finding] = []
+
+    def add(fid, slug, msg, ptr, rem=""):
+        out.append(Finding(fid, slug, "error", msg, ptr, remediation=rem))
+
+    for f in (_one_of(d, "model", ("id", "hf_config"), True, "model"),
+              _one_of(d, "hardware", ("replicas", "autoscale"), False, "hardware"),
+              _one_of(d, "cost", ("provider", "usd_per_gpu_hour"), False, "cost")):
+        if f:
+            out.append(f)
+    wl = d.get("workload") if isinstance(d.get("workload"), dict) else None
+    if wl is not None:
+        modes = [k for k in ("arrival_rate_rps", "concurrency", "offline") if k in wl and wl[k] not in (None, False)]
+        if len(modes) > 1:
+            add("PF014", "exactly-one-of", f"{' and '.join(modes)} are both set; the workload takes exactly one load mode "
+                "(arrival_rate_rps: open loop, concurrency: closed loop, offline: max throughput)",
+                pointer_join(["workload", modes[1]]), f"keep one of {', '.join(modes)}")
+        elif not modes and wl.get("archetype") not in ("batch", None) and "offline" not in wl:
+            add("PF014", "exactly-one-of", "the workload needs a load: exactly one of arrival_rate_rps, concurrency, offline",
+                "/workload", "add arrival_rate_rps: <requests per second at normal load>")
+        if wl.get("archetype") == "custom":
+            for k in ("input_tokens", "output_tokens"):
+                if k not in wl:
+                    add("PF115", "custom-workload-incomplete", f"archetype custom has no defaults: {k} is required",
+                        "/workload", f"add {k}:, or pick an archetype (chat, rag, agent, batch, code)")
+        for k in ("input_tokens", "output_tokens"):
+            dist = wl.get(k)
+            if isinstance(dist, dict) and all(isinstance(dist.get(q), int) for q in ("mean",)):
+                seq = [(q, dist[q]) for q in ("p50", "mean", "p95", "max") if isinstance(dist.get(q), int)]
+                vals = dict(seq)
+                if "max" in vals and any(v > vals["max"] for q, v in seq if q != "max"):
+                    add("PF113", "token-distribution", f"{k}: max {vals['max']} is below another percentile "
+                        f"({', '.join(f'{q} {v}' for q, v in seq)})", pointer_join(["workload", k, "max"]),
+                        "percentiles must not exceed max")
+                elif "p95" in vals and vals["p95"] < vals.get("p50", 0):
+                    add("PF113", "token-distribution", f"{k}: p95 {vals['p95']} is below p50 {vals['p50']}",
+                        pointer_join(["workload", k, "p95"]))
+
+    gpu = None
+    gname = _get(d, "hardware", "gpu")
+    if isinstance(gname, str):
+        lk = catalog.gpus().get(gname)
+        gpu = lk.entry
+        if gpu is None:
+            add("PF101", "unknown-gpu", f"unknown GPU '{gname}'", "/hardware/gpu", catalog.hint("gpus", gname, lk.suggestions))
+    model = None
+    mid = _get(d, "model", "id")
+    if isinstance(mid, str):
+        lk = catalog.models().get(mid)
+        model = lk.entry
+        if model is None:
+            add("PF102", "unknown-model", f"unknown model '{mid}'", "/model/id",
+                catalog.hint("models", mid, lk.suggestions) + " (or give model.hf_config: path/to/config.json)")
+    hfc = _get(d, "model", "hf_config")
+    if isinstance(hfc, str) and model is None and mid is None:
+        from planner import hfconfig
+
+        base = loaded.base_dir or Path.cwd()
+        try:
+            model = hfconfig.load(base / hfc, _get(d, "model", "params_b"))
+        except hfconfig.HFConfigError as exc:
+            add("PF107", "hf-config", f"cannot use {hfc}: {exc}", "/model/hf_config",
+                "give the path of a Hugging Face config.json, relative to this spec")
+
+    engine_name = _get(d, "engine", "name")
+    eng = catalog.engines().get(engine_name).entry if isinstance(engine_name, str) else None
+    ver = _get(d, "engine", "version")
+    if eng and isinstance(ver, str) and ver not in eng["versions"]:
+        close = [v for v in eng["versions"] if v.startswith(ver) or ver.startswith(v)]
+        add("PF108", "unknown-engine-version", f"planfile does not know {eng['name']} version {ver}; it knows "
+            + ", ".join(eng["versions"]), "/engine/version",
+            f"use \"{close[-1] if close else eng['default_version']}\" (flags and defaults differ between versions)")
+    if eng and gpu and gpu["vendor"] not in eng["vendors"]:
+        add("PF109", "engine-gpu-vendor", f"{eng['name']} does not run on {gpu['vendor'].upper()} GPUs ({gpu['id']})",
+            "/engine/name", "use vllm" + (" or sglang" if gpu["vendor"] == "amd" else ""))
+
+    par = d.get("parallelism") if isinstance(d.get("parallelism"), dict) else {}
+    tp, pp, ep = par.get("tensor", 1), par.get("pipeline", 1), par.get("expert", 1)
+    gpr = _get(d, "hardware", "gpus_per_replica")
+    if all(isinstance(x, int) and not isinstance(x, bool) for x in (tp, pp)) and isinstance(gpr, int) and not isinstance(gpr, bool):
+        if tp * pp != gpr:
+            add("PF105", "parallelism-mismatch",
+                f"tensor {tp} x pipeline {pp} = {tp * pp} GPUs, but gpus_per_replica is {gpr}",
+                "/hardware/gpus_per_replica" if "gpus_per_replica" in (d.get("hardware") or {}) else "/parallelism",
+                f"set gpus_per_replica: {tp * pp}, or change tensor/pipeline so their product is {gpr}")
+    if isinstance(ep, int) and ep > 1 and model is not None:
+        n = tp * pp if isinstance(tp, int) and isinstance(pp, int) else None
+        if not model.get("moe"):
+            add("PF112", "expert-parallel-invalid", f"expert: {ep} is set, but {model['id']} is not a mixture-of-experts model",
+                "/parallelism/expert", "remove parallelism.expert")
+        elif model["moe"]["num_experts"] % ep:
+            add("PF112", "expert-parallel-invalid", f"expert: {ep} does not divide the {model['moe']['num_experts']} experts",
+                "/parallelism/expert", "use a divisor of the expert count")
+        elif n and ep > n:
+            add("PF112", "expert-parallel-invalid", f"expert: {ep} is more than the {n} GPUs of a replica",
+                "/parallelism/expert", f"use expert: {n} or fewer")
+
+    auto = _get(d, "hardware", "autoscale")
+    if isinstance(auto, dict) and isinstance(auto.get("min"), int) and isinstance(auto.get("max"), int) and auto["min"] > auto["max"]:
+        add("PF110", "autoscale-range", f"autoscale min {auto['min']} is above max {auto['max']}", "/hardware/autoscale/min")
+
+    prov = _get(d, "cost", "provider")
+    if isinstance(prov, str):
+        lk = catalog.providers().get(prov)
+        if lk.entry is None:
+            add("PF103", "unknown-provider", f"unknown provider '{prov}'", "/cost/provider",
+                catalog.hint("prices", prov, lk.suggestions) + " (or give usd_per_gpu_hour:)")
+        elif gpu is not None and catalog.price(lk.entry["id"], gpu["id"]) is None:
+            others = catalog.prices_for_gpu(gpu["id"])
+            rem = ("the catalog prices it at " + ", ".join(f"{p['provider']} ${p['usd_per_gpu_hour']:.2f}" for p in others[:3])
+                   if others else f"no provider in the catalog lists {gpu['id']}") + "; or give usd_per_gpu_hour:"
+            add("PF104", "no-price", f"the catalog has no {lk.entry['id']} price for {gpu['id']}", "/cost/provider", rem)
+
+    if model is not None and wl is not None:
+        def tmax(k):
+            v = wl.get(k)
+            if isinstance(v, int) and not isinstance(v, bool):
+                return v
+            if isinstance(v, dict):
+                vals = [x for x in (v.get("max"), v.get("p95"), v.get("mean")) if isinstance(x, int)]
+                return max(vals) if vals else None
+            return None
+
+        i, o = tmax("input_tokens"), tmax("output_tokens")
+        arch = catalog.archetypes().get(wl.get("archetype", "")).entry if isinstance(wl.get("archetype"), str) else None
+        if arch:
+            i = i or (arch.get("input_tokens") or {}).get("max")
+            o = o or (arch.get("output_tokens") or {}).get("max")
+        mml = _get(d, "engine", "max_model_len")
+        need = mml if isinstance(mml, int) else ((i or 0) + (o or 0))
+        limit = model.get("max_position_embeddings")
+        if limit and need > limit:
+            where = "/engine/max_model_len" if isinstance(mml, int) else (
+                "/workload/input_tokens" if "input_tokens" in wl else "/workload/archetype")
+            add("PF111", "context-beyond-model",
+                f"the workload needs {need:,} tokens per sequence (prompt + output), but {model['id']} supports "
+                f"{limit:,} (max_position_embeddings)", where,
+                f"cap input_tokens.max + output_tokens.max at {limit:,}, or choose a longer-context model")
+    cal = d.get("calibration")
+    if isinstance(cal, str):
+        p = (loaded.base_dir or Path.cwd()) / cal
+        if not p.is_file():
+            add("PF116", "calibration-file", f"calibration file {cal} not found", "/calibration",
+                "write one with `planfile calibrate RESULTS --spec this.yaml`")
+    return out
+
+
+def validate(loaded: Loaded) -> list[Finding]:
+    """All PF0/PF1 findings of a loaded spec, located and sorted."""
+    findings = list(loaded.findings)
+    if loaded.data is not None:
+        findings += schema_findings(loaded)
+        findings += semantic_findings(loaded)
+    return locate(findings, loaded)
+
+
+def locate(findings: list[Finding], loaded: Loaded) -> list[Finding]:
+    out = []
+    for f in findings:
+        if f.line is None and loaded.data is not None:
+            prefer_key = f.id in ("PF010", "PF002", "PF011")
+            line, col = loaded.source.position(f.pointer, prefer_key=prefer_key)
+            f = f.located(line, col)
+        out.append(f)
+    return sorted(out, key=Finding.sort_key)
