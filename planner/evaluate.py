@@ -46,14 +46,14 @@ def link(gpu: dict, tp: int, gpus_per_node: int) -> tuple[float, float, str]:
 def efficiency_for(engine: str, gpu: dict, calibration: dict | None = None) -> dict:
     eff = catalog.efficiency(engine, gpu["generation"])
     if calibration:
-        for k in ("mfu", "mbu", "overhead_ms"):
+        for k in ("mfu", "mbu", "mbu_kv", "overhead_ms"):
             if k in calibration:
                 eff[k] = float(calibration[k])
         eff["key"] = "calibration file"
     der = gpu.get("laptop_derating")
     if der:
         f = der["thermal"] * der["power"] * der["sustained"]
-        eff = dict(eff, mfu=eff["mfu"] * f, mbu=eff["mbu"] * f, derating=f)
+        eff = dict(eff, mfu=eff["mfu"] * f, mbu=eff["mbu"] * f, mbu_kv=eff.get("mbu_kv", eff["mbu"]) * f, derating=f)
     return eff
 
 
@@ -65,7 +65,7 @@ def system(gpu: dict, engine: str, weights: str, kv: str, tp, pp, ep, gpus_per_n
     return step.System(
         tp=tp, pp=pp, ep=ep, mem_bw=gpu["memory_bandwidth_tb_per_s"] * 1e12,
         linear_flops=gpu["dense_tflops"][mp] * 1e12, attn_flops=gpu["dense_tflops"]["bf16"] * 1e12,
-        mbu=eff["mbu"], mfu=eff["mfu"], overhead_s=eff["overhead_ms"] / 1e3, link_bw=bw, link_latency_s=lat,
+        mbu=eff["mbu"], mbu_kv=eff.get("mbu_kv", eff["mbu"]), mfu=eff["mfu"], overhead_s=eff["overhead_ms"] / 1e3, link_bw=bw, link_latency_s=lat,
         weight_bytes=memory.bytes_per_param(weights, group_size), kv_bytes=arch.KV_DTYPE_BYTES[kv])
 
 
@@ -101,7 +101,7 @@ def memory_plan(r: Resolved) -> Memory:
     m, gpu, eng = r.model, r.gpu, r.engine
     p = arch.params(m)
     lay = arch.kv_layout(m)
-    total = gpu["memory_gb"] * 1e9
+    total = gpu["memory_gib"] * memory.GIB
     wbytes = memory.bytes_per_param(r.weights, r.quant_group_size)
     w = float(memory.weight_bytes_per_gpu(p, wbytes, r.tp, r.pp))
     act = float(memory.activation_bytes_per_gpu(m["hidden_size"], m["intermediate_size"], m["vocab_size"],
@@ -165,9 +165,14 @@ def limits(r: Resolved, mem: Memory) -> serving.Limits:
 
 
 def _pcts(sim: serving.SimResult) -> dict:
-    return {"ttft_ms": {f"p{q}": sim.pct("ttft", q) * 1e3 for q in (50, 90, 95, 99)},
-            "itl_ms": {f"p{q}": sim.pct("itl", q) * 1e3 for q in (50, 90, 95, 99)},
-            "e2e_s": {f"p{q}": sim.pct("e2e", q) for q in (50, 90, 95, 99)}}
+    out = {"ttft_ms": {f"p{q}": sim.pct("ttft", q) * 1e3 for q in (50, 90, 95, 99)},
+           "itl_ms": {f"p{q}": sim.pct("itl", q) * 1e3 for q in (50, 90, 95, 99)},
+           "e2e_s": {f"p{q}": sim.pct("e2e", q) for q in (50, 90, 95, 99)}}
+    out["ttft_ms"]["mean"] = float(np.mean(sim.ttft_s)) * 1e3 if len(sim.ttft_s) else float("nan")
+    out["e2e_s"]["mean"] = float(np.mean(sim.e2e_s)) if len(sim.e2e_s) else float("nan")
+    w = sim.itl_w.sum()
+    out["itl_ms"]["mean"] = float((sim.itl_s * sim.itl_w).sum() / w) * 1e3 if w else float("nan")
+    return out
 
 
 def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_fleet: int = 0,
@@ -272,7 +277,7 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
     if r.mode == "offline":
         perf = {"output_tokens_per_s": off["output_tokens_per_s"] * ve, "requests_per_s": sat_rps,
                 "mean_batch": off["batch"], "batch_bound": off["bound"]}
-        sim = run_load(r, mem, fn, conc_fleet=int(max(off["batch"], 1) * ve), n_requests=800)
+        sim = run_load(r, mem, fn, conc_fleet=int(max(off["batch"], 1) * ve), n_requests=400)
         for k in ("ttft_ms", "itl_ms", "e2e_s"):
             perf[k] = sim[k]
         normal_tps = perf["output_tokens_per_s"]

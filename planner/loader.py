@@ -130,7 +130,7 @@ class _Walker:
             self.source.locs[pointer] = Loc(key_pos, pos)
             return [self.walk(item, parts + [i], depth + 1, None) for i, item in enumerate(node.value)]
         # scalar
-        plain = node.style is None
+        plain = not node.style
         self.source.locs[pointer] = Loc(key_pos, pos, raw=node.value, plain=plain)
         try:
             value = _constructor.construct_object(node, deep=True)

@@ -85,7 +85,7 @@ def _lengths(v, arch_default: dict | None) -> Lengths:
 
 
 def batch_defaults(engine: dict, gpu: dict) -> dict:
-    gib = gpu["memory_gb"] * 1e9 / 2**30
+    gib = gpu["memory_gib"]
     for row in engine["batch_defaults"]:
         if gib >= row["min_memory_gib"] and gpu["generation"] not in row.get("exclude_generations", []):
             return row

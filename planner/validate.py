@@ -60,6 +60,7 @@ _VALIDATOR = None
 def schema_findings(loaded: Loaded) -> list[Finding]:
     root = schema("deployment")
     out: list[Finding] = []
+    reported_missing: set[str] = set()
     for err in _validator().iter_errors(loaded.data):
         parts = list(err.absolute_path)
         ptr = pointer_join(parts)
@@ -69,6 +70,9 @@ def schema_findings(loaded: Loaded) -> list[Finding]:
             props = _sub_schema(root, parts).get("properties", {})
             for name in val:
                 if isinstance(err.instance, dict) and name not in err.instance:
+                    if pointer_join(parts + [name]) in reported_missing:
+                        continue
+                    reported_missing.add(pointer_join(parts + [name]))
                     desc = props.get(name, {}).get("description", "")
                     out.append(Finding("PF011", "missing-field", "error",
                                        f"missing required field '{name}'" + (f": {desc}" if desc else ""),

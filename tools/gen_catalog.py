@@ -107,6 +107,14 @@ LAPTOPS = [
 LAPTOP_DERATING = {"profile": "balanced", "thermal": 0.6, "power": 0.7, "sustained": 0.8,
                    "source": "kv-planner README (shared/seeds/002), 'Laptop GPU Adjustments' table, Balanced profile"}
 
+# Capacity the driver reports, in GiB. HBM and GDDR capacities are binary: an "80 GB" H100 has 80 GiB
+# (aiconfigurator systems/*.yaml mem_capacity: h100/h800 85899345920 B = 80 GiB; a100 80 GiB; h200 141 GiB;
+# b200 180 GiB; b300 275040 MiB; gb200 189471 MiB; gb300 284208 MiB; l40s 46068 MiB, per the reference notes).
+# Parts without such a figure take the nominal number as GiB.
+MEMORY_GIB = {"a100-sxm-80gb": 80, "h100-sxm": 80, "h200-sxm": 141, "b200": 180, "b300": round(275040 / 1024, 2),
+              "gb200": round(189471 / 1024, 2), "gb300": round(284208 / 1024, 2), "l40s": round(46068 / 1024, 2)}
+MEMORY_GIB_SOURCE = "ai-dynamo/aiconfigurator systems/*.yaml mem_capacity (nvidia-smi capacity)"
+
 VENDOR_RESOURCE = {"NVIDIA": "nvidia.com/gpu", "AMD": "amd.com/gpu", "Intel": "habana.ai/gaudi", "Google": "google.com/tpu"}
 VENDOR_LABEL_KEY = {"NVIDIA": "nvidia.com/gpu.product", "AMD": "amd.com/gpu.product-name",
                     "Intel": "habana.ai/gaudi.product", "Google": "cloud.google.com/gke-tpu-accelerator"}
@@ -169,6 +177,8 @@ def gpus(ref: Path) -> list[dict]:
             "generation": gen,
             "form_factor": x["form"],
             "memory_gb": round(mem * scale, 3),
+            "memory_gib": MEMORY_GIB.get(gid, round(mem * scale, 3)),
+            "memory_gib_source": MEMORY_GIB_SOURCE if gid in MEMORY_GIB else "nominal capacity, binary (GiB)",
             "memory_bandwidth_tb_per_s": round(bw * scale, 4),
             "dense_tflops": tflops,
             "native_precisions": native(gen, tflops),
@@ -193,7 +203,8 @@ def gpus(ref: Path) -> list[dict]:
             tflops["fp4"] = lp["fp4"]
         out.append({
             "id": lp["id"], "name": lp["name"], "vendor": "nvidia", "generation": lp["generation"],
-            "form_factor": "laptop", "memory_gb": lp["memory_gb"], "memory_bandwidth_tb_per_s": lp["bw"],
+            "form_factor": "laptop", "memory_gb": lp["memory_gb"], "memory_gib": lp["memory_gb"],
+            "memory_gib_source": "nominal capacity, binary (GiB)", "memory_bandwidth_tb_per_s": lp["bw"],
             "dense_tflops": tflops, "native_precisions": native(lp["generation"], tflops),
             "interconnect": {"nvlink_gb_per_s_bidirectional": None, "nvlink_domain_gpus": 1, "pcie_gen": lp["pcie"]},
             "gpus_per_node": 1, "tdp_w": lp["tdp"],

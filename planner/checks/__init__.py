@@ -1,0 +1,75 @@
+"""Check registry: each check is a function of (resolved spec, estimate) -> findings, registered with
+its stable id, slug and default severity. The docstring is the long explanation (`planfile explain PF201`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from planner.diagnostics import Finding
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    slug: str
+    severity: str
+    summary: str
+    fn: Callable | None
+    doc: str
+
+
+REGISTRY: dict[str, Check] = {}
+
+
+def register(id: str, slug: str, severity: str, summary: str):
+    def deco(fn):
+        REGISTRY[id] = Check(id, slug, severity, summary, fn, (fn.__doc__ or "").strip())
+        return fn
+
+    return deco
+
+
+def describe(id: str, slug: str, severity: str, summary: str, doc: str) -> None:
+    """Register a check raised elsewhere (loader, schema, semantic validation)."""
+    REGISTRY[id] = Check(id, slug, severity, summary, None, doc)
+
+
+def finding(check_id: str, message: str, pointer: str, remediation: str = "", severity: str | None = None, **data) -> Finding:
+    c = REGISTRY[check_id]
+    return Finding(c.id, c.slug, severity or c.severity, message, pointer, remediation=remediation, data=data)
+
+
+def run_all(r, est) -> list[Finding]:
+    from planner.checks import rules  # noqa: F401  (registers the evaluation checks)
+
+    out: list[Finding] = []
+    for c in REGISTRY.values():
+        if c.fn is not None:
+            out.extend(c.fn(r, est))
+    return out
+
+
+def apply_waivers(findings: list[Finding], ignores) -> list[Finding]:
+    """Mark waived findings (they stay in the output) and add PF9xx findings about the waivers."""
+    from dataclasses import replace
+
+    out = []
+    used = set()
+    for f in findings:
+        for i, (wid, reason, path) in enumerate(ignores):
+            if f.id == wid and (not path or path == f.pointer) and f.id[:3] not in ("PF0", "PF9"):
+                f = replace(f, waived=True, waiver_reason=reason)
+                used.add(i)
+                break
+        out.append(f)
+    for i, (wid, reason, path) in enumerate(ignores):
+        ptr = f"/checks/ignore/{i}/id"
+        if wid not in REGISTRY:
+            out.append(finding("PF902", f"checks.ignore names {wid}, which is not a planfile check id", ptr,
+                               "`planfile explain --list` shows every id"))
+        elif i not in used:
+            out.append(finding("PF901", f"the waiver for {wid} matched no finding", ptr,
+                               "remove it: a stale waiver hides the next real problem"))
+    return out

@@ -3,9 +3,10 @@
 One iteration of a continuous-batching engine runs `decode` sequences one token each and `prefill`
 prompt tokens (chunked prefill) through the model. Its time is
 
-    t = max(FLOPs / (peak x MFU), bytes / (bandwidth x MBU)) + t_comm + t_overhead
+    t = max(GEMM FLOPs / (peak x MFU), weight bytes / (bandwidth x MBU))
+      + max(attention FLOPs / (peak x MFU), KV bytes / (bandwidth x MBU)) + t_comm + t_overhead
 
-per pipeline stage; a virtual engine's step passes all pp stages. FLOPs: 2 x active matmul params per
+per pipeline stage (GEMMs and attention are separate kernels, so each has its own roofline); a virtual engine's step passes all pp stages. FLOPs: 2 x active matmul params per
 token + attention (QK^T and AV over the context). Bytes: the weights the step touches (MoE: only the
 experts the batch routes to) + the KV cache it reads. All arguments broadcast as numpy arrays.
 """
@@ -29,13 +30,14 @@ class System:
     mem_bw: object  # bytes/s per GPU
     linear_flops: object  # FLOP/s per GPU at the weights' math precision (dense)
     attn_flops: object  # FLOP/s per GPU for attention (16-bit math)
-    mbu: object  # achievable fraction of memory bandwidth
+    mbu: object  # achievable fraction of memory bandwidth when streaming weights (GEMMs)
     mfu: object  # achievable fraction of dense peak for large matmuls
     overhead_s: object  # fixed time per iteration: scheduling, launches, sampling
     link_bw: object  # bytes/s per direction between GPUs of a replica
     link_latency_s: object  # per collective
     weight_bytes: object  # bytes per parameter of the transformer body
     kv_bytes: object  # bytes per KV element
+    mbu_kv: object = None  # fraction of bandwidth paged-attention kernels reach reading the KV cache (None: mbu)
     act_bytes: float = 2.0  # activations exchanged in collectives (16-bit)
     mfu_half_tokens: float = 64.0  # tokens per GPU at which a GEMM reaches half its asymptotic efficiency
 
@@ -111,17 +113,26 @@ def step_components(sys: System, m: ModelShape, decode, decode_ctx, prefill, pre
     attn = m.attn_flops_per_ctx * lay.layers * (decode * _attended(decode_ctx, lay) + prefill * _attended(prefill_ctx, lay))
     tok_gpu = tokens / tp
     eff = sys.mfu * tok_gpu / (tok_gpu + sys.mfu_half_tokens)
-    t_compute = (lin / gpus / sys.linear_flops + attn / gpus / sys.attn_flops) / np.maximum(eff, 1e-9)
+    eff = np.maximum(eff, 1e-9)
     # Bytes per GPU of one stage: weights touched + KV read
     touched = experts_touched(p.num_experts, p.experts_per_token, tokens)
     w_params = p.non_expert - p.embed + p.expert * touched * p.moe_layers
     w_bytes = (w_params - p.lm_head) * np.asarray(sys.weight_bytes, dtype=float) + p.logits_matrix * 2.0
     kv_frac = np.maximum(1.0, np.ceil(lay.heads_shardable / tp)) / lay.heads_shardable if lay.heads_shardable else tp / tp
     kv_read = decode * _attended(decode_ctx, lay) * lay.layers * lay.elems_per_token_layer * sys.kv_bytes * kv_frac
+    bw = sys.mem_bw * sys.mbu
+    # GEMMs and attention are separate kernels that run one after the other: each has its own roofline.
+    gemm_c = lin / gpus / sys.linear_flops / eff
+    gemm_m = w_bytes / gpus / bw
+    attn_c = attn / gpus / sys.attn_flops / eff
+    attn_m = kv_read / pp / (sys.mem_bw * (sys.mbu if sys.mbu_kv is None else sys.mbu_kv))
+    t_gemm = np.maximum(gemm_c, gemm_m)
+    t_attn = np.maximum(attn_c, attn_m)
+    t_compute = np.where(gemm_c >= gemm_m, t_gemm, 0.0) + np.where(attn_c >= attn_m, t_attn, 0.0)
+    t_memory = np.where(gemm_c < gemm_m, t_gemm, 0.0) + np.where(attn_c < attn_m, t_attn, 0.0)
     bytes_gpu = w_bytes / gpus + kv_read / pp
-    t_memory = bytes_gpu / (sys.mem_bw * sys.mbu)
     t_comm = comm_time(sys, m, tokens)
-    stage = np.maximum(t_compute, t_memory) + t_comm
+    stage = t_gemm + t_attn + t_comm
     total = pp * stage + sys.overhead_s
     flops_gpu = (lin + attn) / gpus
     return {"compute_s": pp * t_compute, "memory_s": pp * t_memory, "comm_s": pp * t_comm,
@@ -135,6 +146,6 @@ def step_time(sys: System, m: ModelShape, decode, decode_ctx, prefill, prefill_c
 
 
 def bottleneck(parts: dict) -> np.ndarray:
-    """'compute' | 'memory' | 'communication' per element: the largest of the three terms."""
+    """'compute' | 'memory' | 'communication' per element: what most of the step time is bound by."""
     stack = np.stack(np.broadcast_arrays(parts["compute_s"], parts["memory_s"], parts["comm_s"]))
     return np.array(["compute", "memory", "communication"])[np.argmax(stack, axis=0)]

@@ -1,0 +1,161 @@
+"""The `planfile` command: thin wiring from typer to the pipeline functions."""
+
+from __future__ import annotations
+
+import glob
+import json
+import sys
+from enum import Enum
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Capacity planning for LLM inference, written as code.")
+catalog_app = typer.Typer(no_args_is_help=True, help="Browse the catalog of GPUs, models, prices and archetypes.")
+app.add_typer(catalog_app, name="catalog")
+
+
+class FailOn(str, Enum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+    never = "never"
+
+
+class Fmt(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+def _expand(files: List[str]) -> list[str]:
+    out = []
+    for f in files:
+        if f == "-" or not any(c in f for c in "*?["):
+            out.append(f)
+        else:
+            hits = sorted(glob.glob(f, recursive=True))
+            out.extend(hits or [f])
+    return out
+
+
+@app.command()
+def check(files: List[str] = typer.Argument(..., help="Spec files, globs, or - for standard input."),
+          fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Lowest severity that fails the check."),
+          format: Fmt = typer.Option(Fmt.text, "--format", "-f", help="Output format."),
+          no_breach: bool = typer.Option(False, "--no-breach", help="Skip the breach-point search (faster).")):
+    """Check specs: memory fit, SLOs at peak load, budget. Exit 0 pass, 1 findings, 2 invalid spec."""
+    from planner.output import FORMATS
+    from planner.run import check_spec
+
+    results = [check_spec(f, fail_on.value, breach=not no_breach) for f in _expand(files)]
+    sys.stdout.write(FORMATS[format.value](results))
+    if any(r.status == "invalid" for r in results):
+        raise typer.Exit(2)
+    if any(r.status == "fail" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema():
+    """Print the deployment.yaml JSON Schema."""
+    from planner.resources import schema as load
+
+    sys.stdout.write(json.dumps(load("deployment"), indent=2) + "\n")
+
+
+@app.command()
+def explain(what: str = typer.Argument(None, help="A check id (PF201) or a spec file."),
+            list_all: bool = typer.Option(False, "--list", help="List every check id.")):
+    """Explain a check id: what it means, why it matters, how to fix it."""
+    from planner.checks import REGISTRY, rules  # noqa: F401
+
+    if list_all or not what:
+        for c in sorted(REGISTRY.values(), key=lambda c: c.id):
+            sys.stdout.write(f"{c.id}  {c.slug:<28} {c.severity:<8} {c.summary}\n")
+        return
+    c = REGISTRY.get(what.upper())
+    if c is None:
+        typer.echo(f"unknown check id {what}; `planfile explain --list` lists them", err=True)
+        raise typer.Exit(2)
+    sys.stdout.write(f"{c.id} {c.slug} ({c.severity})\n{c.summary}\n\n{c.doc}\n")
+
+
+@catalog_app.command("list")
+def catalog_list(kind: str = typer.Argument(..., help="gpus | models | prices | archetypes | engines"),
+                 format: str = typer.Option("text", "--format", "-f", help="text | json")):
+    """List catalog entries."""
+    from planner import catalog
+
+    if kind not in ("gpus", "models", "prices", "archetypes", "engines"):
+        typer.echo(f"unknown catalog kind {kind!r}: expected gpus, models, prices, archetypes or engines", err=True)
+        raise typer.Exit(2)
+    data = catalog.raw(kind)[kind if kind != "prices" else "prices"]
+    if format == "json":
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        return
+    for e in data:
+        if kind == "gpus":
+            t = e["dense_tflops"]
+            line = (f"{e['id']:<18}{e['memory_gb']:>7g} GB {e['memory_bandwidth_tb_per_s']:>6.2f} TB/s "
+                    f"bf16 {t['bf16']:>7g} fp8 {t.get('fp8') or '-':>7} TFLOPS  {e['name']}")
+        elif kind == "models":
+            line = (f"{e['id']:<18}{e['params_b']['total']:>8.1f}B total {e['params_b']['active']:>7.1f}B active "
+                    f"{e['attention']['type']:<4} KV {e['kv_bytes_per_token_bf16'] / 1024:>6.1f} KiB/token bf16  {e['hf_id']}")
+        elif kind == "prices":
+            line = f"{e['provider']:<12}{e['gpu']:<16}${e['usd_per_gpu_hour']:>6.2f}/GPU-h  as of {e['as_of']}  {e['sku']}"
+        elif kind == "archetypes":
+            line = f"{e['id']:<10}{e['description']}"
+        else:
+            line = f"{e['id']:<8}{e['name']:<14} versions {', '.join(e['versions'])}"
+        sys.stdout.write(line + "\n")
+
+
+@catalog_app.command("show")
+def catalog_show(id: str = typer.Argument(..., help="An id or alias of a GPU, model, archetype or engine.")):
+    """Show one catalog entry in full."""
+    import yaml
+
+    from planner import catalog
+
+    for idx in (catalog.gpus(), catalog.models(), catalog.archetypes(), catalog.engines(), catalog.providers()):
+        e = idx.get(id).entry
+        if e is not None:
+            sys.stdout.write(yaml.safe_dump(e, sort_keys=False, allow_unicode=True))
+            return
+    sugg = catalog.gpus().get(id).suggestions + catalog.models().get(id).suggestions
+    typer.echo(f"no catalog entry {id!r}" + (f"; did you mean {' or '.join(sugg)}?" if sugg else ""), err=True)
+    raise typer.Exit(2)
+
+
+@catalog_app.command("import-hf")
+def import_hf(config: str = typer.Argument(..., help="Path to a Hugging Face config.json."),
+              id: Optional[str] = typer.Option(None, "--id", help="Catalog id for the entry.")):
+    """Print a catalog model entry computed from a Hugging Face config.json."""
+    import yaml
+
+    from planner import hfconfig
+
+    try:
+        entry = hfconfig.load(config)
+    except hfconfig.HFConfigError as exc:
+        typer.echo(f"{config}: {exc}", err=True)
+        raise typer.Exit(2)
+    if id:
+        entry["id"] = entry["name"] = id
+    sys.stdout.write(yaml.safe_dump({"models": [entry]}, sort_keys=False))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # a crash is never exit 1: that means "findings"
+        if "--debug" in sys.argv:
+            raise
+        sys.stderr.write(f"planfile: internal error: {type(exc).__name__}: {exc}\n")
+        sys.exit(2)

@@ -1,0 +1,126 @@
+"""Formatters: whole-report functions keyed by --format. Machine formats use the standard library only."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from planner import __version__
+
+
+def _clean(x):
+    if isinstance(x, float):
+        return None if not math.isfinite(x) else round(x, 4)
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items() if k not in ("source",) or True}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def estimate_json(est: dict | None) -> dict | None:
+    if est is None:
+        return None
+    perf = est.get("performance")
+    out = {"memory": est["memory"]}
+    if perf:
+        out["performance"] = {k: perf[k] for k in ("output_tokens_per_s", "output_tokens_per_s_per_gpu", "requests_per_s",
+                                                  "ttft_ms", "itl_ms", "e2e_s", "bottleneck")}
+        out["performance"]["saturation_output_tokens_per_s"] = perf.get("saturation_output_tokens_per_s")
+    else:
+        out["performance"] = None
+    cap = est.get("capacity") or {}
+    out["capacity"] = {"breach_rps": cap.get("breach_rps"), "headroom_pct": cap.get("headroom_pct"), "peak_rps": cap.get("peak_rps")}
+    c = est.get("cost") or {}
+    out["cost"] = {k: c.get(k) for k in ("usd_per_month", "usd_per_million_output_tokens", "usd_per_gpu_hour",
+                                          "gpus_billed", "cold_start_s")}
+    out["roofline"] = est.get("roofline")
+    return _clean(out)
+
+
+def to_json(results) -> str:
+    doc = {"planfile_version": __version__, "results": []}
+    for r in results:
+        item = {"spec": r.spec, "status": r.status,
+                "findings": [f.to_json() for f in r.findings],
+                "summary": _counts(r.findings)}
+        if r.status != "invalid":
+            item["estimate"] = estimate_json(r.estimate)
+        doc["results"].append(item)
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+
+
+def _counts(findings):
+    c = {"error": 0, "warning": 0, "info": 0, "waived": 0}
+    for f in findings:
+        if f.waived:
+            c["waived"] += 1
+        else:
+            c[f.severity] += 1
+    return c
+
+
+def _fmt(v, spec=",.0f", unit=""):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return f"{v:{spec}}{unit}"
+
+
+def to_text(results) -> str:
+    lines = []
+    for r in results:
+        lines.append(f"{r.spec}: {r.status.upper()}")
+        for f in r.findings:
+            loc = f"{r.spec}:{f.line}:{f.column}" if f.line else r.spec
+            mark = " (waived: " + f.waiver_reason + ")" if f.waived else ""
+            lines.append(f"  {loc}: {f.severity} {f.id} {f.check}: {f.message}{mark}")
+            if f.remediation:
+                lines.append(f"      fix: {f.remediation}")
+            if f.pointer:
+                lines.append(f"      at {f.pointer}")
+        est = r.estimate
+        if est:
+            m, p, c, cap = est["memory"], est.get("performance"), est.get("cost") or {}, est.get("capacity") or {}
+            lines.append(f"  memory/GPU  weights {m['weights_gb_per_gpu']:.1f} GB + KV pool {m['kv_cache_gb_per_gpu']:.1f} GB "
+                         f"(usable {m['usable_gb_per_gpu']:.1f} GB); {m['max_concurrent_sequences']:,} sequences fit")
+            if p:
+                lines.append(f"  throughput  {_fmt(p['output_tokens_per_s'])} output tokens/s "
+                             f"({_fmt(p['output_tokens_per_s_per_gpu'])} per GPU), bottleneck {p['bottleneck']}")
+                lines.append(f"  latency     p95 TTFT {_fmt(p['ttft_ms'].get('p95'), ',.0f', ' ms')}, "
+                             f"p95 ITL {_fmt(p['itl_ms'].get('p95'), ',.1f', ' ms')}, "
+                             f"p95 e2e {_fmt(p['e2e_s'].get('p95'), ',.1f', ' s')}")
+            if cap.get("breach_rps") is not None:
+                lines.append(f"  capacity    breach point {cap['breach_rps']:.1f} req/s vs peak {cap['peak_rps']:.1f} "
+                             f"req/s (headroom {cap['headroom_pct']:+.0f} %)")
+            if c.get("usd_per_month") is not None:
+                lines.append(f"  cost        ${c['usd_per_month']:,.0f}/month, "
+                             f"${_fmt(c.get('usd_per_million_output_tokens'), ',.2f')}/1M output tokens")
+        cnt = _counts(r.findings)
+        lines.append(f"  {cnt['error']} errors, {cnt['warning']} warnings, {cnt['info']} info, {cnt['waived']} waived")
+    return "\n".join(lines) + "\n"
+
+
+def _esc(s: str, prop: bool = False) -> str:
+    s = s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        s = s.replace(":", "%3A").replace(",", "%2C")
+    return s
+
+
+def to_github(results) -> str:
+    lines = []
+    kind = {"error": "error", "warning": "warning", "info": "notice"}
+    for r in results:
+        for f in r.findings:
+            if f.waived:
+                continue
+            props = [f"file={_esc(r.spec, True)}"]
+            if f.line:
+                props += [f"line={f.line}", f"col={f.column}"]
+            props.append(f"title={_esc(f.id + ' ' + f.check, True)}")
+            msg = f.message + (f" -- fix: {f.remediation}" if f.remediation else "")
+            lines.append(f"::{kind[f.severity]} {','.join(props)}::{_esc(msg)}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+FORMATS = {"text": to_text, "json": to_json, "github": to_github}

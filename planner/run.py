@@ -1,0 +1,44 @@
+"""One spec through the whole pipeline: load -> validate -> resolve -> evaluate -> checks -> result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from planner.diagnostics import Finding
+from planner.loader import Loaded, load_path
+
+
+@dataclass
+class Result:
+    spec: str
+    status: str  # pass | fail | invalid
+    findings: list[Finding]
+    estimate: dict | None = None
+    resolved: object = None
+    loaded: Loaded | None = field(default=None, repr=False)
+
+
+def check_spec(path: str, fail_on: str = "error", breach: bool = True) -> Result:
+    from planner.validate import locate, validate
+
+    loaded = load_path(path)
+    findings = validate(loaded)
+    if any(f.severity == "error" for f in findings):
+        return Result(path, "invalid", findings, loaded=loaded)
+    from planner import checks
+    from planner.evaluate import evaluate
+    from planner.resolve import resolve
+
+    r = resolve(loaded)
+    est = evaluate(r, breach=breach)
+    findings += checks.run_all(r, est)
+    findings = locate(checks.apply_waivers(findings, r.ignores), loaded)
+    return Result(path, status(findings, fail_on), findings, est, r, loaded)
+
+
+RANK = {"error": 3, "warning": 2, "info": 1, "never": 99}
+
+
+def status(findings: list[Finding], fail_on: str) -> str:
+    level = RANK[fail_on]
+    return "fail" if any(not f.waived and RANK[f.severity] >= level for f in findings) else "pass"

@@ -1,0 +1,68 @@
+"""The real entry point: exit codes, formats, examples."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+SPECS = sorted(p.name for p in (Path(__file__).parent.parent / "specs").glob("*.yaml"))
+
+
+def test_schema_command(cli):
+    r = cli("schema")
+    assert r.returncode == 0 and json.loads(r.stdout)["title"].startswith("planfile")
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_examples_pass(cli, name):
+    r = cli("check", "--no-breach", "--format", "json", f"specs/{name}")
+    doc = json.loads(r.stdout)
+    res = doc["results"][0]
+    assert r.returncode == 0, res["findings"]
+    assert res["status"] == "pass" and res["estimate"]["memory"]["fits"]
+
+
+def test_json_contract_and_exit_1(cli, tmp_path):
+    spec = Path("specs/chat-llama-3.1-70b.yaml").read_text().replace("itl_ms: {p95: 100}", "itl_ms: {p95: 5}")
+    p = tmp_path / "tight.yaml"
+    p.write_text(spec)
+    r = cli("check", "--no-breach", "--format", "json", str(p))
+    assert r.returncode == 1
+    res = json.loads(r.stdout)["results"][0]
+    assert res["spec"] == str(p) and res["status"] == "fail"
+    f = [f for f in res["findings"] if f["id"] == "PF401"][0]
+    assert f["location"]["path"] == "/slo/itl_ms/p95" and f["location"]["line"] == 32
+    est = res["estimate"]
+    for k in ("usable_gb_per_gpu", "weights_gb_per_gpu", "kv_cache_gb_per_gpu", "kv_bytes_per_token",
+              "max_concurrent_sequences", "fits"):
+        assert k in est["memory"]
+    assert est["memory"]["kv_bytes_per_token"] == 163840  # 2 x 80 x 8 x 128 x 1 B (fp8)
+
+
+def test_stdin_and_github_format(cli):
+    r = cli("check", "--format", "github", "-", stdin="apiVersion: planfile/v2\n")
+    assert r.returncode == 2 and r.stdout.startswith("::error file=-,line=1")
+    assert len(r.stdout.splitlines()) == 7  # six missing sections and the wrong apiVersion, each once
+
+
+def test_catalog_commands(cli):
+    assert "h100-sxm" in cli("catalog", "list", "gpus").stdout
+    assert cli("catalog", "show", "llama-3.1-70b").returncode == 0
+    r = cli("catalog", "show", "h100-sxmm")
+    assert r.returncode == 2 and "did you mean h100-sxm" in r.stderr
+
+
+def test_explain(cli):
+    r = cli("explain", "PF201")
+    assert r.returncode == 0 and "Fix" in r.stdout
+    assert cli("explain", "PF999").returncode == 2
+
+
+def test_import_hf(cli, tmp_path):
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 8192, "num_hidden_layers": 80,
+           "num_attention_heads": 64, "num_key_value_heads": 8, "intermediate_size": 28672, "vocab_size": 128256,
+           "max_position_embeddings": 131072, "tie_word_embeddings": False}
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(cfg))
+    r = cli("catalog", "import-hf", str(p), "--id", "my-70b")
+    assert r.returncode == 0 and "kv_bytes_per_token_bf16: 327680" in r.stdout

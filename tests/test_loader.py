@@ -1,0 +1,57 @@
+"""Loader: positions, YAML traps and resource bounds."""
+
+import time
+
+from planner.loader import MAX_BYTES, load_text
+from planner.validate import validate
+
+
+def test_positions_are_kept():
+    src = b"apiVersion: planfile/v1\nkind: Deployment\nhardware:\n  gpu: h100-sxm\n"
+    loaded = load_text(src, "x.yaml")
+    assert loaded.source.position("/hardware/gpu") == (4, 8)
+    assert loaded.source.position("/hardware/gpu", prefer_key=True) == (4, 3)
+    # a missing child resolves to its nearest existing parent
+    assert loaded.source.position("/hardware/replicas") == (4, 3)
+
+
+def test_duplicate_key_is_an_error():
+    loaded = load_text(b"a: 1\na: 2\n", "x.yaml")
+    assert [(f.id, f.line, f.column) for f in loaded.findings] == [("PF002", 2, 1)]
+
+
+def test_alias_bomb_is_rejected_quickly():
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 10):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    t = time.perf_counter()
+    loaded = load_text("\n".join(lines).encode(), "bomb.yaml")
+    assert time.perf_counter() - t < 1.0
+    assert loaded.data is None and loaded.findings[0].id == "PF003"
+
+
+def test_large_file_is_rejected_before_parsing():
+    t = time.perf_counter()
+    loaded = load_text(b"a: " + b"x" * (MAX_BYTES + 10), "big.yaml")
+    assert time.perf_counter() - t < 1.0
+    assert loaded.findings[0].id == "PF003" and "MB" in loaded.findings[0].message
+
+
+def test_deep_nesting_is_rejected():
+    loaded = load_text(b"a: " + b"[" * 5000 + b"]" * 5000, "deep.yaml")
+    assert loaded.findings and loaded.findings[0].id in ("PF003", "PF001")
+
+
+def test_yaml11_version_hint():
+    src = (b"apiVersion: planfile/v1\nkind: Deployment\nmetadata: {name: x}\nmodel: {id: llama-3.1-8b}\n"
+           b"hardware: {gpu: h100-sxm}\nengine: {name: vllm, version: 0.30}\n"
+           b"workload: {archetype: chat, arrival_rate_rps: 1}\n")
+    f = [f for f in validate(load_text(src, "x.yaml")) if f.id == "PF012"][0]
+    assert f.pointer == "/engine/version" and 'quote it ("0.30")' in f.remediation
+
+
+def test_all_errors_in_one_pass():
+    src = (b"apiVersion: planfile/v1\nkind: Deployment\nmetadata: {name: Bad_Name}\nmodel: {id: llama-3.1-8b}\n"
+           b"hardware: {gpu: h100-sxmm}\nengine: {name: vllm}\nworkload: {archetype: chat, arrival_rate_rps: -1}\n")
+    ids = sorted(f.id for f in validate(load_text(src, "x.yaml")))
+    assert ids == ["PF013", "PF013", "PF101"]
