@@ -109,7 +109,6 @@ def memory_plan(r: Resolved) -> Memory:
     runtime = eng["runtime_overhead_gib"] * memory.GIB
     pool = float(memory.kv_pool_bytes_per_gpu(eng["memory_mode"], total, r.gpu_memory_utilization, w, act, runtime))
     kvb = arch.KV_DTYPE_BYTES[r.kv_cache]
-    mean_ctx = r.input.mean + r.output.mean / 2 + r.prefix_tokens * 0  # typical KV held over a request's life
     seq_mean = float(memory.kv_bytes_per_seq_per_gpu(lay, r.input.mean + r.output.mean, kvb, r.tp, r.pp, r.block_size))
     seq_max = float(memory.kv_bytes_per_seq_per_gpu(lay, r.max_model_len, kvb, r.tp, r.pp, r.block_size))
     per_tok = float(memory.kv_bytes_per_token_per_gpu(lay, kvb, r.tp, r.pp))
@@ -124,7 +123,6 @@ def memory_plan(r: Resolved) -> Memory:
     # KV pool in "tokens at the mean context": what the simulator's token accounting uses
     seq_tokens_equiv = max(seq_mean / max(r.input.mean + r.output.mean, 1), 1e-9)
     kv_tokens = int(max(pool, 0) / seq_tokens_equiv)
-    del mean_ctx
     return Memory(total / 1e9, usable / 1e9, w / 1e9, act / 1e9, runtime / 1e9, pool / 1e9,
                   arch.kv_bytes_per_token(m, r.kv_cache), per_tok, seq_mean, seq_max,
                   int(memory.max_concurrent_seqs(pool, seq_mean)), int(memory.max_concurrent_seqs(pool, seq_max)),

@@ -12,7 +12,7 @@ def _clean(x):
     if isinstance(x, float):
         return None if not math.isfinite(x) else round(x, 4)
     if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items() if k not in ("source",) or True}
+        return {k: _clean(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_clean(v) for v in x]
     return x
