@@ -37,16 +37,16 @@ def throughput_grid(row: dict) -> np.ndarray | None:
     mem = memory_plan(r)
     if not mem.fits or mem.kv_tokens <= 0:
         return None
-    sysm, shp, fn = step_function(r)
-    lim = limits(r, mem)
-    off = serving.steady_offline(fn, lim, r.input.mean, r.output.mean, tokens_per_step(r))
-    D = off["batch"]
-    isl, osl = r.input.mean, r.output.mean
+    sysm, shp, _ = step_function(r)
     sys_g = dataclasses.replace(sysm, mfu=G_MFU, mbu=G_MBU, mbu_kv=G_KV, overhead_s=G_OVH / 1e3)
-    dt = step.step_time(sys_g, shp, D, isl + osl / 2, D * isl / osl, isl / 2)
-    tput = D / dt * r.pp
+
+    def grid_step(*args):
+        return step.step_time(sys_g, shp, *args)
+
+    off = serving.steady_offline(grid_step, limits(r, mem), r.input.mean, r.output.mean, tokens_per_step(r))
+    tput = off["output_tokens_per_s"] * r.pp
     if row["metric"] == "total_tokens_per_s":
-        tput = tput * (isl + osl) / osl
+        tput = tput * (r.input.mean + r.output.mean) / r.output.mean
     return tput
 
 

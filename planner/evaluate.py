@@ -112,12 +112,8 @@ def memory_plan(r: Resolved) -> Memory:
     seq_mean = float(memory.kv_bytes_per_seq_per_gpu(lay, r.input.mean + r.output.mean, kvb, r.tp, r.pp, r.block_size))
     seq_max = float(memory.kv_bytes_per_seq_per_gpu(lay, r.max_model_len, kvb, r.tp, r.pp, r.block_size))
     per_tok = float(memory.kv_bytes_per_token_per_gpu(lay, kvb, r.tp, r.pp))
-    if eng["memory_mode"] == "fraction_of_total":
-        usable = total * r.gpu_memory_utilization
-    elif eng["memory_mode"] == "fraction_for_weights_and_kv":
-        usable = total * r.gpu_memory_utilization
-    else:
-        usable = total
+    # vLLM and SGLang cap their own use at the fraction; TensorRT-LLM's fraction applies to the KV pool only
+    usable = total if eng["memory_mode"] == "fraction_of_free_after_weights" else total * r.gpu_memory_utilization
     fits = pool >= seq_max and pool > 0
     shortfall = (seq_max - pool) if not fits else 0.0
     # KV pool in "tokens at the mean context": what the simulator's token accounting uses
@@ -264,7 +260,7 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
         out["performance"] = None
         out["capacity"] = None
         out["roofline"] = roofline(r, sysm, shp, 1)
-        out["cost"] = _cost(r, gpus, price, 0.0, 0.0)
+        out["cost"] = _cost(r, price, 0.0, 0.0)
         out["efficiency"] = efficiency_for(r.engine["id"], r.gpu, r.calibration)
         return out
     lim = limits(r, mem)
@@ -304,22 +300,22 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
             cap["headroom_pct"] = (b / peak_rate - 1) * 100 if peak_rate else None
     out["capacity"] = cap
     out["roofline"] = rl
-    out["cost"] = _cost(r, gpus, price, normal_tps, perf["output_tokens_per_s"])
+    out["cost"] = _cost(r, price, normal_tps, perf["output_tokens_per_s"])
     out["efficiency"] = efficiency_for(r.engine["id"], r.gpu, r.calibration)
     return out
 
 
-def _cost(r: Resolved, gpus: int, price: float | None, normal_tps: float, peak_tps: float) -> dict:
+def _cost(r: Resolved, price: float | None, normal_tps: float, peak_tps: float) -> dict:
     weights_total = memory.weight_bytes_per_gpu(arch.params(r.model), memory.bytes_per_param(r.weights, r.quant_group_size), 1, 1)
     cold = float(weights_total) / (r.storage_gb_per_s * 1e9) + ENGINE_START_S
     if price is None:
         return {"usd_per_month": None, "usd_per_million_output_tokens": None, "cold_start_s": cold}
-    gpus_billed = gpus * (1 + r.buffer_pct / 100.0) if not r.autoscale else (
-        max(r.replicas_min, 1) * r.gpus_per_replica * (1 + r.buffer_pct / 100.0))
+    replicas_billed = r.replicas
     if r.autoscale:
         # autoscaled fleets are billed for what the normal load needs plus the warm pool, within [min, max]
         need = r.replicas if not normal_tps or not peak_tps else max(r.replicas_min, math.ceil(r.replicas * normal_tps / max(peak_tps, 1e-9)))
-        gpus_billed = min(r.replicas, max(r.replicas_min, need)) * r.gpus_per_replica * (1 + r.buffer_pct / 100.0)
+        replicas_billed = min(r.replicas, max(r.replicas_min, need))
+    gpus_billed = replicas_billed * r.gpus_per_replica * (1 + r.buffer_pct / 100.0)
     usd_month = gpus_billed * price * HOURS_PER_MONTH
     per_m = usd_month / (normal_tps * 3600 * HOURS_PER_MONTH / 1e6) if normal_tps > 0 else None
     per_m_peak = usd_month / (peak_tps * 3600 * HOURS_PER_MONTH / 1e6) if peak_tps > 0 else None

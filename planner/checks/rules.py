@@ -77,7 +77,7 @@ def kv_concurrency(r, est):
     return []
 
 
-def _slo_findings(r, est, metric, unit, scale, label):
+def _slo_findings(r, est, metric, unit, label):
     perf = est.get("performance")
     out = []
     if not perf:
@@ -116,8 +116,8 @@ def slo(r, est):
 
     Fix: more replicas (the remediation computes how many from the breach point), a faster GPU, FP8
     weights (decode is bound by memory bandwidth), or a smaller token budget per step for TTFT."""
-    return (_slo_findings(r, est, "ttft_ms", "ms", 1, "TTFT") + _slo_findings(r, est, "itl_ms", "ms", 1, "ITL")
-            + _slo_findings(r, est, "e2e_s", "s", 1, "end-to-end latency"))
+    return (_slo_findings(r, est, "ttft_ms", "ms", "TTFT") + _slo_findings(r, est, "itl_ms", "ms", "ITL")
+            + _slo_findings(r, est, "e2e_s", "s", "end-to-end latency"))
 
 
 @register("PF402", "low-headroom", "warning", "The breach point is close to the peak load.")

@@ -274,7 +274,8 @@ def steady_offline(step_fn, limits: Limits, isl: float, osl: float, tokens_per_s
     d_budget = limits.token_budget * osl / tokens_per_step / (isl + osl / tokens_per_step)
     D = max(min(limits.max_seqs, d_kv, d_budget), 0.0)
     P = D * isl / (osl / tokens_per_step)
-    dt = float(step_fn(D, isl + osl / 2.0, P, isl / 2.0)) if D > 0 else float("inf")
+    dt = step_fn(D, isl + osl / 2.0, P, isl / 2.0) if D > 0 else float("inf")
+    dt = float(dt) if np.ndim(dt) == 0 else dt  # a vectorized step_fn (calibration grids) keeps its array
     return {"batch": D, "step_s": dt, "output_tokens_per_s": D * tokens_per_step / dt if D > 0 else 0.0,
             "requests_per_s": D * tokens_per_step / osl / dt if D > 0 else 0.0,
             "bound": "kv_cache" if D == d_kv else ("token_budget" if D == d_budget else "max_seqs")}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from planner.physics import memory
 from planner.physics.arch import KVLayout, Params
 
 
@@ -118,19 +119,19 @@ def step_components(sys: System, m: ModelShape, decode, decode_ctx, prefill, pre
     touched = experts_touched(p.num_experts, p.experts_per_token, tokens)
     w_params = p.non_expert - p.embed + p.expert * touched * p.moe_layers
     w_bytes = (w_params - p.lm_head) * np.asarray(sys.weight_bytes, dtype=float) + p.logits_matrix * 2.0
-    kv_frac = np.maximum(1.0, np.ceil(lay.heads_shardable / tp)) / lay.heads_shardable if lay.heads_shardable else tp / tp
-    kv_read = decode * _attended(decode_ctx, lay) * lay.layers * lay.elems_per_token_layer * sys.kv_bytes * kv_frac
+    # KV bytes one GPU reads for the decode batch (TP head sharding/replication, PP layer split)
+    kv_read = decode * _attended(decode_ctx, lay) * memory.kv_bytes_per_token_per_gpu(lay, sys.kv_bytes, tp, pp)
     bw = sys.mem_bw * sys.mbu
     # GEMMs and attention are separate kernels that run one after the other: each has its own roofline.
     gemm_c = lin / gpus / sys.linear_flops / eff
     gemm_m = w_bytes / gpus / bw
     attn_c = attn / gpus / sys.attn_flops / eff
-    attn_m = kv_read / pp / (sys.mem_bw * (sys.mbu if sys.mbu_kv is None else sys.mbu_kv))
+    attn_m = kv_read / (sys.mem_bw * (sys.mbu if sys.mbu_kv is None else sys.mbu_kv))
     t_gemm = np.maximum(gemm_c, gemm_m)
     t_attn = np.maximum(attn_c, attn_m)
     t_compute = np.where(gemm_c >= gemm_m, t_gemm, 0.0) + np.where(attn_c >= attn_m, t_attn, 0.0)
     t_memory = np.where(gemm_c < gemm_m, t_gemm, 0.0) + np.where(attn_c < attn_m, t_attn, 0.0)
-    bytes_gpu = w_bytes / gpus + kv_read / pp
+    bytes_gpu = w_bytes / gpus + kv_read
     t_comm = comm_time(sys, m, tokens)
     stage = t_gemm + t_attn + t_comm
     total = pp * stage + sys.overhead_s
