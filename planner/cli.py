@@ -58,6 +58,70 @@ def check(files: List[str] = typer.Argument(..., help="Spec files, globs, or - f
 
 
 @app.command()
+def render(spec: str = typer.Argument(..., help="The spec to render (must pass `planfile check`)."),
+           out: str = typer.Option(..., "--out", "-o", help="Output folder; nothing is written outside it."),
+           only: Optional[str] = typer.Option(None, "--only", help="Comma-separated targets: engine,k8s,alerts,bench,report."),
+           templates: Optional[str] = typer.Option(None, "--templates", help="Folder of template overrides (same names as templates/)."),
+           check_only: bool = typer.Option(False, "--check", help="Write nothing; exit 1 with a diff when --out differs."),
+           force: bool = typer.Option(False, "--force", help="Render a failing spec, and overwrite files planfile did not write."),
+           fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Lowest check severity that blocks rendering.")):
+    """Render engine launch configs, Kubernetes manifests, alerts, bench.sh and a report from a spec."""
+    from pathlib import Path
+
+    from planner.output import FORMATS
+    from planner.render import TARGETS, RenderError
+    from planner.render import render as render_files
+    from planner.render.out import OutError, drift, write
+    from planner.run import check_spec
+
+    targets = tuple(t.strip() for t in only.split(",")) if only else TARGETS
+    bad = [t for t in targets if t not in TARGETS]
+    if bad:
+        typer.echo(f"--only: unknown target {', '.join(bad)}; expected {', '.join(TARGETS)}", err=True)
+        raise typer.Exit(2)
+    if templates and not Path(templates).is_dir():
+        typer.echo(f"--templates: {templates} is not a folder", err=True)
+        raise typer.Exit(2)
+    res = check_spec(spec, fail_on.value)
+    if res.status == "invalid":
+        sys.stderr.write(FORMATS["text"]([res]))
+        raise typer.Exit(2)
+    if res.status == "fail" and not force:
+        sys.stderr.write(FORMATS["text"]([res]))
+        typer.echo(f"render: {spec} fails check at --fail-on {fail_on.value}; nothing written (--force renders anyway)", err=True)
+        raise typer.Exit(1)
+    if res.estimate is None or res.estimate.get("performance") is None and not force:
+        typer.echo(f"render: {spec} has no performance estimate (it does not fit); nothing written", err=True)
+        raise typer.Exit(1)
+    spec_text = sys.stdin.buffer.read() if spec == "-" else Path(spec).read_bytes()
+    try:
+        files = render_files(res, spec_text, targets, templates)
+    except RenderError as exc:
+        typer.echo(f"render: {spec}: {exc}", err=True)
+        raise typer.Exit(2)
+    except ImportError as exc:
+        typer.echo(f"render: {exc}", err=True)
+        raise typer.Exit(2)
+    root = Path(out)
+    try:
+        if check_only:
+            diff = drift(root, files)
+            if diff:
+                sys.stdout.write(diff)
+                typer.echo(f"render --check: {out} differs from what {spec} renders now", err=True)
+                raise typer.Exit(1)
+            typer.echo(f"render --check: {out} is up to date ({len(files)} files)")
+            return
+        wp = write(root, files, spec, force)
+    except OutError as exc:
+        typer.echo(f"render: {exc}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"wrote {len(wp.write)} files to {out} ({len(wp.unchanged)} unchanged, {len(wp.remove)} removed)")
+    for rel in wp.write:
+        typer.echo(f"  {rel}")
+
+
+@app.command()
 def schema():
     """Print the deployment.yaml JSON Schema."""
     from planner.resources import schema as load

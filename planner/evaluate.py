@@ -236,23 +236,46 @@ def roofline(r: Resolved, sysm: step.System, shp: step.ModelShape, batch: float)
     pre = step.step_components(sysm, shp, 0, 0, r.input.mean, r.input.mean / 2)
     return {
         "ridge_flops_per_byte": round(ridge, 1),
+        "peak_tflops": float(sysm.linear_flops) / 1e12, "memory_tb_per_s": float(sysm.mem_bw) / 1e12,
         "decode": {"batch": round(float(batch), 1), "step_ms": float(dec["total_s"]) * 1e3,
                    "intensity_flops_per_byte": round(float(dec["intensity_flops_per_byte"]), 2),
                    "bottleneck": str(step.bottleneck(dec)),
+                   "attained_tflops": float(dec["flops_per_gpu"] / dec["total_s"]) / 1e12,
                    "compute_ms": float(dec["compute_s"]) * 1e3, "memory_ms": float(dec["memory_s"]) * 1e3,
                    "comm_ms": float(dec["comm_s"]) * 1e3, "overhead_ms": float(dec["overhead_s"]) * 1e3},
         "prefill": {"tokens": int(r.input.mean), "time_ms": float(pre["total_s"]) * 1e3,
                     "intensity_flops_per_byte": round(float(pre["intensity_flops_per_byte"]), 2),
                     "bottleneck": str(step.bottleneck(pre)),
+                    "attained_tflops": float(pre["flops_per_gpu"] / pre["total_s"]) / 1e12,
                     "compute_ms": float(pre["compute_s"]) * 1e3, "memory_ms": float(pre["memory_s"]) * 1e3,
                     "comm_ms": float(pre["comm_s"]) * 1e3},
     }
 
 
+def offload(r: Resolved, mem: Memory) -> dict:
+    """Sessions held in HBM vs in a KV offload tier, and the time to restore one session's KV.
+
+    Each GPU restores its own shard over its own link, so restore = per-GPU bytes / tier bandwidth
+    (RadarOS's NAND offload model: capacity / session bytes, latency = bytes / bandwidth).
+    """
+    seq_gpu = mem.seq_bytes_mean
+    out = {"hbm_sessions_per_replica": int(mem.max_seqs_mean), "session_mb_per_gpu": round(seq_gpu / 1e6, 2),
+           "tier": None}
+    off = r.kv_offload
+    if off:
+        seq_replica = seq_gpu * r.gpus_per_replica
+        cap = float(off.get("capacity_gb") or 0.0) * 1e9
+        out.update({"tier": off["tier"], "capacity_gb_per_replica": cap / 1e9,
+                    "tier_sessions_per_replica": int(cap // seq_replica) if seq_replica > 0 else 0,
+                    "restore_ms": seq_gpu / (off["bandwidth_gb_per_s"] * 1e9) * 1e3,
+                    "idle_sessions": off.get("idle_sessions")})
+    return out
+
+
 def evaluate(r: Resolved, *, breach: bool = True) -> dict:
     """The estimate of a resolved spec (JSON-contract fields plus details)."""
     mem = memory_plan(r)
-    out: dict = {"memory": mem.to_json()}
+    out: dict = {"memory": mem.to_json(), "offload": offload(r, mem)}
     sysm, shp, fn = step_function(r)
     gpus = r.gpus_per_replica * r.replicas
     price = r.price_usd_per_gpu_hour

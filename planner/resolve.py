@@ -69,6 +69,11 @@ class Resolved:
     ignores: tuple
     archetype: str
     calibration: dict | None = None
+    extra_args: tuple = ()
+    image: str | None = None
+    labels: tuple = ()  # ((key, value), ...) from metadata.labels
+    description: str = ""
+    storage_kind: str = "local-nvme"
     defaults: tuple = field(default_factory=tuple)  # ((pointer, value, source), ...)
 
 
@@ -195,4 +200,7 @@ def resolve(loaded: Loaded) -> Resolved:
         prefix_caching=bool(e.get("enable_prefix_caching", eng["prefix_caching_default"])), chunked_prefill=bool(chunked),
         port=int(e.get("port") or eng["port"]), storage_gb_per_s=float(read), settings=settings,
         ignores=tuple((i["id"], i["reason"], i.get("path")) for i in d.get("checks", {}).get("ignore", [])),
-        archetype=arch["id"], calibration=calib, defaults=tuple(defaults))
+        archetype=arch["id"], calibration=calib, extra_args=tuple(str(a) for a in e.get("extra_args", [])),
+        image=e.get("image"), labels=tuple(sorted(d["metadata"].get("labels", {}).items())),
+        description=d["metadata"].get("description", ""), storage_kind=storage.get("kind", "local-nvme"),
+        defaults=tuple(defaults))

@@ -1,0 +1,114 @@
+"""Curves along one axis of a plan: latency vs load, GPUs vs load, the same workload on other GPUs.
+
+Used by the report's charts and by `planfile sweep`; pure computation over the physics (no I/O).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from planner import catalog
+from planner.evaluate import limits, memory_plan, run_load, step_function, tokens_per_step
+from planner.physics import serving
+from planner.resolve import Resolved, batch_defaults
+
+
+def latency_curve(r: Resolved, est: dict, points: int = 9, n_requests: int = 500) -> dict:
+    """p95 TTFT/ITL along the spec's load axis (arrival rate, or concurrency for closed-loop/offline)."""
+    mem = memory_plan(r)
+    _, _, fn = step_function(r)
+    cap = est.get("capacity") or {}
+    perf = est.get("performance") or {}
+    if r.mode == "rate":
+        peak = r.rate_rps * r.peak_factor
+        top = max(peak, cap.get("breach_rps") or 0.0, 1e-3) * 1.3
+        xs = np.linspace(top / points, top, points)
+        runs = [run_load(r, mem, fn, rate_fleet=float(x), n_requests=n_requests) for x in xs]
+        axis, marks = "arrival rate (req/s, fleet)", {"peak load": peak, "breach point": cap.get("breach_rps")}
+    else:
+        base = r.concurrency * r.peak_factor if r.mode == "concurrency" else max(perf.get("mean_batch") or 1, 1) * r.replicas * r.pp
+        top = max(2 * base, r.replicas)
+        xs = np.unique(np.linspace(max(1, top / points), top, points).round().astype(int))
+        runs = [run_load(r, mem, fn, conc_fleet=int(x), n_requests=n_requests) for x in xs]
+        axis, marks = "requests in flight (fleet)", {"planned": base}
+    return {"axis": axis, "x": [float(x) for x in xs], "marks": marks,
+            "ttft_p95_ms": [run["ttft_ms"]["p95"] for run in runs], "itl_p95_ms": [run["itl_ms"]["p95"] for run in runs],
+            "output_tokens_per_s": [run["output_tokens_per_s"] for run in runs],
+            "slo_ttft_p95_ms": ((r.slo or {}).get("ttft_ms") or {}).get("p95"),
+            "slo_itl_p95_ms": ((r.slo or {}).get("itl_ms") or {}).get("p95")}
+
+
+def gpus_vs_load(r: Resolved, est: dict, points: int = 40) -> dict:
+    """GPUs needed as the load grows, at the per-replica capacity the plan found (breach point, or 80 %
+    of saturation without latency SLOs)."""
+    cap = est.get("capacity") or {}
+    perf = est.get("performance") or {}
+    if cap.get("breach_rps"):
+        per_replica = cap["breach_rps"] / r.replicas
+        basis = "breach point"
+    else:
+        per_replica = 0.8 * (perf.get("saturation_requests_per_s") or 0.0) / r.replicas
+        basis = "80 % of saturation"
+    planned = r.rate_rps * r.peak_factor if r.mode == "rate" else (perf.get("requests_per_s") or 0.0)
+    top = max(planned * 2, per_replica * 2, 1e-3)
+    xs = np.linspace(top / points, top, points)
+    gpus = [int(math.ceil(x / per_replica)) * r.gpus_per_replica if per_replica > 0 else None for x in xs]
+    return {"x": [float(x) for x in xs], "gpus": gpus, "planned_rps": planned, "planned_gpus": r.gpus_per_replica * r.replicas,
+            "per_replica_rps": per_replica, "basis": basis}
+
+
+def on_gpu(r: Resolved, gpu: dict, tp: int) -> Resolved | None:
+    """The same spec on another GPU at tensor parallel `tp` (one node), with the engine's defaults for that
+    GPU and its cheapest catalog price; None when it cannot run there or a max-length sequence does not fit."""
+    if gpu["vendor"] not in r.engine["vendors"] or tp > gpu["gpus_per_node"] or r.model["num_attention_heads"] % tp:
+        return None
+    prices = catalog.prices_for_gpu(gpu["id"])
+    price = prices[0]["usd_per_gpu_hour"] if prices else None
+    bd = batch_defaults(r.engine, gpu)
+    v = replace(r, gpu=gpu, tp=tp, pp=1, gpus_per_replica=tp, gpus_per_node=gpu["gpus_per_node"],
+                max_num_seqs=bd["max_num_seqs"],
+                max_num_batched_tokens=max(bd["max_num_batched_tokens"], 0 if r.chunked_prefill else r.max_model_len),
+                price_usd_per_gpu_hour=price, price_source=(prices[0]["provider"] if prices else ""))
+    return v if memory_plan(v).fits else None
+
+
+def best_on_gpu(r: Resolved, gpu: dict) -> Resolved | None:
+    """The tensor-parallel size (1, 2, 4, 8) with the most output tokens/s per GPU at saturation."""
+    if gpu.get("laptop_derating"):
+        return None
+    best, best_tps = None, -1.0
+    for tp in (1, 2, 4, 8):
+        v = on_gpu(r, gpu, tp)
+        if v is not None:
+            tps = saturation(v)["output_tokens_per_s_per_gpu"]
+            if tps > best_tps * 1.05:  # a bigger split must pay for itself
+                best, best_tps = v, tps
+    return best
+
+
+def saturation(v: Resolved) -> dict:
+    """Maximum throughput of one replica (analytic steady state) and its cost per million output tokens."""
+    mem = memory_plan(v)
+    _, _, fn = step_function(v)
+    off = serving.steady_offline(fn, limits(v, mem), v.input.mean, v.output.mean, tokens_per_step(v))
+    tps = off["output_tokens_per_s"] * v.pp
+    usd = (v.price_usd_per_gpu_hour * v.gpus_per_replica) if v.price_usd_per_gpu_hour else None
+    return {"gpu": v.gpu["id"], "tp": v.tp, "output_tokens_per_s": tps, "output_tokens_per_s_per_gpu": tps / v.gpus_per_replica,
+            "usd_per_hour": usd, "usd_per_million_output_tokens": (usd / (tps * 3600) * 1e6) if usd and tps > 0 else None,
+            "bound": off["bound"]}
+
+
+def gpu_comparison(r: Resolved) -> list[dict]:
+    """The spec's model, precision, engine and workload at saturation on every catalog GPU it fits."""
+    rows = []
+    for e in catalog.raw("gpus")["gpus"]:
+        v = r if e["id"] == r.gpu["id"] else best_on_gpu(r, e)
+        if v is None:
+            continue
+        row = saturation(v)
+        row["planned"] = e["id"] == r.gpu["id"]
+        rows.append(row)
+    return rows

@@ -1,0 +1,167 @@
+"""`planfile render`: a checked spec -> engine launch configs, Kubernetes manifests, alerts, a benchmark
+script and a report. Pure up to the returned {relative path: text}; writing lives in planner.render.out.
+
+Templates run in a sandboxed Jinja environment with StrictUndefined. Every value reaches a manifest
+through a serializing filter (`q`: a quoted YAML scalar, `flow`: JSON flow, `shjoin`: shell words), so no
+spec string can change a manifest's structure; HTML is autoescaped. Users may override any template
+with `--templates DIR` (same relative names).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+TARGETS = ("engine", "k8s", "alerts", "bench", "report")
+_NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+class RenderError(Exception):
+    """A spec that cannot be rendered (e.g. a multi-node TensorRT-LLM replica), or a broken template."""
+
+
+def yaml_scalar(v) -> str:
+    """A YAML scalar that parses back to exactly `v` (JSON-compatible double-quoted for strings)."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return json.dumps(v)
+    s = json.dumps(str(v), ensure_ascii=False)
+    # YAML forbids some characters JSON allows raw (C1 controls, surrogates, BOM-like): escape them
+    return _NON_PRINTABLE.sub(lambda m: "\\u%04x" % ord(m.group()) if ord(m.group()) < 0x10000
+                              else "\\U%08x" % ord(m.group()), s)
+
+
+def yaml_flow(v) -> str:
+    """JSON flow style with YAML-safe strings (JSON is a subset of YAML's flow syntax)."""
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{yaml_scalar(str(k))}: {yaml_flow(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(yaml_flow(x) for x in v) + "]"
+    return yaml_scalar(v)
+
+
+def yaml_text(v) -> str:
+    import yaml
+
+    return yaml.safe_dump(v, sort_keys=False, default_flow_style=False, allow_unicode=True).rstrip("\n")
+
+
+def comment(v) -> str:
+    """Text safe inside a one-line comment (YAML, shell): no line breaks or control characters."""
+    return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]+", " ", str(v))
+
+
+def md(v) -> str:
+    """Text safe in a markdown table cell: pipes, HTML and line breaks neutralised."""
+    s = comment(v).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return s
+
+
+def environment(user_dir: str | None = None):
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from planner.resources import data_dir
+
+    loaders = [jinja2.FileSystemLoader(str(data_dir("templates")))]
+    if user_dir:
+        loaders.insert(0, jinja2.FileSystemLoader(user_dir))
+    env = SandboxedEnvironment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
+                               autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
+                               keep_trailing_newline=True, trim_blocks=False)
+    env.filters.update(q=yaml_scalar, flow=yaml_flow, yaml_text=yaml_text, comment=comment, md=md,
+                       sh=shlex.quote, shjoin=lambda argv: " ".join(shlex.quote(str(a)) for a in argv),
+                       num=lambda v, d=0: "n/a" if v is None else f"{v:,.{d}f}")
+    return env
+
+
+def plan_files(ctx: dict, targets: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(template, output path) pairs for the chosen targets."""
+    files: list[tuple[str, str]] = []
+    if "engine" in targets:
+        files.append(("engine/serve.sh.j2", "engine/serve.sh"))
+        if ctx["engine"]["config"] is not None:
+            files.append(("engine/config.yaml.j2", f"engine/{ctx['engine']['config_name']}"))
+    if "k8s" in targets:
+        files.append(("k8s/leaderworkerset.yaml.j2", "k8s/leaderworkerset.yaml") if ctx["topology"]["multinode"]
+                     else ("k8s/deployment.yaml.j2", "k8s/deployment.yaml"))
+        files.append(("k8s/service.yaml.j2", "k8s/service.yaml"))
+        files.append(("k8s/pdb.yaml.j2", "k8s/pdb.yaml"))
+        if ctx["engine"]["config_mounted"]:
+            files.append(("k8s/configmap.yaml.j2", "k8s/configmap.yaml"))
+        if ctx["volumes"]["cache_kind"] == "pvc":
+            files.append(("k8s/pvc.yaml.j2", "k8s/pvc.yaml"))
+        a = ctx["autoscaling"]
+        if a and a.get("scaler") == "hpa":
+            files.append(("k8s/hpa.yaml.j2", "k8s/hpa.yaml"))
+        elif a and a.get("scaler") == "keda":
+            files.append(("k8s/scaledobject.yaml.j2", "k8s/scaledobject.yaml"))
+    if "alerts" in targets and ctx["alerts"]:
+        files.append(("alerts/prometheusrule.yaml.j2", "alerts/prometheusrule.yaml"))
+        files.append(("alerts/servicemonitor.yaml.j2", "alerts/servicemonitor.yaml"))
+    if "bench" in targets:
+        files.append(("bench/bench.sh.j2", "bench.sh"))
+    if "report" in targets:
+        files.append(("report/report.md.j2", "report.md"))
+        files.append(("report/report.html.j2", "report.html"))
+    return files
+
+
+def report_context(res) -> dict:
+    from planner import curves
+    from planner.render import charts
+
+    r, est = res.resolved, res.estimate
+    svgs = {}
+    if est.get("performance"):
+        svgs["latency"] = charts.latency(curves.latency_curve(r, est))
+        svgs["gpus_vs_load"] = charts.gpus_vs_load(curves.gpus_vs_load(r, est))
+    svgs["memory"] = charts.memory(est["memory"])
+    svgs["roofline"] = charts.roofline(est["roofline"])
+    svgs["gpu_comparison"] = charts.gpu_comparison(curves.gpu_comparison(r))
+    svgs["offload"] = charts.offload(est["offload"], r.replicas)
+    return {"svgs": svgs}
+
+
+def render(res, spec_text: bytes, targets: tuple[str, ...] = TARGETS, templates: str | None = None) -> dict[str, str]:
+    """{relative output path: text} for a checked spec (run.Result with an estimate)."""
+    import jinja2
+    import yaml
+
+    from planner.render import context
+
+    ctx = context.build(res, spec_text)
+    errors = [m for _, m in context.engines.launch(res.resolved, res.estimate).errors]
+    if errors:
+        raise RenderError("; ".join(errors))
+    ctx["findings"] = [f.to_json() if hasattr(f, "to_json") else f for f in res.findings]
+    ctx["status"] = res.status
+    ctx["estimate"] = res.estimate
+    files = plan_files(ctx, targets)
+    if "report" in targets:
+        ctx.update(report_context(res))
+        for name in ctx["svgs"]:
+            files.append((None, f"charts/{name}.svg"))
+    env = environment(templates)
+    out: dict[str, str] = {}
+    for tpl, path in files:
+        if tpl is None:
+            out[path] = ctx["svgs"][Path(path).stem] + "\n"
+            continue
+        try:
+            text = env.get_template(tpl).render(**ctx)
+        except jinja2.TemplateError as exc:
+            where = f"{exc.filename or tpl}:{exc.lineno}" if getattr(exc, "lineno", None) else tpl
+            raise RenderError(f"template {where}: {exc.message if hasattr(exc, 'message') else exc}") from None
+        if path.endswith(".yaml"):
+            try:
+                list(yaml.safe_load_all(text))
+            except yaml.YAMLError as exc:
+                raise RenderError(f"template {tpl} produced invalid YAML: {exc}") from None
+        out[path] = text if text.endswith("\n") else text + "\n"
+    return dict(sorted(out.items()))

@@ -1,0 +1,132 @@
+"""Engine option manifests: the options the real engine parsers accept, per version.
+
+The manifests in catalog/engine-flags/ were dumped from the real argparse parsers of vLLM 0.32/0.33 and
+SGLang 0.5.23 (shared/reference/engine-flags/), and written by hand for TensorRT-LLM from its serve.py
+(it cannot be installed without a GPU index). A rendered command line, and the `extra_args` a user
+passes through, are checked here: the option exists, its value parses as the parser's type, and it is
+among the parser's choices.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from planner.resources import data_dir
+
+INT_RE = re.compile(r"^-?\d+$")
+ENV_REF = re.compile(r"^\$\([A-Za-z_][A-Za-z0-9_]*\)$")
+
+
+@dataclass(frozen=True)
+class Option:
+    flags: tuple[str, ...]
+    dest: str
+    type: str | None
+    choices: tuple | None
+    takes_value: bool
+    negatable: bool  # argparse BooleanOptionalAction: --X / --no-X (vLLM 0.33 keeps --no-enable-* as hidden aliases)
+
+
+class Manifest:
+    def __init__(self, name: str, entries: list[dict]):
+        self.name = name
+        self.options: dict[str, Option] = {}
+        self.positionals = [e["positional"] for e in entries if "positional" in e]
+        for e in entries:
+            if "flags" not in e:
+                continue
+            is_flag = e.get("store_true") or e.get("bool_optional") or (e.get("type") is None and isinstance(e.get("default"), bool))
+            opt = Option(tuple(e["flags"]), e["dest"], e.get("type"), tuple(e["choices"]) if e.get("choices") else None,
+                         not is_flag, bool(e.get("bool_optional")))
+            for f in e["flags"]:
+                self.options[f] = opt
+            if opt.negatable:
+                for f in e["flags"]:
+                    if f.startswith("--enable-"):
+                        self.options["--no-" + f[2:]] = opt
+
+    def check_value(self, opt: Option, flag: str, value: str) -> str | None:
+        if ENV_REF.match(value):
+            return None  # $(VAR): expanded by Kubernetes from the pod's environment
+        t = opt.type or "str"
+        if t in ("int", "human_readable_int") and not INT_RE.match(value):
+            return f"{flag} expects an integer, got {value!r}"
+        if t == "human_readable_int_or_auto" and not (INT_RE.match(value) or value in ("auto", "-1")):
+            return f"{flag} expects an integer or auto, got {value!r}"
+        if t == "float":
+            try:
+                float(value)
+            except ValueError:
+                return f"{flag} expects a number, got {value!r}"
+        if opt.choices and value not in [str(c) for c in opt.choices]:
+            return f"{flag} {value!r} is not one of {', '.join(map(str, opt.choices))}"
+        return None
+
+    def check_argv(self, argv: list[str]) -> list[str]:
+        """Errors for an argument list (without the program name and positionals handled by the caller)."""
+        errors = []
+        i = 0
+        while i < len(argv):
+            a = argv[i]
+            if not a.startswith("-"):
+                errors.append(f"unexpected positional argument {a!r}")
+                i += 1
+                continue
+            flag, eq, inline = a.partition("=")
+            opt = self.options.get(flag)
+            if opt is None:
+                errors.append(f"{self.name} has no option {flag}")
+                i += 1
+                continue
+            if not opt.takes_value:
+                if eq:
+                    errors.append(f"{flag} takes no value")
+                i += 1
+                continue
+            if eq:
+                value = inline
+                i += 1
+            elif i + 1 < len(argv):
+                value = argv[i + 1]
+                i += 2
+            else:
+                errors.append(f"{flag} needs a value")
+                break
+            err = self.check_value(opt, flag, value)
+            if err:
+                errors.append(err)
+        return errors
+
+    def check_config(self, config: dict) -> list[str]:
+        """vLLM/SGLang --config YAML: keys are long option names without the dashes."""
+        errors = []
+        for k, v in config.items():
+            flag = "--" + str(k).replace("_", "-")
+            opt = self.options.get(flag)
+            if opt is None:
+                errors.append(f"{self.name} has no option {flag} (config key {k!r})")
+                continue
+            if v is False:
+                errors.append(f"config key {k!r}: false is dropped silently by `vllm serve --config`; write no-{k}: true")
+            elif not opt.takes_value:
+                if v is not True:
+                    errors.append(f"config key {k!r} is a switch: write true")
+            else:
+                err = self.check_value(opt, flag, str(v) if not isinstance(v, (dict, list)) else json.dumps(v))
+                if err:
+                    errors.append(err)
+        return errors
+
+
+@lru_cache(maxsize=None)
+def manifest(engine_id: str, version: str) -> Manifest:
+    from planner import catalog
+
+    engine = catalog.engines().get(engine_id).entry
+    files = engine.get("flag_manifests") or {}
+    fname = files.get(version) or files[sorted(files)[-1]]
+    entries = json.loads((data_dir("catalog") / "engine-flags" / fname).read_text(encoding="utf-8"))
+    return Manifest(f"{engine['name']} {version}", entries)
