@@ -15,7 +15,7 @@ from planner.physics.serving import Lengths
 STORAGE_GB_PER_S = {"local-nvme": 6.0, "network-volume": 1.0, "object-store": 0.5}
 OFFLOAD_GB_PER_S = {"cpu": 25.0, "nvme": 6.0}
 SETTINGS_DEFAULTS = {"comm_share_max_pct": 25.0, "headroom_min_pct": 10.0, "reading_speed_tokens_per_s": 8.0,
-                     "min_batch_utilization_pct": 10.0, "idle_share_max_pct": 60.0, "memory_headroom_min_pct": 10.0}
+                     "min_batch_utilization_pct": 10.0, "idle_share_max_pct": 75.0, "memory_headroom_min_pct": 10.0}
 
 
 @dataclass(frozen=True)

@@ -309,6 +309,19 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
                 f"the workload needs {need:,} tokens per sequence (prompt + output), but {model['id']} supports "
                 f"{limit:,} (max_position_embeddings)", where,
                 f"cap input_tokens.max + output_tokens.max at {limit:,}, or choose a longer-context model")
+    labels = _get(d, "metadata", "labels")
+    if isinstance(labels, dict):
+        from planner.render.sanity import LABEL_VALUE, label_key_ok
+
+        for k, v in labels.items():
+            if not label_key_ok(str(k)):
+                add("PF117", "invalid-label", f"label key {k!r} is not a valid Kubernetes label name "
+                    "(optional DNS prefix/, then at most 63 of [A-Za-z0-9-_.] with alphanumeric ends)",
+                    pointer_join(["metadata", "labels", k]), "rename the label")
+            elif isinstance(v, str) and not LABEL_VALUE.match(v):
+                add("PF117", "invalid-label", f"label value {v!r} is not a valid Kubernetes label value "
+                    "(at most 63 of [A-Za-z0-9-_.], alphanumeric first and last)",
+                    pointer_join(["metadata", "labels", k]), "use letters, digits, '-', '_' and '.' only")
     cal = d.get("calibration")
     if isinstance(cal, str):
         p = (loaded.base_dir or Path.cwd()) / cal

@@ -31,6 +31,7 @@ for _id, _slug, _summary in [
     ("PF113", "token-distribution", "Token-length percentiles are not ordered (p50 <= p95 <= max)."),
     ("PF115", "custom-workload-incomplete", "archetype custom has no defaults; token lengths are required."),
     ("PF116", "calibration-file", "The calibration file does not exist."),
+    ("PF117", "invalid-label", "A metadata label is not a valid Kubernetes label key or value."),
 ]:
     describe(_id, _slug, "error", _summary, _summary)
 
@@ -191,6 +192,257 @@ def single(r, est):
         return [finding("PF601", "one replica: any restart or node drain is an outage", "/hardware",
                         "replicas: 2")]
     return []
+
+
+@register("PF203", "kv-replicated", "info", "Tensor parallelism beyond the KV heads replicates the KV cache.")
+def kv_replicated(r, est):
+    """What: with TP larger than the model's KV heads (GQA/MQA), each GPU must hold whole KV heads, so the
+    KV cache is replicated TP / kv_heads times: more GPUs do not hold proportionally more sequences.
+
+    Fix: TP <= kv heads, and scale out with replicas instead (data parallelism)."""
+    kvh = r.model.get("num_kv_heads")
+    if r.model.get("attention", {}).get("type") == "mla" or not kvh or r.tp <= kvh:
+        return []
+    return [finding("PF203", f"tensor: {r.tp} > {kvh} KV heads: the KV cache is replicated {r.tp // kvh}x",
+                    "/parallelism/tensor", f"tensor: {kvh} and more replicas")]
+
+
+@register("PF301", "tp-over-pcie", "warning", "Tensor parallelism over PCIe (no NVLink-class link).")
+def tp_pcie(r, est):
+    """What: two all-reduces per layer per step cross PCIe (25-50 GB/s) instead of NVLink (450+ GB/s): the
+    seed's TP penalty. Decode steps slow down by the communication share shown in the message.
+
+    Fix: a GPU with NVLink (SXM/NVL parts), or fewer GPUs per replica with quantized weights, and
+    replicas for throughput."""
+    from planner.evaluate import link
+
+    if r.tp <= 1:
+        return []
+    _, _, kind = link(r.gpu, r.tp, r.gpus_per_node)
+    if kind != "pcie":
+        return []
+    rl = est.get("roofline") or {}
+    dec = rl.get("decode") or {}
+    share = dec.get("comm_ms", 0) / dec["step_ms"] * 100 if dec.get("step_ms") else 0
+    return [finding("PF301", f"tensor: {r.tp} on {r.gpu['id']} runs its all-reduces over PCIe "
+                    f"({share:.0f} % of each decode step)", "/parallelism/tensor",
+                    "tensor: 1 with fp8/int4 weights and more replicas, or an NVLink GPU")]
+
+
+@register("PF302", "tp-when-one-gpu-fits", "warning", "The model would fit on one GPU, yet it is split.")
+def tp_unneeded(r, est):
+    """What: the seed's first rule: if it fits in one GPU, use one GPU. A split model pays communication on
+    every layer; the same GPUs as independent replicas give more throughput with no all-reduce.
+
+    Fix: tensor: 1 and multiply replicas by the old TP (quantize before you split)."""
+    if r.tp * r.pp <= 1:
+        return []
+    from planner import curves
+
+    one = curves.on_gpu(r, r.gpu, 1)
+    if one is None:
+        return []
+    from planner.evaluate import memory_plan
+
+    m = memory_plan(one)
+    perf = est.get("performance") or {}
+    # a one-GPU replica must hold its share of the batch: the current per-GPU batch with 50 % margin
+    need = max(8, math.ceil(1.5 * (perf.get("mean_batch") or 0) * r.pp / r.gpus_per_replica))
+    if m.max_seqs_mean < need:
+        return []
+    return [finding("PF302", f"{r.model['id']} at {r.weights} fits one {r.gpu['id']} with room for "
+                    f"{m.max_seqs_mean} sequences; the replica splits it over {r.gpus_per_replica} GPUs",
+                    "/parallelism/tensor", f"tensor: 1, gpus_per_replica: 1, replicas: {r.replicas * r.gpus_per_replica}")]
+
+
+@register("PF303", "tp-indivisible", "error", "Tensor/pipeline parallelism does not divide the heads or layers.")
+def indivisible(r, est):
+    """What: vLLM, SGLang and TensorRT-LLM shard attention heads over TP and layers over PP; a TP that does
+    not divide the attention heads is rejected at start-up ("Total number of attention heads (64) must be
+    divisible by tensor parallel size (3)"); PP with uneven layers leaves one stage slower.
+
+    Fix: a TP that divides the head count (1, 2, 4, 8 for most models)."""
+    out = []
+    heads, layers = r.model["num_attention_heads"], r.model["num_layers"]
+    if heads % r.tp:
+        ok = [t for t in (1, 2, 4, 8, 16) if heads % t == 0 and t <= max(r.tp * 2, 8)]
+        out.append(finding("PF303", f"tensor: {r.tp} does not divide {r.model['id']}'s {heads} attention heads: "
+                           "the engine refuses to start", "/parallelism/tensor",
+                           "tensor: " + " or ".join(map(str, ok[-2:]))))
+    if r.pp > 1 and layers % r.pp:
+        out.append(finding("PF303", f"pipeline: {r.pp} does not divide the {layers} layers: stages are uneven",
+                           "/parallelism/pipeline", "a pipeline size that divides the layers", severity="warning"))
+    return out
+
+
+@register("PF304", "replica-spans-nodes", "warning", "One replica spans several nodes.")
+def spans_nodes(r, est):
+    """What: TP x PP is larger than the GPUs of one node, so the replica's collectives cross the network
+    (InfiniBand/RoCE, ~50 GB/s per GPU) and it is rendered as a LeaderWorkerSet.
+
+    Fix: keep TP inside a node and use PP across nodes, quantize to fit one node, or a bigger node
+    (8x H200/B200)."""
+    if r.gpus_per_replica <= r.gpus_per_node:
+        return []
+    return [finding("PF304", f"a replica of {r.gpus_per_replica} GPUs spans {math.ceil(r.gpus_per_replica / r.gpus_per_node)} "
+                    f"nodes of {r.gpus_per_node}", "/hardware/gpus_per_replica",
+                    f"tensor: {r.gpus_per_node} within a node and pipeline across nodes, or fp8 weights to fit one node")]
+
+
+@register("PF305", "communication-share", "warning", "Communication takes a large share of the decode step.")
+def comm_share(r, est):
+    """What: the tensor-parallel all-reduces take more than `checks.settings.comm_share_max_pct` (default
+    25 %) of a decode step.
+
+    Fix: fewer GPUs per replica, a faster link, or pipeline instead of tensor parallelism across links."""
+    dec = (est.get("roofline") or {}).get("decode") or {}
+    if not dec.get("step_ms") or r.tp <= 1:
+        return []
+    share = dec["comm_ms"] / dec["step_ms"] * 100
+    if share <= r.settings["comm_share_max_pct"]:
+        return []
+    return [finding("PF305", f"all-reduces take {share:.0f} % of a {dec['step_ms']:.1f} ms decode step "
+                    f"(threshold {r.settings['comm_share_max_pct']:g} %)", "/parallelism/tensor",
+                    f"tensor: {max(r.tp // 2, 1)} with more replicas")]
+
+
+@register("PF404", "batch-underused", "info", "The decode batch is too small to use the GPU.")
+def low_batch(r, est):
+    """What: the seed's "low GPU utilization": at the planned load the mean decode batch is below
+    `checks.settings.min_batch_utilization_pct` (default 10 %) of what the KV pool could hold, so the
+    GPUs mostly stream weights for few tokens.
+
+    Fix: fewer replicas or GPUs (check the breach point first), or a smaller GPU."""
+    perf = est.get("performance")
+    if not perf or r.mode == "offline":
+        return []
+    cap = est["memory"]["max_concurrent_sequences"]
+    b = perf.get("mean_batch") or 0
+    if not cap or b / cap * 100 >= r.settings["min_batch_utilization_pct"]:
+        return []
+    return [finding("PF404", f"mean decode batch {b:.1f} of {cap} sequences the KV pool holds "
+                    f"({b / cap * 100:.0f} %)", "/hardware/replicas" if not r.autoscale else "/hardware/autoscale",
+                    "fewer replicas, or a smaller/cheaper GPU")]
+
+
+@register("PF405", "bottleneck", "info", "Where the step time goes: the prefill and decode bottlenecks.")
+def bottleneck(r, est):
+    """What: the roofline of the plan: decode is usually memory-bound (weights and KV streamed per token),
+    prefill compute-bound. Shown so a reviewer knows which knob moves which number.
+
+    Fix: memory-bound decode -> fp8 weights/KV or more bandwidth; compute-bound prefill -> fp8 math
+    (Hopper+), more TP, or prefix caching."""
+    rl = est.get("roofline") or {}
+    if not rl:
+        return []
+    d, p = rl["decode"], rl["prefill"]
+    return [finding("PF405", f"decode {d['bottleneck']}-bound ({d['intensity_flops_per_byte']:.0f} FLOP/B vs ridge "
+                    f"{rl['ridge_flops_per_byte']:.0f}), prefill {p['bottleneck']}-bound", "/hardware/gpu")]
+
+
+@register("PF407", "int4-kv-long-context", "warning", "INT4 KV cache at long context loses accuracy.")
+def int4_kv(r, est):
+    """What: 4-bit KV quantization error accumulates over long contexts; above 8K tokens accuracy drops
+    measurably on retrieval tasks.
+
+    Fix: kv_cache: fp8 (the seeds' default for RAG and agents)."""
+    if r.kv_cache != "int4" or r.max_model_len <= 8192:
+        return []
+    return [finding("PF407", f"int4 KV cache at {r.max_model_len:,}-token context", "/precision/kv_cache", "kv_cache: fp8")]
+
+
+@register("PF502", "cost-per-token-target", "error", "Cost per million output tokens is above the target.")
+def per_token(r, est):
+    """What: monthly cost / output tokens at the planned (normal) load exceeds
+    cost.target_usd_per_million_output_tokens.
+
+    Fix: fewer idle GPUs (autoscaling), a cheaper GPU with the same SLOs, or fp8."""
+    c = est.get("cost") or {}
+    t = r.target_usd_per_mtok
+    got = c.get("usd_per_million_output_tokens")
+    if not t or got is None or got <= t:
+        return []
+    return [finding("PF502", f"${got:.2f} per 1M output tokens, target ${t:.2f} (+{(got / t - 1) * 100:.0f} %)",
+                    "/cost/target_usd_per_million_output_tokens", "autoscale to the load, or a cheaper GPU (see PF504)")]
+
+
+@register("PF503", "idle-fleet", "warning", "Most of the fleet's capacity is idle at the planned load.")
+def idle(r, est):
+    """What: at normal load the fleet runs at less than (100 - idle_share_max_pct) % of the load it could
+    carry within its SLOs (the breach point; saturation throughput when there is no arrival rate):
+    money spent on idle GPUs. Some idle share is the price of latency headroom; the default threshold
+    (75 %) only flags fleets sized far beyond both.
+
+    Fix: fewer replicas, or autoscaling with a lower minimum."""
+    perf = est.get("performance")
+    c = est.get("cost") or {}
+    if not perf or r.mode == "offline" or not perf.get("saturation_output_tokens_per_s"):
+        return []
+    billed_share = (c.get("gpus_billed") or r.gpus_per_replica * r.replicas) / (r.gpus_per_replica * r.replicas)
+    breach = (est.get("capacity") or {}).get("breach_rps")
+    if r.mode == "rate" and breach:
+        used = r.rate_rps / (breach * billed_share) * 100
+    else:
+        normal = r.rate_rps * r.output.mean if r.mode == "rate" else perf["output_tokens_per_s"] / r.peak_factor
+        used = normal / (perf["saturation_output_tokens_per_s"] * billed_share) * 100
+    if 100 - used <= r.settings["idle_share_max_pct"]:
+        return []
+    return [finding("PF503", f"{100 - used:.0f} % of the fleet's capacity is idle at normal load "
+                    f"(threshold {r.settings['idle_share_max_pct']:g} %)", "/hardware",
+                    "fewer replicas, or autoscale with a lower min")]
+
+
+@register("PF504", "cheaper-gpu", "info", "Another catalog GPU serves the same load for less.")
+def cheaper(r, est):
+    """What: the physics sweep found a catalog GPU (with a catalog price) whose cost per million output
+    tokens at saturation is at least 25 % lower for the same model, precision and engine.
+
+    Fix: try it with `planfile plan` (which also checks the latency SLOs) before switching."""
+    from planner import curves
+
+    rows = curves.gpu_comparison(r)
+    mine = next((x for x in rows if x["planned"]), None)
+    if not mine or not mine.get("usd_per_million_output_tokens"):
+        return []
+    priced = [x for x in rows if x.get("usd_per_million_output_tokens") and not x["planned"]]
+    if not priced:
+        return []
+    best = min(priced, key=lambda x: x["usd_per_million_output_tokens"])
+    if best["usd_per_million_output_tokens"] > 0.75 * mine["usd_per_million_output_tokens"]:
+        return []
+    return [finding("PF504", f"{best['gpu']} (TP{best['tp']}) costs ${best['usd_per_million_output_tokens']:.2f} per 1M "
+                    f"output tokens at saturation vs ${mine['usd_per_million_output_tokens']:.2f} on {r.gpu['id']}",
+                    "/hardware/gpu", f"`planfile plan` with --gpus {best['gpu']},{r.gpu['id']}")]
+
+
+@register("PF602", "engine-rejects", "error", "The engine would reject a value of the rendered launch.")
+def engine_rejects(r, est):
+    """What: a value the chosen engine does not accept: a KV dtype it has no kernel for (SGLang has no int4
+    KV), online quantization it cannot do, an `extra_args` option that does not exist in that version
+    (checked against the option manifests of the real parsers), a multi-node TensorRT-LLM replica.
+
+    Fix: the remediation names the accepted values."""
+    from planner.render.engines import launch
+
+    if not est["memory"]["fits"]:
+        return []
+    return [finding("PF602", msg, ptr, "") for ptr, msg in launch(r, est).errors]
+
+
+@register("PF603", "cold-start-vs-autoscaling", "warning", "Cold start is too slow for the autoscaler to absorb peaks.")
+def cold_start(r, est):
+    """What: a new replica needs weights / storage bandwidth + engine start before it serves. With
+    autoscaling on a network volume (~1 GB/s) that can be minutes, while traffic peaks are already queueing.
+
+    Fix: local NVMe or a node-local cache, a higher autoscale.min, or a warm pool (cost.autoscale_buffer_pct)."""
+    if not r.autoscale:
+        return []
+    cold = (est.get("cost") or {}).get("cold_start_s") or 0
+    if cold <= 300:
+        return []
+    return [finding("PF603", f"a new replica takes {cold:.0f} s to serve (weights from {r.storage_kind} at "
+                    f"{r.storage_gb_per_s:g} GB/s): autoscaling reacts minutes late", "/hardware/storage",
+                    "storage: {kind: local-nvme}, or a higher autoscale.min")]
 
 
 @register("PF901", "unused-waiver", "warning", "A waiver in checks.ignore matched no finding.")

@@ -164,4 +164,9 @@ def render(res, spec_text: bytes, targets: tuple[str, ...] = TARGETS, templates:
             except yaml.YAMLError as exc:
                 raise RenderError(f"template {tpl} produced invalid YAML: {exc}") from None
         out[path] = text if text.endswith("\n") else text + "\n"
+    from planner.render import sanity
+
+    problems = sanity.check_files(out, ctx["gpu"]["per_pod"])
+    if problems:
+        raise RenderError("rendered manifests are invalid: " + "; ".join(problems))
     return dict(sorted(out.items()))
