@@ -15,7 +15,8 @@ import shlex
 from pathlib import Path
 
 TARGETS = ("engine", "k8s", "alerts", "bench", "report")
-_NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# escaped in YAML double-quoted scalars: non-printables, and the Unicode line breaks YAML would fold (NEL, LS, PS, BOM)
+_NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
 
 
 class RenderError(Exception):
@@ -139,7 +140,7 @@ def render(res, spec_text: bytes, targets: tuple[str, ...] = TARGETS, templates:
     errors = [m for _, m in context.engines.launch(res.resolved, res.estimate).errors]
     if errors:
         raise RenderError("; ".join(errors))
-    ctx["findings"] = [f.to_json() if hasattr(f, "to_json") else f for f in res.findings]
+    ctx["findings"] = [dict(f.to_json(), waived=f.waived) for f in res.findings]
     ctx["status"] = res.status
     ctx["estimate"] = res.estimate
     files = plan_files(ctx, targets)

@@ -33,8 +33,21 @@ LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 def promql_string(s: str) -> str:
-    """A PromQL double-quoted string literal (Go escapes)."""
-    return json.dumps(s, ensure_ascii=True)
+    """A PromQL double-quoted string literal with Go escapes (\\uXXXX / \\UXXXXXXXX, never surrogate pairs)."""
+    out = []
+    for ch in s:
+        o = ord(ch)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif o < 0x20 or 0x7F <= o < 0xA0 or o in (0x2028, 0x2029):
+            out.append("\\u%04x" % o)
+        elif o > 0xFFFF:
+            out.append("\\U%08x" % o)
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def label_value(s: str) -> str:

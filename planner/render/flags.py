@@ -78,8 +78,8 @@ class Manifest:
             flag, eq, inline = a.partition("=")
             opt = self.options.get(flag)
             if opt is None:
-                errors.append(f"{self.name} has no option {flag}")
-                i += 1
+                errors.append(f"no option {flag}")
+                i += 2 if (not eq and i + 1 < len(argv) and not argv[i + 1].startswith("-")) else 1
                 continue
             if not opt.takes_value:
                 if eq:
