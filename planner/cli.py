@@ -121,6 +121,68 @@ def render(spec: str = typer.Argument(..., help="The spec to render (must pass `
         typer.echo(f"  {rel}")
 
 
+class PlanFmt(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class Objective(str, Enum):
+    cost = "cost"
+    latency = "latency"
+    throughput = "throughput"
+    balanced = "balanced"
+
+
+@app.command()
+def plan(spec: str = typer.Argument(..., help="A spec, or a partial one with only model, workload and SLOs."),
+         objective: Objective = typer.Option(Objective.cost, "--objective", help="How to rank the options."),
+         gpus: Optional[str] = typer.Option(None, "--gpus", help="Only these GPUs (comma-separated ids or aliases)."),
+         provider: Optional[str] = typer.Option(None, "--provider", help="Price with this provider only."),
+         max_gpus: Optional[int] = typer.Option(None, "--max-gpus", min=1, help="At most this many GPUs in the fleet."),
+         precision: Optional[str] = typer.Option(None, "--precision", help="Allowed weight precisions (e.g. bf16,fp8)."),
+         no_quantize: bool = typer.Option(False, "--no-quantize", help="bf16 weights and KV only."),
+         top: int = typer.Option(5, "--top", min=1, max=50, help="How many options to show."),
+         format: PlanFmt = typer.Option(PlanFmt.text, "--format", "-f", help="Output format."),
+         write: Optional[str] = typer.Option(None, "--write", help="Write a complete spec for option 1 to this file.")):
+    """Find the cheapest fleet that fits and meets every SLO. Exit 0 with options, 1 when none, 2 invalid."""
+    from planner import catalog
+    from planner import planout
+    from planner.output import FORMATS
+    from planner.plan import Constraints, search
+    from planner.run import Result, load_for_plan
+
+    gpu_list = tuple(g.strip() for g in gpus.split(",") if g.strip()) if gpus else ()
+    for g in gpu_list:
+        look = catalog.gpus().get(g)
+        if look.entry is None:
+            typer.echo(f"--gpus: unknown GPU {g!r}; {catalog.hint('gpus', g, look.suggestions)}", err=True)
+            raise typer.Exit(2)
+    if provider and catalog.providers().get(provider).entry is None:
+        typer.echo(f"--provider: unknown provider {provider!r}; `planfile catalog list prices` lists them", err=True)
+        raise typer.Exit(2)
+    precs = tuple(p.strip() for p in precision.split(",")) if precision else ()
+    bad = [p for p in precs if p not in ("bf16", "fp16", "fp8", "int8", "int4", "fp4")]
+    if bad:
+        typer.echo(f"--precision: unknown {', '.join(bad)}; expected bf16, fp16, fp8, int8, int4 or fp4", err=True)
+        raise typer.Exit(2)
+    loaded, findings, base, filled = load_for_plan(spec)
+    if base is None:
+        sys.stderr.write(FORMATS["text"]([Result(spec, "invalid", findings, loaded=loaded)]))
+        raise typer.Exit(2)
+    pid = catalog.providers().get(provider).entry["id"] if provider else None
+    res = search(base, Constraints(gpu_list, pid, max_gpus, precs, no_quantize, objective.value), top)
+    fmt = {"text": planout.to_text, "json": planout.to_json, "markdown": planout.to_markdown}[format.value]
+    sys.stdout.write(fmt(spec, res, objective.value))
+    if not res.options:
+        raise typer.Exit(1)
+    if write:
+        from pathlib import Path
+
+        Path(write).write_text(planout.spec_for(loaded.data, res.options[0], filled), encoding="utf-8")
+        typer.echo(f"wrote {write}", err=True)
+
+
 @app.command()
 def schema():
     """Print the deployment.yaml JSON Schema."""

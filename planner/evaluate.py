@@ -135,11 +135,7 @@ def step_function(r: Resolved):
     sysm = system(r.gpu, r.engine["id"], r.weights, r.kv_cache, r.tp, r.pp, r.ep, r.gpus_per_node,
                   r.quant_group_size, r.calibration)
     shp = model_shape(r.model)
-
-    def fn(decode, decode_ctx, prefill, prefill_ctx):
-        return step.step_time(sysm, shp, decode, decode_ctx, prefill, prefill_ctx)
-
-    return sysm, shp, fn
+    return sysm, shp, step.scalar_step(sysm, shp)
 
 
 def tokens_per_step(r: Resolved) -> float:

@@ -42,3 +42,38 @@ RANK = {"error": 3, "warning": 2, "info": 1, "never": 99}
 def status(findings: list[Finding], fail_on: str) -> str:
     level = RANK[fail_on]
     return "fail" if any(not f.waived and RANK[f.severity] >= level for f in findings) else "pass"
+
+
+PLAN_PLACEHOLDERS = ("hardware", "engine")
+
+
+def load_for_plan(path: str):
+    """Load a spec that may be partial (only model, workload and SLOs): hardware and engine get
+    placeholders the planner replaces. Returns (loaded, findings, resolved or None, filled sections)."""
+    from planner import catalog
+    from planner.loader import load_path
+    from planner.validate import locate, validate
+
+    loaded = load_path(path)
+    filled = []
+    d = loaded.data
+    if isinstance(d, dict):
+        if "hardware" not in d:
+            provider = (d.get("cost") or {}).get("provider") if isinstance(d.get("cost"), dict) else None
+            gpu = "h100-sxm"
+            if isinstance(provider, str) and catalog.providers().get(provider).entry:
+                pid = catalog.providers().get(provider).entry["id"]
+                priced = [p["gpu"] for p in catalog.raw("prices")["prices"] if p["provider"] == pid]
+                gpu = "h100-sxm" if "h100-sxm" in priced or not priced else priced[0]
+            d["hardware"] = {"gpu": gpu, "gpus_per_replica": 1, "replicas": 1}
+            d.pop("parallelism", None)
+            filled.append("hardware")
+        if "engine" not in d:
+            d["engine"] = {"name": "vllm"}
+            filled.append("engine")
+    findings = validate(loaded)
+    if any(f.severity == "error" for f in findings):
+        return loaded, locate(findings, loaded), None, filled
+    from planner.resolve import resolve
+
+    return loaded, findings, resolve(loaded), filled

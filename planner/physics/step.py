@@ -150,3 +150,55 @@ def bottleneck(parts: dict) -> np.ndarray:
     """'compute' | 'memory' | 'communication' per element: what most of the step time is bound by."""
     stack = np.stack(np.broadcast_arrays(parts["compute_s"], parts["memory_s"], parts["comm_s"]))
     return np.array(["compute", "memory", "communication"])[np.argmax(stack, axis=0)]
+
+
+def scalar_step(sys: System, m: ModelShape):
+    """step_time for one configuration as a plain-float closure: the simulator calls it once per
+    iteration, where numpy's per-call overhead on scalars would dominate (~10x slower). Same formulas as
+    step_components; tests/physics check the two agree."""
+    p, lay = m.p, m.lay
+    tp, pp, ep = float(sys.tp), float(sys.pp), float(sys.ep)
+    gpus = tp * pp
+    mfu, half = float(sys.mfu), float(sys.mfu_half_tokens)
+    lin_k, logits_k = 2.0 * p.active_matmul, 2.0 * p.logits_matrix
+    attn_k = m.attn_flops_per_ctx * lay.layers
+    full, win, wtok, layers = lay.full_layers, lay.window_layers, lay.window_tokens, lay.layers
+    E, k = p.num_experts, p.experts_per_token
+    wb = float(sys.weight_bytes)
+    w_fixed = (p.non_expert - p.embed - p.lm_head) * wb + p.logits_matrix * 2.0
+    w_expert = p.expert * p.moe_layers * wb
+    kvpt = float(memory.kv_bytes_per_token_per_gpu(lay, sys.kv_bytes, tp, pp))
+    bw = float(sys.mem_bw) * float(sys.mbu)
+    bw_kv = float(sys.mem_bw) * float(sys.mbu if sys.mbu_kv is None else sys.mbu_kv)
+    lin_peak, attn_peak = float(sys.linear_flops), float(sys.attn_flops)
+    ar_k = 2 * (tp - 1) / tp / float(sys.link_bw) * m.hidden * sys.act_bytes if tp > 1 else 0.0
+    ar_lat = float(sys.link_latency_s) if tp > 1 else 0.0
+    tp_layers = 2 * p.num_layers / pp
+    a2a_k = (k * m.hidden * sys.act_bytes * (ep - 1) / ep / ep / float(sys.link_bw)) if (p.moe_layers and ep > 1) else 0.0
+    a2a_lat = float(sys.link_latency_s) if (p.moe_layers and ep > 1) else 0.0
+    moe_layers2 = 2 * p.moe_layers / pp
+    overhead = float(sys.overhead_s)
+
+    def att(c: float) -> float:
+        if not win:
+            return c
+        return (c * full + min(c, wtok) * win) / layers
+
+    def fn(decode, decode_ctx, prefill, prefill_ctx) -> float:
+        decode, prefill = float(decode), float(prefill)
+        tokens = decode + prefill
+        lin = lin_k * tokens + logits_k * max(decode, min(prefill, 1.0))
+        da = att(float(decode_ctx))
+        attn = attn_k * (decode * da + prefill * att(float(prefill_ctx)))
+        tok_gpu = tokens / tp
+        eff = max(mfu * tok_gpu / (tok_gpu + half), 1e-9)
+        touched = E * (1.0 - (1.0 - k / E) ** tokens) if E else 0.0
+        w_bytes = w_fixed + w_expert * touched
+        kv_read = decode * da * kvpt
+        t = max(lin / gpus / lin_peak / eff, w_bytes / gpus / bw) + max(attn / gpus / attn_peak / eff, kv_read / bw_kv)
+        comm = tp_layers * (ar_k * tokens + ar_lat) if tp > 1 else 0.0
+        if a2a_k:
+            comm += moe_layers2 * (a2a_k * tokens + a2a_lat)
+        return pp * (t + comm) + overhead
+
+    return fn

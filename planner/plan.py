@@ -1,0 +1,312 @@
+"""`planfile plan`: the cheapest fleet that meets the SLOs, searched over the catalog with the physics.
+
+Search: GPU type x tensor parallel (1, 2, 4, 8 inside a node; pipeline across nodes only when nothing fits
+one node) x weight precision x KV precision, with the engine's defaults for each GPU. Every candidate gets
+memory fit and saturation throughput analytically (cheap); replicas come from the peak load at a target
+utilisation; the cheapest candidates are then verified with the same continuous-batching simulator that
+`planfile check` runs, adding replicas until every SLO percentile holds.
+
+The seeds' decision tree is applied, and said out loud in each option's "why": one GPU if the model fits;
+quantize before splitting; tensor parallelism only over NVLink-class links.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from planner import catalog
+from planner.evaluate import (HOURS_PER_MONTH, limits, link, memory_plan, run_load, slo_ok, step_function,
+                              tokens_per_step)
+from planner.physics import serving
+from planner.resolve import Resolved, batch_defaults
+
+WEIGHTS_RISK = {"bf16": 0.0, "fp16": 0.0, "fp8": 1.0, "int8": 1.0, "fp4": 2.0, "int4": 2.0}
+KV_RISK = {"bf16": 0.0, "fp16": 0.0, "fp8": 0.5, "int8": 0.5, "int4": 2.0}
+TARGET_UTILISATION = 0.7  # first guess of replicas: peak load at 70 % of saturation, then verified
+VERIFY_TOP = 8
+VERIFY_REQUESTS = 800
+SLO_MARGIN = 0.95  # verified options keep 5 % margin to every SLO (check simulates with other sample sizes)
+
+
+@dataclass
+class Option:
+    r: Resolved
+    gpus: int
+    usd_per_month: float | None
+    saturation_tps: float
+    ttft_p95_ms: float | None = None
+    itl_p95_ms: float | None = None
+    verified: bool = False
+    meets_slo: bool = False
+    miss: float = math.inf  # worst ratio predicted / SLO (1.0 = on the line)
+    risk: float = 0.0
+    why: list[str] = field(default_factory=list)
+    frontier: bool = False
+
+    def key(self) -> tuple:
+        return (self.r.gpu["id"], self.r.tp, self.r.pp, self.r.weights, self.r.kv_cache)
+
+    def to_json(self) -> dict:
+        r = self.r
+        return {"gpu": r.gpu["id"], "gpus_per_replica": r.gpus_per_replica, "replicas": r.replicas,
+                "tensor": r.tp, "pipeline": r.pp, "weights": r.weights, "kv_cache": r.kv_cache, "engine": r.engine["id"],
+                "gpus": self.gpus, "usd_per_month": _round(self.usd_per_month), "usd_per_gpu_hour": r.price_usd_per_gpu_hour,
+                "provider": r.price_source or None, "ttft_p95_ms": _round(self.ttft_p95_ms), "itl_p95_ms": _round(self.itl_p95_ms),
+                "saturation_output_tokens_per_s": _round(self.saturation_tps), "precision_risk": self.risk,
+                "meets_slo": self.meets_slo, "verified": self.verified, "pareto": self.frontier, "why": self.why}
+
+
+def _round(x):
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else round(x, 2)
+
+
+@dataclass
+class Constraints:
+    gpus: tuple[str, ...] = ()
+    provider: str | None = None
+    max_gpus: int | None = None
+    precisions: tuple[str, ...] = ()
+    no_quantize: bool = False
+    objective: str = "cost"
+
+
+@dataclass
+class PlanResult:
+    options: list[Option]  # meeting every SLO, ranked
+    closest: Option | None  # when nothing meets the SLOs: the smallest miss
+    considered: int
+    rejected: dict
+    spec_engine_fixed: bool
+
+
+def variant(base: Resolved, gpu: dict, tp: int, pp: int, weights: str, kv: str, price: dict | None) -> Resolved:
+    eng = base.engine
+    bd = batch_defaults(eng, gpu)
+    mml = base.max_model_len
+    return replace(base, gpu=gpu, tp=tp, pp=pp, ep=1, gpus_per_replica=tp * pp, gpus_per_node=gpu["gpus_per_node"],
+                   weights=weights, kv_cache=kv, quantized_checkpoint=base.quantized_checkpoint if weights == base.weights else weights in ("int4",),
+                   gpu_memory_utilization=eng["gpu_memory_utilization"], max_num_seqs=bd["max_num_seqs"],
+                   max_num_batched_tokens=max(bd["max_num_batched_tokens"], 0 if base.chunked_prefill else mml),
+                   price_usd_per_gpu_hour=price["usd_per_gpu_hour"] if price else None,
+                   price_source=price["provider"] if price else "", replicas=1, replicas_min=1,
+                   autoscale=None if not base.autoscale else base.autoscale)
+
+
+def _precisions(base: Resolved, c: Constraints) -> list[tuple[str, str]]:
+    if c.no_quantize:
+        ws, kvs = ["bf16"], ["bf16"]
+    elif c.precisions:
+        ws = [p for p in c.precisions if p in WEIGHTS_RISK]
+        kvs = ["fp8", "bf16"]
+    else:
+        ws = ["bf16", "fp8"] + (["int4"] if base.quantized_checkpoint and base.weights == "int4" else [])
+        kvs = ["fp8", "bf16"]
+    return [(w, k) for w in ws for k in kvs]
+
+
+def _peak_rps(r: Resolved, sat_rps: float) -> float:
+    if r.mode == "rate":
+        return r.rate_rps * r.peak_factor
+    return 0.0
+
+
+def _price(gpu_id: str, provider: str | None) -> dict | None:
+    if provider:
+        return catalog.price(provider, gpu_id)
+    ps = catalog.prices_for_gpu(gpu_id)
+    return ps[0] if ps else None
+
+
+def candidates(base: Resolved, c: Constraints) -> tuple[list[Option], dict]:
+    rejected = {"no_price": 0, "does_not_fit": 0, "engine_vendor": 0, "tp_over_pcie": 0, "heads_indivisible": 0,
+                "over_max_gpus": 0}
+    out: list[Option] = []
+    gpus = [g for g in catalog.raw("gpus")["gpus"] if not g.get("laptop_derating")]
+    if c.gpus:
+        wanted = {catalog.gpus().get(g).entry["id"] for g in c.gpus if catalog.gpus().get(g).entry}
+        gpus = [g for g in gpus if g["id"] in wanted]
+    heads = base.model["num_attention_heads"]
+    for gpu in gpus:
+        if gpu["vendor"] not in base.engine["vendors"]:
+            rejected["engine_vendor"] += 1
+            continue
+        price = _price(gpu["id"], c.provider)
+        if price is None and base.price_usd_per_gpu_hour is None:
+            rejected["no_price"] += 1
+            continue
+        for w, kv in _precisions(base, c):
+            fitted = False
+            for pp, tp in [(1, 1), (1, 2), (1, 4), (1, 8), (2, 8), (4, 8)]:
+                if tp > gpu["gpus_per_node"] or heads % tp:
+                    if heads % tp:
+                        rejected["heads_indivisible"] += 1
+                    continue
+                if tp > 1 and link(gpu, tp, gpu["gpus_per_node"])[2] != "nvlink":
+                    rejected["tp_over_pcie"] += 1  # the seed's rule: TP only over NVLink-class links
+                    continue
+                if pp > 1 and fitted:
+                    break
+                v = variant(base, gpu, tp, pp, w, kv, price)
+                mem = memory_plan(v)
+                if not mem.fits or mem.max_seqs_mean < 1:
+                    rejected["does_not_fit"] += 1
+                    continue
+                fitted = True
+                _, _, fn = step_function(v)
+                off = serving.steady_offline(fn, limits(v, mem), v.input.mean, v.output.mean, tokens_per_step(v))
+                sat_rps = off["requests_per_s"] * v.pp
+                if sat_rps <= 0:
+                    continue
+                replicas = _replicas_guess(v, sat_rps)
+                if c.max_gpus and replicas * v.gpus_per_replica > c.max_gpus:
+                    rejected["over_max_gpus"] += 1
+                    continue
+                v = replace(v, replicas=replicas, replicas_min=replicas)
+                out.append(_option(v, off["output_tokens_per_s"] * v.pp))
+    return out, rejected
+
+
+def _replicas_guess(v: Resolved, sat_rps: float) -> int:
+    if v.mode == "rate":
+        return max(1, math.ceil(v.rate_rps * v.peak_factor / (sat_rps * TARGET_UTILISATION)))
+    if v.mode == "concurrency":
+        held = memory_plan(v).max_seqs_mean
+        return max(1, math.ceil(v.concurrency * v.peak_factor / max(min(held, v.max_num_seqs), 1)))
+    return max(1, v.replicas)
+
+
+def _option(v: Resolved, sat_tps: float) -> Option:
+    usd = v.price_usd_per_gpu_hour * v.gpus_per_replica * v.replicas * HOURS_PER_MONTH if v.price_usd_per_gpu_hour else None
+    return Option(v, v.gpus_per_replica * v.replicas, usd, sat_tps * v.replicas,
+                  risk=WEIGHTS_RISK[v.weights] + KV_RISK[v.kv_cache])
+
+
+def _slo_miss(perf: dict, slo: dict) -> float:
+    worst = 0.0
+    for metric in ("ttft_ms", "itl_ms", "e2e_s"):
+        for q, target in (slo.get(metric) or {}).items():
+            got = perf[metric].get(q)
+            if got is None or not math.isfinite(got):
+                return math.inf
+            worst = max(worst, got / target)
+    return worst
+
+
+def verify(o: Option, max_gpus: int | None) -> Option:
+    """Simulate the option at peak load (as check does) and add replicas until every SLO holds with margin."""
+    r = o.r
+    slo = {k: v for k, v in (r.slo or {}).items() if k in ("ttft_ms", "itl_ms", "e2e_s") and v}
+    mem = memory_plan(r)
+    _, _, fn = step_function(r)
+    # verify at peak x (1 + the headroom check's minimum), so the plan also passes PF402
+    over = 1.0 + r.settings["headroom_min_pct"] / 100.0
+    for _ in range(6):
+        if r.mode == "rate":
+            perf = run_load(r, mem, fn, rate_fleet=r.rate_rps * r.peak_factor * over, n_requests=VERIFY_REQUESTS)
+        elif r.mode == "concurrency":
+            perf = run_load(r, mem, fn, conc_fleet=int(r.concurrency * r.peak_factor), n_requests=VERIFY_REQUESTS)
+        else:
+            perf = run_load(r, mem, fn, conc_fleet=int(max(mem.max_seqs_mean, 1) * r.replicas), n_requests=400)
+        miss = _slo_miss(perf, slo) if slo else 0.0
+        o = replace(_option(r, o.saturation_tps / max(o.r.replicas, 1)), why=o.why)
+        o.ttft_p95_ms, o.itl_p95_ms, o.verified, o.miss = perf["ttft_ms"]["p95"], perf["itl_ms"]["p95"], True, miss
+        if miss <= SLO_MARGIN or r.mode == "offline":
+            o.meets_slo = True
+            return o
+        if not math.isfinite(miss) or miss > 1.5:
+            step = max(1, math.ceil(r.replicas * 0.5))
+        else:
+            step = 1
+        nxt = r.replicas + step
+        if max_gpus and nxt * r.gpus_per_replica > max_gpus:
+            break
+        r = replace(r, replicas=nxt, replicas_min=nxt)
+    return o
+
+
+def _rank_key(objective: str, lo: dict):
+    def key(o: Option):
+        cost = o.usd_per_month if o.usd_per_month is not None else math.inf
+        ttft = o.ttft_p95_ms if o.ttft_p95_ms is not None else math.inf
+        if objective == "latency":
+            return (ttft, cost)
+        if objective == "throughput":
+            return (-(o.saturation_tps / cost) if cost else 0.0, cost)
+        if objective == "balanced":
+            return (cost / lo["cost"] + ttft / lo["ttft"] + 0.25 * o.risk, cost)
+        return (cost, o.risk, ttft)
+    return key
+
+
+def pareto(opts: list[Option]) -> None:
+    """Mark the options no other option beats on cost, p95 TTFT and precision risk at once."""
+    for o in opts:
+        a = (o.usd_per_month or math.inf, o.ttft_p95_ms or math.inf, o.risk)
+        o.frontier = not any(
+            all(x <= y for x, y in zip((p.usd_per_month or math.inf, p.ttft_p95_ms or math.inf, p.risk), a))
+            and (p.usd_per_month or math.inf, p.ttft_p95_ms or math.inf, p.risk) != a for p in opts if p is not o)
+
+
+def explain_choice(o: Option, all_opts: list[Option], base: Resolved) -> list[str]:
+    r = o.r
+    why = []
+    same_gpu = [x for x in all_opts if x.r.gpu["id"] == r.gpu["id"]]
+    if r.gpus_per_replica == 1:
+        why.append(f"{base.model['id']} fits one {r.gpu['id']} at {r.weights} weights: no tensor parallelism (the seed's rule 1)")
+    else:
+        smaller = sorted((x for x in same_gpu if x.r.gpus_per_replica < r.gpus_per_replica
+                          and x.r.weights == r.weights and x.r.kv_cache == r.kv_cache), key=lambda x: x.r.gpus_per_replica)
+        split = f"TP {r.tp}{f' x PP {r.pp}' if r.pp > 1 else ''} over {link(r.gpu, r.tp, r.gpus_per_node)[2]}"
+        if smaller:
+            s0 = smaller[0].r
+            why.append(f"{split}: TP {s0.tp} also fits but its KV pool holds only {memory_plan(s0).max_seqs_mean} "
+                       f"sequences per replica, so the load needs more GPUs that way")
+        else:
+            why.append(f"{split}: the smallest split whose memory holds the model at {r.weights}")
+    if r.weights != "bf16":
+        bf = [x for x in same_gpu if x.r.weights == "bf16"]
+        if not bf or min(x.r.gpus_per_replica for x in bf) > r.gpus_per_replica:
+            why.append(f"{r.weights} weights before splitting: bf16 would need "
+                       + (f"{min(x.r.gpus_per_replica for x in bf)} GPUs per replica" if bf else "more GPUs than one node"))
+        else:
+            why.append(f"{r.weights} weights: cheaper than bf16 at the same SLOs (precision risk {o.risk:g})")
+    if r.mode == "rate" and o.ttft_p95_ms is not None:
+        verb = "hold" if o.meets_slo else "miss the SLOs"
+        why.append(f"{r.replicas} replica(s): the simulated p95 TTFT {o.ttft_p95_ms:.0f} ms and ITL {o.itl_p95_ms:.1f} ms "
+                   f"{verb} at the peak {r.rate_rps * r.peak_factor:g} req/s plus {r.settings['headroom_min_pct']:g} % headroom")
+    if o.usd_per_month is not None:
+        why.append(f"${o.usd_per_month:,.0f}/month at ${r.price_usd_per_gpu_hour:g}/GPU-hour ({r.price_source or 'spec price'})")
+    return why
+
+
+def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
+    cands, rejected = candidates(base, c)
+    considered = len(cands) + sum(rejected.values())
+    budget = base.budget_usd_per_month
+    pre = sorted(cands, key=lambda o: (o.usd_per_month if o.usd_per_month is not None else math.inf, o.risk))
+    verified: list[Option] = []
+    seen_gpu: dict[str, int] = {}
+    for o in pre:
+        # verify the cheapest few, at most two per GPU type so the answer spans the catalog
+        if seen_gpu.get(o.r.gpu["id"], 0) >= 2:
+            continue
+        v = verify(o, c.max_gpus)
+        seen_gpu[o.r.gpu["id"]] = seen_gpu.get(o.r.gpu["id"], 0) + 1
+        verified.append(v)
+        if len([x for x in verified if x.meets_slo]) >= VERIFY_TOP or len(verified) >= 3 * VERIFY_TOP:
+            break
+    ok = [o for o in verified if o.meets_slo and (not budget or (o.usd_per_month or 0) <= budget)]
+    if budget:
+        rejected["over_budget"] = len([o for o in verified if o.meets_slo and (o.usd_per_month or 0) > budget])
+    lo = {"cost": min((o.usd_per_month for o in ok if o.usd_per_month), default=1.0),
+          "ttft": min((o.ttft_p95_ms for o in ok if o.ttft_p95_ms), default=1.0)}
+    ok.sort(key=_rank_key(c.objective, lo))
+    pareto(ok)
+    for o in ok[:top]:
+        o.why = explain_choice(o, cands, base)
+    closest = None
+    if not ok and verified:
+        closest = min(verified, key=lambda o: (o.miss if not (o.meets_slo and budget) else (o.usd_per_month or 0) / budget))
+        closest.why = explain_choice(closest, cands, base)
+    return PlanResult(ok[:top], closest, considered, rejected, True)

@@ -1,0 +1,121 @@
+"""Formatters for `planfile plan`: text table, JSON, markdown; and the spec written by --write."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from planner import __version__
+
+
+def _money(x):
+    return "n/a" if x is None else f"${x:,.0f}"
+
+
+def _ms(x, d=0):
+    return "n/a" if x is None else f"{x:,.{d}f} ms"
+
+
+def rows(res) -> list[list[str]]:
+    out = []
+    for i, o in enumerate(res.options, 1):
+        r = o.r
+        out.append([f"{i}{'*' if o.frontier else ''}", r.gpu["id"], f"{r.replicas} x {r.gpus_per_replica}", f"{r.tp}x{r.pp}",
+                    f"{r.weights}/{r.kv_cache}", _money(o.usd_per_month), _ms(o.ttft_p95_ms), _ms(o.itl_p95_ms, 1),
+                    f"{o.saturation_tps:,.0f}", f"{o.risk:g}"])
+    return out
+
+
+HEAD = ["#", "GPU", "replicas x GPUs", "TPxPP", "weights/KV", "$/month", "p95 TTFT", "p95 ITL", "max tok/s", "risk"]
+
+
+def to_text(spec: str, res, objective: str) -> str:
+    lines = []
+    if res.options:
+        lines.append(f"{spec}: {len(res.options)} option(s) meet every SLO, ranked by {objective} "
+                     f"({res.considered} configurations considered; * = on the cost/TTFT/precision-risk Pareto frontier)")
+        table = [HEAD] + rows(res)
+        widths = [max(len(row[i]) for row in table) for i in range(len(HEAD))]
+        for row in table:
+            lines.append("  " + "  ".join(c.rjust(w) if j >= 5 else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        lines.append("")
+        lines.append("why option 1:")
+        lines += [f"  - {w}" for w in res.options[0].why]
+    else:
+        lines.append(f"{spec}: no option meets every SLO{' within the budget' if res.closest and res.closest.meets_slo else ''} "
+                     f"({res.considered} configurations considered)")
+        c = res.closest
+        if c is not None:
+            r = c.r
+            lines.append(f"  closest: {r.replicas} x {r.gpus_per_replica} {r.gpu['id']} (TP {r.tp}, {r.weights}/{r.kv_cache}): "
+                         f"p95 TTFT {_ms(c.ttft_p95_ms)}, p95 ITL {_ms(c.itl_p95_ms, 1)}, {_money(c.usd_per_month)}/month"
+                         + (f", {c.miss:.2f}x the tightest SLO" if c.miss != float("inf") and not c.meets_slo else ""))
+    rej = {k: v for k, v in res.rejected.items() if v}
+    if rej:
+        lines.append("rejected: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(rej.items())))
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(spec: str, res, objective: str) -> str:
+    out = [f"### planfile plan: `{spec}`", ""]
+    if not res.options:
+        out.append("**No option meets every SLO.**")
+        if res.closest:
+            out.append("")
+            out.append("Closest: " + "; ".join(res.closest.why))
+        return "\n".join(out) + "\n"
+    out.append(f"{len(res.options)} option(s) meet every SLO, ranked by {objective}. * = Pareto frontier (cost, p95 TTFT, precision risk).")
+    out.append("")
+    out.append("| " + " | ".join(HEAD) + " |")
+    out.append("|" + "|".join("---" for _ in HEAD) + "|")
+    for row in rows(res):
+        out.append("| " + " | ".join(c.replace("*", "\\*") for c in row) + " |")
+    out.append("")
+    out.append("**Why option 1**")
+    out.append("")
+    out += [f"- {w}" for w in res.options[0].why]
+    return "\n".join(out) + "\n"
+
+
+def to_json(spec: str, res, objective: str) -> str:
+    return json.dumps({"planfile_version": __version__, "spec": spec, "objective": objective,
+                       "considered": res.considered, "rejected": res.rejected,
+                       "options": [o.to_json() for o in res.options],
+                       "closest_miss": res.closest.to_json() if res.closest else None}, indent=2) + "\n"
+
+
+def spec_for(data: dict, o, filled: list[str]) -> str:
+    """A complete deployment.yaml for an option: the user's spec with hardware, parallelism, precision and
+    engine set to the option."""
+    import yaml
+
+    d = copy.deepcopy(data)
+    r = o.r
+    hw = {k: v for k, v in (d.get("hardware") or {}).items() if "hardware" not in filled and k in ("storage", "gpus_per_node")}
+    hw = {"gpu": r.gpu["id"], "gpus_per_replica": r.gpus_per_replica, **({"autoscale": d["hardware"]["autoscale"]}
+          if "hardware" not in filled and "autoscale" in d.get("hardware", {}) else {"replicas": r.replicas}), **hw}
+    if "autoscale" in hw:
+        hw["autoscale"] = dict(hw["autoscale"], max=max(hw["autoscale"].get("max", 1), r.replicas))
+    d["hardware"] = hw
+    d["parallelism"] = {"tensor": r.tp, "pipeline": r.pp}
+    d["precision"] = dict(d.get("precision") or {}, weights=r.weights, kv_cache=r.kv_cache)
+    model = dict(d["model"])
+    if r.weights in ("bf16", "fp16"):
+        model.pop("quantized_checkpoint", None)
+    elif r.weights != (data.get("precision") or {}).get("weights"):
+        model["quantized_checkpoint"] = r.weights == "int4"  # fp8: the engine quantizes online
+    d["model"] = model
+    eng = dict(d.get("engine") or {"name": r.engine["id"]})
+    for k in ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization"):
+        if "engine" in filled:
+            eng.pop(k, None)
+    d["engine"] = eng
+    order = ["apiVersion", "kind", "metadata", "model", "precision", "hardware", "parallelism", "engine", "workload",
+             "slo", "cost", "checks", "calibration"]
+    d = {k: d[k] for k in order if k in d}
+    head = ("# yaml-language-server: $schema=https://planfile.dev/schemas/deployment.schema.json\n"
+            f"# Written by planfile plan {__version__}: {r.replicas} x {r.gpus_per_replica} {r.gpu['id']}, "
+            f"TP {r.tp} x PP {r.pp}, {r.weights} weights, {r.kv_cache} KV.\n")
+    for w in o.why:
+        head += f"#   {w}\n"
+    return head + yaml.safe_dump(d, sort_keys=False, allow_unicode=True, default_flow_style=False)
