@@ -170,6 +170,8 @@ def plan(spec: str = typer.Argument(..., help="A spec, or a partial one with onl
     if base is None:
         sys.stderr.write(FORMATS["text"]([Result(spec, "invalid", findings, loaded=loaded)]))
         raise typer.Exit(2)
+    if not provider and isinstance(loaded.data.get("cost"), dict) and loaded.data["cost"].get("provider"):
+        provider = loaded.data["cost"]["provider"]  # the spec's provider prices every option
     pid = catalog.providers().get(provider).entry["id"] if provider else None
     res = search(base, Constraints(gpu_list, pid, max_gpus, precs, no_quantize, objective.value), top)
     fmt = {"text": planout.to_text, "json": planout.to_json, "markdown": planout.to_markdown}[format.value]

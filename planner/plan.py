@@ -88,8 +88,9 @@ def variant(base: Resolved, gpu: dict, tp: int, pp: int, weights: str, kv: str, 
                    weights=weights, kv_cache=kv, quantized_checkpoint=base.quantized_checkpoint if weights == base.weights else weights in ("int4",),
                    gpu_memory_utilization=eng["gpu_memory_utilization"], max_num_seqs=bd["max_num_seqs"],
                    max_num_batched_tokens=max(bd["max_num_batched_tokens"], 0 if base.chunked_prefill else mml),
-                   price_usd_per_gpu_hour=price["usd_per_gpu_hour"] if price else None,
-                   price_source=price["provider"] if price else "", replicas=1, replicas_min=1,
+                   price_usd_per_gpu_hour=price["usd_per_gpu_hour"] if price else (
+                       base.price_usd_per_gpu_hour if base.price_source.startswith("spec") else None),
+                   price_source=price["provider"] if price else (base.price_source if base.price_source.startswith("spec") else ""), replicas=1, replicas_min=1,
                    autoscale=None if not base.autoscale else base.autoscale)
 
 
@@ -131,8 +132,8 @@ def candidates(base: Resolved, c: Constraints) -> tuple[list[Option], dict]:
         if gpu["vendor"] not in base.engine["vendors"]:
             rejected["engine_vendor"] += 1
             continue
-        price = _price(gpu["id"], c.provider)
-        if price is None and base.price_usd_per_gpu_hour is None:
+        price = None if base.price_source.startswith("spec") else _price(gpu["id"], c.provider)
+        if price is None and not base.price_source.startswith("spec"):
             rejected["no_price"] += 1
             continue
         for w, kv in _precisions(base, c):

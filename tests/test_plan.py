@@ -1,0 +1,117 @@
+"""planfile plan: scenarios whose right answer is known by hand, output snapshots, and --write round trips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+PARTIAL = """apiVersion: planfile/v1
+kind: Deployment
+metadata: {{name: {name}}}
+model: {{id: {model}}}
+workload:
+  archetype: {arch}
+  input_tokens: {{mean: {isl}, p95: {isl_p95}, max: {isl_max}}}
+  output_tokens: {{mean: 256, p95: 512, max: 1024}}
+  arrival_rate_rps: {rate}
+slo:
+  ttft_ms: {{p95: {ttft}}}
+  itl_ms: {{p95: {itl}}}
+{extra}"""
+
+
+def partial(tmp_path, name="p", model="llama-3.1-8b", arch="chat", isl=1024, isl_p95=2048, isl_max=4096, rate=4,
+            ttft=2000, itl=80, extra=""):
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(PARTIAL.format(name=name, model=model, arch=arch, isl=isl, isl_p95=isl_p95, isl_max=isl_max, rate=rate,
+                                ttft=ttft, itl=itl, extra=extra))
+    return p
+
+
+def plan_json(*args):
+    r = run_cli("plan", *args, "--format", "json")
+    assert r.returncode in (0, 1), r.stderr
+    return r, json.loads(r.stdout)
+
+
+def test_a_model_that_fits_one_gpu_gets_no_tensor_parallelism(tmp_path):
+    # Llama-3.1-8B bf16 = 16 GB of weights: it fits every 24 GB+ GPU, so no option may split it
+    r, doc = plan_json(str(partial(tmp_path)), "--top", "10")
+    assert r.returncode == 0 and doc["options"]
+    assert all(o["tensor"] == 1 and o["gpus_per_replica"] == 1 for o in doc["options"])
+    assert "no tensor parallelism" in doc["options"][0]["why"][0]
+
+
+def test_only_h200_fits_picks_h200(tmp_path):
+    # Llama-3.1-405B bf16 = 405.9e9 params x 2 B = 812 GB of weights. One 8 x H100 node has 8 x 80 GiB =
+    # 687 GB: it cannot hold them; 8 x H200 (8 x 141 GB = 1,128 GB) can. With at most 8 GPUs, only H200.
+    p = partial(tmp_path, model="llama-3.1-405b", rate=0.2, ttft=5000, itl=150)
+    r, doc = plan_json(str(p), "--gpus", "h100-sxm,h200-sxm", "--no-quantize", "--max-gpus", "8")
+    assert r.returncode == 0
+    assert [(o["gpu"], o["tensor"], o["replicas"]) for o in doc["options"]] == [("h200-sxm", 8, 1)]
+    assert doc["rejected"]["over_max_gpus"] >= 1  # H100 at TP 8 x PP 2 would fit, on 16 GPUs
+
+
+def test_quantize_before_splitting(tmp_path):
+    # 70B at fp8 (70 GB) fits one H200 (141 GB); at bf16 (141 GB) it needs two: the fp8 option uses 1 GPU per replica
+    p = partial(tmp_path, model="llama-3.1-70b", rate=2, ttft=3000, itl=100)
+    r, doc = plan_json(str(p), "--gpus", "h200-sxm", "--precision", "bf16,fp8", "--top", "10")
+    fp8 = [o for o in doc["options"] if o["weights"] == "fp8"]
+    bf16 = [o for o in doc["options"] if o["weights"] == "bf16"]
+    assert fp8 and min(o["gpus_per_replica"] for o in fp8) == 1
+    assert not bf16 or min(o["gpus_per_replica"] for o in bf16) >= 2
+
+
+def test_tp_only_over_nvlink(tmp_path):
+    # L40S and L4 have no NVLink: a model that needs more than one of them is not split over PCIe
+    p = partial(tmp_path, model="llama-3.1-70b", rate=1, ttft=5000, itl=200)
+    r, doc = plan_json(str(p), "--gpus", "l40s,l4", "--no-quantize")
+    assert r.returncode == 1 and doc["options"] == []
+    assert doc["rejected"]["tp_over_pcie"] > 0
+
+
+def test_a_budget_too_small_says_no_option_with_the_closest_miss(tmp_path):
+    p = partial(tmp_path, rate=40, extra="cost: {budget_usd_per_month: 500}\n")
+    r = run_cli("plan", str(p))
+    assert r.returncode == 1
+    assert "no option meets every SLO within the budget" in r.stdout and "closest:" in r.stdout
+
+
+def test_write_round_trips_through_check(tmp_path):
+    p = partial(tmp_path, model="llama-3.1-70b", rate=3, ttft=1500, itl=80, extra="cost: {provider: aws}\n")
+    out = tmp_path / "deployment.yaml"
+    r = run_cli("plan", str(p), "--write", str(out))
+    assert r.returncode == 0, r.stderr
+    c = run_cli("check", str(out))
+    assert c.returncode == 0, c.stdout + c.stderr
+    assert "Written by planfile plan" in out.read_text()
+
+
+def test_constraints_are_validated():
+    r = run_cli("plan", "specs/chat-llama-3.1-70b.yaml", "--gpus", "h100-sxmm")
+    assert r.returncode == 2 and "did you mean h100-sxm" in r.stderr
+    r = run_cli("plan", "specs/chat-llama-3.1-70b.yaml", "--precision", "fp9")
+    assert r.returncode == 2 and "fp9" in r.stderr
+    r = run_cli("plan", "tests/fixtures/invalid/09-unknown-gpu.yaml")
+    assert r.returncode == 2
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_plan_output_snapshot(snapshot, fmt):
+    r = run_cli("plan", "specs/chat-llama-3.1-70b.yaml", "--gpus", "h100-sxm,h200-sxm", "--provider", "aws", "--format", fmt)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == snapshot
+
+
+def test_objectives_reorder_the_same_options(tmp_path):
+    p = str(partial(tmp_path, model="llama-3.1-70b", rate=3, ttft=1500, itl=80))
+    _, cost = plan_json(p, "--top", "5")
+    _, lat = plan_json(p, "--top", "5", "--objective", "latency")
+    costs = [o["usd_per_month"] for o in cost["options"]]
+    assert costs == sorted(costs)
+    ttfts = [o["ttft_p95_ms"] for o in lat["options"]]
+    assert ttfts == sorted(ttfts)
+    assert any(o["pareto"] for o in cost["options"])
