@@ -186,6 +186,52 @@ def plan(spec: str = typer.Argument(..., help="A spec, or a partial one with onl
 
 
 @app.command()
+def diff(old: str = typer.Argument(..., help="The old spec (or, with --rev, the spec in the working tree)."),
+         new: Optional[str] = typer.Argument(None, help="The new spec (omit with --rev)."),
+         rev: Optional[str] = typer.Option(None, "--rev", help="Compare the spec at this git revision with the working tree."),
+         format: PlanFmt = typer.Option(PlanFmt.text, "--format", "-f", help="text | json | markdown (for a PR comment)."),
+         fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit 1 when an SLO or budget margin gets worse."),
+         threshold: float = typer.Option(5.0, "--threshold", min=0, help="Percentage points of margin a change may lose.")):
+    """What a spec change does: GPUs, $/month, memory, concurrency, p95 TTFT/ITL, breach point, findings."""
+    import subprocess
+    from pathlib import Path
+
+    from planner import diff as D
+    from planner.loader import load_text
+    from planner.output import FORMATS
+    from planner.run import check_loaded, check_spec
+
+    if rev:
+        if new is not None:
+            typer.echo("diff: give one spec with --rev, or two specs without it", err=True)
+            raise typer.Exit(2)
+        p = Path(old)
+        try:
+            raw = subprocess.run(["git", "show", f"{rev}:./{p.name}"], cwd=p.parent.resolve(), capture_output=True, check=True).stdout
+        except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+            msg = exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) else str(exc)
+            typer.echo(f"diff: cannot read {old} at {rev}: {msg}", err=True)
+            raise typer.Exit(2)
+        a = check_loaded(load_text(raw, f"{old}@{rev}", p.parent), f"{old}@{rev}")
+        b = check_spec(old)
+        labels = (f"{old}@{rev}", old)
+    else:
+        if new is None:
+            typer.echo("diff: give two specs (old new), or one spec and --rev REV", err=True)
+            raise typer.Exit(2)
+        a, b = check_spec(old), check_spec(new)
+        labels = (old, new)
+    for res in (a, b):
+        if res.status == "invalid":
+            sys.stderr.write(FORMATS["text"]([res]))
+            raise typer.Exit(2)
+    d = D.compare(a, b, *labels, threshold_pct=threshold)
+    sys.stdout.write({"text": D.to_text, "json": D.to_json, "markdown": D.to_markdown}[format.value](d))
+    if fail_on_regression and d.regressions:
+        raise typer.Exit(1)
+
+
+@app.command()
 def schema():
     """Print the deployment.yaml JSON Schema."""
     from planner.resources import schema as load
@@ -194,9 +240,11 @@ def schema():
 
 
 @app.command()
-def explain(what: str = typer.Argument(None, help="A check id (PF201) or a spec file."),
+def explain(what: str = typer.Argument(None, help="A check id (PF201), or a spec file to explain its numbers."),
+            metric: Optional[str] = typer.Option(None, "--metric", help="With a spec: one section (kv, weights, memory, decode, "
+                                                 "prefill, ttft_p95, itl_p95, breach, cost)."),
             list_all: bool = typer.Option(False, "--list", help="List every check id.")):
-    """Explain a check id: what it means, why it matters, how to fix it."""
+    """Explain a check id (what, why, fix), or a spec's numbers: formulas, values and sources."""
     from planner.checks import REGISTRY, rules  # noqa: F401
 
     if list_all or not what:
@@ -204,10 +252,25 @@ def explain(what: str = typer.Argument(None, help="A check id (PF201) or a spec 
             sys.stdout.write(f"{c.id}  {c.slug:<28} {c.severity:<8} {c.summary}\n")
         return
     c = REGISTRY.get(what.upper())
-    if c is None:
-        typer.echo(f"unknown check id {what}; `planfile explain --list` lists them", err=True)
-        raise typer.Exit(2)
-    sys.stdout.write(f"{c.id} {c.slug} ({c.severity})\n{c.summary}\n\n{c.doc}\n")
+    if c is not None:
+        sys.stdout.write(f"{c.id} {c.slug} ({c.severity})\n{c.summary}\n\n{c.doc}\n")
+        return
+    if what.endswith((".yaml", ".yml")) or what == "-":
+        from planner.explain import METRIC_SECTION, SECTIONS, explain as explain_spec
+        from planner.output import FORMATS
+        from planner.run import check_spec
+
+        if metric and metric not in SECTIONS and metric not in METRIC_SECTION:
+            typer.echo(f"--metric: unknown {metric!r}; one of {', '.join(sorted(set(SECTIONS) | set(METRIC_SECTION)))}", err=True)
+            raise typer.Exit(2)
+        res = check_spec(what)
+        if res.status == "invalid":
+            sys.stderr.write(FORMATS["text"]([res]))
+            raise typer.Exit(2)
+        sys.stdout.write(explain_spec(res, metric))
+        return
+    typer.echo(f"unknown check id {what}; `planfile explain --list` lists them (or pass a spec file)", err=True)
+    raise typer.Exit(2)
 
 
 @catalog_app.command("list")

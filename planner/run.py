@@ -19,9 +19,12 @@ class Result:
 
 
 def check_spec(path: str, fail_on: str = "error", breach: bool = True) -> Result:
+    return check_loaded(load_path(path), path, fail_on, breach)
+
+
+def check_loaded(loaded: Loaded, path: str, fail_on: str = "error", breach: bool = True) -> Result:
     from planner.validate import locate, validate
 
-    loaded = load_path(path)
     findings = validate(loaded)
     if any(f.severity == "error" for f in findings):
         return Result(path, "invalid", findings, loaded=loaded)

@@ -1,0 +1,120 @@
+"""`planfile explain SPEC`: the chain of formulas behind each number, values substituted, every constant
+with the catalog entry it came from — how a reviewer checks an estimate by hand."""
+
+from __future__ import annotations
+
+from planner.evaluate import efficiency_for, link, math_precision, memory_plan
+from planner.physics import arch, memory
+
+SECTIONS = ("defaults", "kv", "weights", "memory", "decode", "prefill", "latency", "breach", "cost")
+METRIC_SECTION = {"kv_bytes_per_token": "kv", "weights": "weights", "memory": "memory", "max_concurrent_sequences": "memory",
+                  "decode": "decode", "itl_p95": "latency", "ttft_p95": "latency", "e2e_p95": "latency", "prefill": "prefill",
+                  "breach_rps": "breach", "cost": "cost", "usd_per_month": "cost"}
+
+
+def _gb(x: float) -> str:
+    return f"{x / 1e9:,.2f} GB"
+
+
+def explain(res, metric: str | None = None) -> str:
+    r, est = res.resolved, res.estimate
+    m, gpu = r.model, r.gpu
+    want = METRIC_SECTION.get(metric, metric) if metric else None
+    out: list[str] = [f"{res.spec}: how planfile computed its numbers (GB = 10^9 bytes, GiB = 2^30)"]
+
+    def section(name, title, lines):
+        if want and want != name:
+            return
+        out.append("")
+        out.append(f"[{name}] {title}")
+        out.extend("  " + x for x in lines)
+
+    section("defaults", "values the spec left out", [f"{p} = {v}  ({why})" for p, v, why in r.defaults] or ["(none)"])
+
+    lay = arch.kv_layout(m)
+    kvb = arch.KV_DTYPE_BYTES[r.kv_cache]
+    att = m.get("attention", {}).get("type", "gqa")
+    if att == "mla":
+        mla = m["attention"]
+        kv_lines = [f"MLA: layers x (kv_lora_rank + qk_rope_head_dim) x bytes = {m['num_layers']} x "
+                    f"({mla['kv_lora_rank']} + {mla['qk_rope_head_dim']}) x {kvb:g} B = {arch.kv_bytes_per_token(m, r.kv_cache):,.0f} B/token"]
+    else:
+        kv_lines = [f"{att.upper()}: 2 (K,V) x layers x kv_heads x head_dim x bytes = 2 x {m['num_layers']} x {m['num_kv_heads']} x "
+                    f"{m['head_dim']} x {kvb:g} B = {arch.kv_bytes_per_token(m, r.kv_cache):,.0f} B/token"]
+    if lay.window_layers:
+        kv_lines.append(f"sliding window: {lay.window_layers} of {lay.layers} layers hold at most {lay.window_tokens:,} tokens")
+    per_gpu = float(memory.kv_bytes_per_token_per_gpu(lay, kvb, r.tp, r.pp))
+    kv_lines.append(f"per GPU at TP {r.tp} x PP {r.pp}: {per_gpu:,.0f} B/token"
+                    + (" (KV heads replicated: TP > kv heads)" if lay.heads_shardable and r.tp > lay.heads_shardable else ""))
+    kv_lines.append(f"source: catalog model {m['id']}: {m['source']}")
+    section("kv", "KV cache bytes per token", kv_lines)
+
+    p = arch.params(m)
+    wb = memory.bytes_per_param(r.weights, r.quant_group_size)
+    mem = memory_plan(r)
+    section("weights", "weights per GPU", [
+        f"body params {p.total - p.embed - p.lm_head:,.0f} x {wb:.4g} B ({r.weights}, group {r.quant_group_size}) / (TP {r.tp} x PP {r.pp})"
+        f" + embeddings/LM head {p.embed + p.lm_head:,.0f} x 2 B / TP {r.tp} = {_gb(mem.weights_gb * 1e9)}",
+        f"source: catalog model {m['id']} ({p.total / 1e9:.1f} B params)"])
+
+    mode = r.engine["memory_mode"]
+    total = mem.total_gb * 1e9
+    formula = {"fraction_of_total": f"{_gb(total)} x {r.gpu_memory_utilization:g} - weights {mem.weights_gb:.2f} - activations "
+                                     f"{mem.activations_gb:.2f} - runtime {mem.runtime_gb:.2f}",
+               "fraction_of_free_after_weights": f"{r.gpu_memory_utilization:g} x ({_gb(total)} - weights {mem.weights_gb:.2f} - "
+                                                 f"activations {mem.activations_gb:.2f} - runtime {mem.runtime_gb:.2f})",
+               "fraction_for_weights_and_kv": f"{_gb(total)} x {r.gpu_memory_utilization:g} - weights {mem.weights_gb:.2f}"}[mode]
+    section("memory", "KV pool and how many sequences fit", [
+        f"{r.engine['name']} ({mode.replace('_', ' ')}): pool = {formula} = {mem.kv_pool_gb:.2f} GB",
+        f"GPU memory {gpu['memory_gib']:g} GiB = {_gb(total)} (catalog gpu {gpu['id']}: {gpu.get('memory_gib_source', gpu['source'])})",
+        f"one sequence at the mean context {r.input.mean + r.output.mean:,.0f} tokens (block {r.block_size}): {mem.seq_bytes_mean / 1e6:,.1f} MB per GPU",
+        f"max concurrent sequences = floor(pool / sequence) = {mem.max_seqs_mean:,}",
+        f"one max-length sequence ({r.max_model_len:,} tokens): {mem.seq_bytes_max / 1e9:,.2f} GB -> fits: {mem.fits}"])
+
+    eff = efficiency_for(r.engine["id"], gpu, r.calibration)
+    mp = math_precision(r.weights, gpu)
+    bw, lat, kind = link(gpu, r.tp, r.gpus_per_node)
+    rl = est["roofline"]
+    d = rl["decode"]
+    section("decode", "one decode step (the ITL floor)", [
+        f"batch {d['batch']:g} at context {r.input.mean + r.output.mean / 2:,.0f}: step = memory {d['memory_ms']:.2f} ms + compute "
+        f"{d['compute_ms']:.2f} ms + communication {d['comm_ms']:.2f} ms + overhead {d['overhead_ms']:.2f} ms = {d['step_ms']:.2f} ms",
+        f"memory: weights + KV read / ({gpu['memory_bandwidth_tb_per_s']:g} TB/s x MBU {eff['mbu']:g}; KV kernels MBU "
+        f"{eff.get('mbu_kv', eff['mbu']):g})",
+        f"compute: 2 x active params x tokens / ({gpu['dense_tflops'][mp]:g} TFLOPS dense {mp} x MFU {eff['mfu']:g})",
+        f"communication: TP {r.tp} over {kind}: 2 all-reduces/layer x 2(N-1)/N x tokens x hidden x 2 B / {bw / 1e9:g} GB/s + {lat * 1e6:g} us",
+        f"arithmetic intensity {d['intensity_flops_per_byte']:g} FLOP/B vs ridge {rl['ridge_flops_per_byte']:g}: {d['bottleneck']}-bound",
+        f"efficiency source: {eff.get('key')}: {eff.get('source', '')}"])
+    pf = rl["prefill"]
+    section("prefill", "prefill of one mean prompt (the TTFT floor)", [
+        f"{pf['tokens']:,} tokens: compute {pf['compute_ms']:.1f} ms + memory {pf['memory_ms']:.1f} ms + communication "
+        f"{pf['comm_ms']:.1f} ms = {pf['time_ms']:.1f} ms ({pf['bottleneck']}-bound)",
+        f"FLOPs = 2 x {p.active_matmul / 1e9:.1f} B active matmul params x tokens + causal attention over the prompt"])
+    perf = est.get("performance")
+    if perf:
+        load = (f"{r.rate_rps:g} x peak factor {r.peak_factor:g} = {r.rate_rps * r.peak_factor:g} req/s Poisson over {r.replicas} replica(s)"
+                if r.mode == "rate" else f"{r.concurrency} x {r.peak_factor:g} in flight" if r.mode == "concurrency" else "offline")
+        section("latency", "percentiles at peak load (discrete-event simulation of continuous batching)", [
+            f"load: {load}; engine limits: max sequences {r.max_num_seqs}, token budget {r.max_num_batched_tokens}/step, "
+            f"KV pool {mem.kv_tokens:,} tokens/GPU",
+            f"token lengths: input mean {r.input.mean:g} p95 {r.input.p95:g} max {r.input.max:g}; output mean {r.output.mean:g} "
+            f"p95 {r.output.p95:g} max {r.output.max:g} (lognormal fitted to mean and p95)",
+            f"TTFT p50/p95/p99 = {perf['ttft_ms']['p50']:.0f} / {perf['ttft_ms']['p95']:.0f} / {perf['ttft_ms']['p99']:.0f} ms",
+            f"ITL  p50/p95/p99 = {perf['itl_ms']['p50']:.1f} / {perf['itl_ms']['p95']:.1f} / {perf['itl_ms']['p99']:.1f} ms",
+            f"e2e  p50/p95/p99 = {perf['e2e_s']['p50']:.1f} / {perf['e2e_s']['p95']:.1f} / {perf['e2e_s']['p99']:.1f} s",
+            f"mean decode batch {perf.get('mean_batch', 0):.1f}; saturation {perf['saturation_requests_per_s']:.2f} req/s"])
+    cap = est.get("capacity") or {}
+    if cap.get("breach_rps") is not None:
+        section("breach", "breach point", [
+            "bisection on the simulated arrival rate until a latency SLO percentile fails",
+            f"breach {cap['breach_rps']:.2f} req/s vs peak {cap['peak_rps']:.2f} req/s: headroom {cap['headroom_pct']:+.0f} %"])
+    c = est["cost"]
+    if c.get("usd_per_month") is not None:
+        section("cost", "cost", [
+            f"${c['usd_per_gpu_hour']:g}/GPU-hour x {c['gpus_billed']:g} GPUs billed x 730 h = ${c['usd_per_month']:,.0f}/month",
+            f"price: {c['price_source']}",
+            f"$/1M output tokens = monthly cost / (output tokens/s at normal load x 3600 x 730 / 1e6) = "
+            f"${(c.get('usd_per_million_output_tokens') or 0):,.2f}",
+            f"cold start = weights {_gb(memory.weight_bytes_per_gpu(p, wb, 1, 1))} / {r.storage_gb_per_s:g} GB/s + 60 s engine start "
+            f"= {c['cold_start_s']:.0f} s"])
+    return "\n".join(out) + "\n"
