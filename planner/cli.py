@@ -27,6 +27,8 @@ class Fmt(str, Enum):
     text = "text"
     json = "json"
     github = "github"
+    markdown = "markdown"
+    sarif = "sarif"
 
 
 def _expand(files: List[str]) -> list[str]:
@@ -229,6 +231,32 @@ def diff(old: str = typer.Argument(..., help="The old spec (or, with --rev, the 
     sys.stdout.write({"text": D.to_text, "json": D.to_json, "markdown": D.to_markdown}[format.value](d))
     if fail_on_regression and d.regressions:
         raise typer.Exit(1)
+
+
+@app.command()
+def sweep(spec: str = typer.Argument(..., help="The spec to sweep."),
+          vary: str = typer.Option(..., "--vary", help="FIELD=START:STOP:STEP or FIELD=a,b,c; FIELD: arrival_rate_rps, "
+                                   "concurrency, replicas, input_tokens, output_tokens, peak_factor."),
+          format: str = typer.Option("table", "--format", "-f", help="table | csv | json")):
+    """The estimate along one axis: load vs latency, replicas vs cost, prompt length vs memory."""
+    from planner import sweep as S
+    from planner.output import FORMATS
+    from planner.run import check_spec
+
+    if format not in ("table", "csv", "json"):
+        typer.echo(f"--format: {format!r} is not table, csv or json", err=True)
+        raise typer.Exit(2)
+    try:
+        axis, values = S.parse_vary(vary)
+    except S.SweepError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2)
+    res = check_spec(spec, breach=False)
+    if res.status == "invalid":
+        sys.stderr.write(FORMATS["text"]([res]))
+        raise typer.Exit(2)
+    rows = S.sweep(res.resolved, axis, values)
+    sys.stdout.write({"table": S.to_table, "csv": S.to_csv, "json": S.to_json}[format](rows))
 
 
 @app.command()

@@ -123,4 +123,113 @@ def to_github(results) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-FORMATS = {"text": to_text, "json": to_json, "github": to_github}
+def _md(s) -> str:
+    return str(s).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+def to_markdown(results) -> str:
+    """A pull-request comment: verdict, findings with line and fix, and the estimate in one table."""
+    icon = {"pass": "✅", "fail": "❌", "invalid": "⛔"}
+    out = []
+    for r in results:
+        cnt = _counts(r.findings)
+        out.append(f"### {icon[r.status]} `{_md(r.spec)}`: {r.status.upper()}")
+        out.append("")
+        out.append(f"{cnt['error']} errors, {cnt['warning']} warnings, {cnt['info']} info, {cnt['waived']} waived")
+        out.append("")
+        shown = [f for f in r.findings if not f.waived and f.severity != "info"] + [f for f in r.findings if f.waived]
+        infos = [f for f in r.findings if not f.waived and f.severity == "info"]
+        if shown:
+            out += ["| | check | where | what | fix |", "|---|---|---|---|---|"]
+            for f in shown:
+                where = f"line {f.line}" if f.line else "—"
+                sev = {"error": "🔴 error", "warning": "🟠 warning", "info": "ℹ️ info"}[f.severity] + (" (waived)" if f.waived else "")
+                out.append(f"| {sev} | {f.id} {f.check} | {where} `{_md(f.pointer or '/')}` | {_md(f.message)}"
+                           + (f" — waived: {_md(f.waiver_reason)}" if f.waived else "") + f" | {_md(f.remediation)} |")
+            out.append("")
+        est = r.estimate
+        if est:
+            m, p, c, cap = est["memory"], est.get("performance"), est.get("cost") or {}, est.get("capacity") or {}
+            out += ["| estimate | |", "|---|---|",
+                    f"| memory per GPU | weights {m['weights_gb_per_gpu']:.1f} GB + KV {m['kv_cache_gb_per_gpu']:.1f} GB of "
+                    f"{m['usable_gb_per_gpu']:.1f} GB usable; {m['max_concurrent_sequences']:,} sequences |"]
+            if p:
+                out.append(f"| throughput | {_fmt(p['output_tokens_per_s'])} output tokens/s ({_fmt(p['output_tokens_per_s_per_gpu'])} per GPU) |")
+                out.append(f"| p95 TTFT / ITL | {_fmt(p['ttft_ms'].get('p95'), ',.0f', ' ms')} / {_fmt(p['itl_ms'].get('p95'), ',.1f', ' ms')} |")
+            if cap.get("breach_rps") is not None:
+                out.append(f"| breach point | {cap['breach_rps']:.1f} req/s vs peak {cap['peak_rps']:.1f} ({cap['headroom_pct']:+.0f} %) |")
+            if c.get("usd_per_month") is not None:
+                out.append(f"| cost | ${c['usd_per_month']:,.0f}/month, ${_fmt(c.get('usd_per_million_output_tokens'), ',.2f')}/1M output tokens |")
+            out.append("")
+        if infos:
+            out.append("<details><summary>" + f"{len(infos)} info finding(s)</summary>")
+            out.append("")
+            out += [f"- {f.id} {f.check}: {_md(f.message)}" for f in infos]
+            out.append("")
+            out.append("</details>")
+            out.append("")
+    return "\n".join(out)
+
+
+def _repo_uri(spec: str) -> str:
+    """A forward-slash path relative to the working directory (the repository root in CI)."""
+    import os
+    from pathlib import Path
+
+    if spec == "-":
+        return "stdin"
+    p = Path(spec)
+    if p.is_absolute():
+        try:
+            p = p.resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            return p.as_posix()
+    text = p.as_posix()
+    while text.startswith("./"):
+        text = text[2:]
+    return text or os.path.basename(spec)
+
+
+SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def to_sarif(results) -> str:
+    """SARIF 2.1.0 for GitHub code scanning: stable rule ids, repo-relative URIs, fingerprints."""
+    import hashlib
+    from pathlib import PurePath
+
+    from planner.checks import REGISTRY, rules  # noqa: F401
+
+    used = sorted({f.id for r in results for f in r.findings})
+    index = {rid: i for i, rid in enumerate(used)}
+    rules_out = []
+    for rid in used:
+        c = REGISTRY.get(rid)
+        rules_out.append({"id": rid, "name": c.slug if c else rid,
+                          "shortDescription": {"text": c.summary if c else rid},
+                          "fullDescription": {"text": (c.doc or c.summary) if c else rid},
+                          "help": {"text": f"planfile explain {rid}"},
+                          "defaultConfiguration": {"level": SARIF_LEVEL[c.severity] if c else "warning"},
+                          "properties": {"tags": ["planfile", "capacity"]}})
+    res_out = []
+    for r in results:
+        uri = _repo_uri(r.spec)
+        for f in r.findings:
+            item = {"ruleId": f.id, "ruleIndex": index[f.id], "level": SARIF_LEVEL[f.severity],
+                    "message": {"text": f.message + (f" Fix: {f.remediation}" if f.remediation else "")},
+                    "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri}}}],
+                    "partialFingerprints": {"planfile/v1": hashlib.sha256(f"{uri}|{f.id}|{f.pointer}".encode()).hexdigest()[:32]},
+                    "properties": {"pointer": f.pointer or "/"}}
+            if f.line:
+                item["locations"][0]["physicalLocation"]["region"] = {"startLine": f.line, "startColumn": f.column or 1}
+            if f.waived:
+                item["suppressions"] = [{"kind": "inSource", "justification": f.waiver_reason}]
+            res_out.append(item)
+    doc = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+           "runs": [{"tool": {"driver": {"name": "planfile", "version": __version__,
+                                         "informationUri": "https://planfile.dev", "rules": rules_out}},
+                     "results": res_out}]}
+    return json.dumps(doc, indent=2) + "\n"
+
+
+FORMATS = {"text": to_text, "json": to_json, "github": to_github, "markdown": to_markdown, "sarif": to_sarif}

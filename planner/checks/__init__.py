@@ -4,6 +4,7 @@ its stable id, slug and default severity. The docstring is the long explanation 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,7 +26,7 @@ REGISTRY: dict[str, Check] = {}
 
 def register(id: str, slug: str, severity: str, summary: str):
     def deco(fn):
-        REGISTRY[id] = Check(id, slug, severity, summary, fn, (fn.__doc__ or "").strip())
+        REGISTRY[id] = Check(id, slug, severity, summary, fn, inspect.cleandoc(fn.__doc__ or ""))
         return fn
 
     return deco
@@ -73,3 +74,24 @@ def apply_waivers(findings: list[Finding], ignores) -> list[Finding]:
             out.append(finding("PF901", f"the waiver for {wid} matched no finding", ptr,
                                "remove it: a stale waiver hides the next real problem"))
     return out
+
+
+def reference_markdown() -> str:
+    """docs/checks.md: every check id with its slug, severity, summary and long explanation."""
+    from planner.checks import rules  # noqa: F401
+
+    blocks = {"PF0": "Load and schema", "PF1": "Semantic and catalog", "PF2": "Memory", "PF3": "Parallelism and interconnect",
+              "PF4": "Latency, SLO and roofline", "PF5": "Cost", "PF6": "Operations", "PF9": "Waivers"}
+    out = ["# planfile checks reference", "",
+           "Generated from the check registry (`python tools/gen_docs.py`); `planfile explain PFxxx` prints the same text.",
+           "Waive a finding in the spec with `checks: {ignore: [{id: PF301, reason: \"...\"}]}`; judgement-call thresholds",
+           "are `checks.settings` (see the schema).", ""]
+    current = None
+    for c in sorted(REGISTRY.values(), key=lambda c: c.id):
+        if c.id[:3] != current:
+            current = c.id[:3]
+            out += [f"## {current}xx — {blocks.get(current, '')}", ""]
+        out += [f"### {c.id} `{c.slug}` ({c.severity})", "", c.summary, ""]
+        if c.doc and c.doc != c.summary:
+            out += [c.doc, ""]
+    return "\n".join(out).rstrip() + "\n"
