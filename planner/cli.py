@@ -367,6 +367,9 @@ def import_hf(config: str = typer.Argument(..., help="Path to a Hugging Face con
 
 
 def main() -> None:
+    import warnings
+
+    warnings.simplefilter("ignore", RuntimeWarning)  # numpy on degenerate inputs: reported as findings instead
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover

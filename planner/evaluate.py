@@ -21,7 +21,8 @@ PCIE_LATENCY_S = 25e-6  # through the PCIe root complex
 NET_LATENCY_S = 30e-6  # InfiniBand/RoCE between nodes
 PCIE_GB_PER_S = {3: 12.0, 4: 25.0, 5: 50.0, 6: 100.0}  # effective per direction, x16 (theoretical 16/32/64/128)
 NET_GB_PER_S = 50.0  # 400 Gb/s NIC per GPU
-ENGINE_START_S = 60.0  # process start, CUDA graphs capture, warm-up: added to weight load time
+ENGINE_START_S = 60.0
+MAX_SIM_REQUESTS = 20_000  # closed loops beyond this are simulated with this many requests  # process start, CUDA graphs capture, warm-up: added to weight load time
 
 
 def math_precision(weights: str, gpu: dict) -> str:
@@ -167,16 +168,30 @@ def _pcts(sim: serving.SimResult) -> dict:
 
 def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_fleet: int = 0,
              n_requests: int = 1500, seed: int = 0) -> dict:
-    """Simulate one virtual engine at its share of the fleet load and scale back up."""
+    """Simulate one virtual engine at its share of the fleet load and scale back up.
+
+    An open-loop load above twice the analytic saturation rate is not simulated: its queue grows
+    without bound (rho > 1), so TTFT and end-to-end latency are infinite and decode runs at the batch
+    limit. A closed loop is simulated with at most MAX_SIM_REQUESTS requests (bounded memory)."""
     ve_count = r.replicas * r.pp
     lim = limits(r, mem)
     tps = tokens_per_step(r)
+    if rate_fleet:
+        off = serving.steady_offline(fn, lim, r.input.mean, r.output.mean, tps)
+        if off["requests_per_s"] > 0 and rate_fleet / ve_count > 2 * off["requests_per_s"]:
+            inf = {f"p{q}": math.inf for q in (50, 90, 95, 99)}
+            itl = off["step_s"] / tps * 1e3
+            return {"ttft_ms": dict(inf, mean=math.inf), "e2e_s": dict(inf, mean=math.inf),
+                    "itl_ms": {"p50": itl, "p90": itl, "p95": itl, "p99": itl, "mean": itl},
+                    "output_tokens_per_s": off["output_tokens_per_s"] * ve_count,
+                    "requests_per_s": off["requests_per_s"] * ve_count, "mean_batch": off["batch"], "preemptions": 0,
+                    "overloaded": True}
     if rate_fleet:
         sim = serving.simulate(fn, lim, r.input, r.output, rate_rps=rate_fleet / ve_count, n_requests=n_requests,
                                seed=seed, prefix_tokens=r.prefix_tokens, prefix_hit=r.prefix_hit, tokens_per_step=tps)
     else:
         c = max(1, round(conc_fleet / ve_count))
-        sim = serving.simulate(fn, lim, r.input, r.output, concurrency=c, n_requests=max(n_requests, 4 * c),
+        sim = serving.simulate(fn, lim, r.input, r.output, concurrency=c, n_requests=min(max(n_requests, 4 * c), MAX_SIM_REQUESTS),
                                seed=seed, prefix_tokens=r.prefix_tokens, prefix_hit=r.prefix_hit, tokens_per_step=tps)
     out = _pcts(sim)
     out["output_tokens_per_s"] = sim.output_tokens_per_s * ve_count

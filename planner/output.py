@@ -61,6 +61,8 @@ def _counts(findings):
 
 
 def _fmt(v, spec=",.0f", unit=""):
+    if isinstance(v, float) and math.isinf(v):
+        return "unbounded (queue grows)"
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "n/a"
     return f"{v:{spec}}{unit}"

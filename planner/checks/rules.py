@@ -85,8 +85,10 @@ def _slo_findings(r, est, metric, unit, label):
         return out
     for q, target in (r.slo.get(metric) or {}).items():
         got = perf[metric].get(q)
-        if got is None or (isinstance(got, float) and math.isnan(got)):
+        if got is None:
             continue
+        if isinstance(got, float) and math.isnan(got):
+            got = math.inf  # no request reached this point in the simulated horizon: unbounded
         if not got <= target:
             over = (got / target - 1) * 100 if math.isfinite(got) else math.inf
             got_s = f"{got:,.0f} {unit}" if math.isfinite(got) else "unbounded (queue never drains)"

@@ -62,6 +62,8 @@ class SimResult:
     completed: int
     preemptions: int
     mean_batch: float
+    steps: int = 0
+    truncated: bool = False  # stopped at max_sim_s or max_steps with requests unfinished
 
     def pct(self, which: str, q: float) -> float:
         if which == "itl":
@@ -81,7 +83,7 @@ class SimResult:
 def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: float | None = None,
              concurrency: int | None = None, n_requests: int = 2000, seed: int = 0,
              prefix_tokens: int = 0, prefix_hit: float = 0.0, tokens_per_step: float = 1.0,
-             warmup_frac: float = 0.1, max_sim_s: float = 36000.0) -> SimResult:
+             warmup_frac: float = 0.1, max_sim_s: float = 36000.0, max_steps: int = 60_000) -> SimResult:
     """Simulate one virtual engine. Exactly one of rate_rps (Poisson open loop), concurrency (closed
     loop: a new request the moment one finishes) or neither (offline: all queued at t=0).
 
@@ -139,7 +141,11 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
             waiting.append(next_arrival)
             next_arrival += 1
 
+    steps = 0
     while finished < n:
+        steps += 1
+        if steps > max_steps:
+            break
         admit_ready(t)
         running = len(decoding) + len(prefilling)
         # admission (FCFS, head-of-line): batch slot and KV blocks for the whole prompt
@@ -259,7 +265,7 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
         ttft = np.concatenate([ttft, np.full(int((~ok).sum()), np.inf)])
         e2e = np.concatenate([e2e, np.full(int((~ok).sum()), np.inf)])
     return SimResult(ttft, e2e, np.asarray(itl_vals), np.asarray(itl_w), t, out_tokens, int(ok.sum()), preempt,
-                     batch_acc / time_acc if time_acc else 0.0)
+                     batch_acc / time_acc if time_acc else 0.0, steps, not ok.all())
 
 
 def steady_offline(step_fn, limits: Limits, isl: float, osl: float, tokens_per_step: float = 1.0) -> dict:
