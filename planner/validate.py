@@ -48,9 +48,15 @@ def _sub_schema(root: dict, parts) -> dict:
 def _validator():
     from jsonschema import Draft202012Validator
 
+    from jsonschema.validators import extend
+
     global _VALIDATOR
     if _VALIDATOR is None:
-        _VALIDATOR = Draft202012Validator(schema("deployment"))
+        # "integer" means a whole number written as one: JSON Schema would accept 1e308 or 1024.0 as integers,
+        # and a float token count or GPU count reaching the physics is a bug, not a plan
+        checker = Draft202012Validator.TYPE_CHECKER.redefine(
+            "integer", lambda _c, x: isinstance(x, int) and not isinstance(x, bool))
+        _VALIDATOR = extend(Draft202012Validator, type_checker=checker)(schema("deployment"))
     return _VALIDATOR
 
 
@@ -205,7 +211,7 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
                     add("PF113", "token-distribution", f"{k}: max {vals['max']} is below another percentile "
                         f"({', '.join(f'{q} {v}' for q, v in seq)})", pointer_join(["workload", k, "max"]),
                         "percentiles must not exceed max")
-                elif "p95" in vals and vals["p95"] < vals.get("p50", 0):
+                elif "p95" in vals and "p50" in vals and vals["p95"] < vals["p50"]:
                     add("PF113", "token-distribution", f"{k}: p95 {vals['p95']} is below p50 {vals['p50']}",
                         pointer_join(["workload", k, "p95"]))
 

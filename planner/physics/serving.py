@@ -73,7 +73,11 @@ class SimResult:
             cw = np.cumsum(self.itl_w[order])
             return float(self.itl_s[order][np.searchsorted(cw, q / 100.0 * cw[-1])])
         arr = self.ttft_s if which == "ttft" else self.e2e_s
-        return float(np.percentile(arr, q)) if len(arr) else float("nan")
+        if not len(arr):
+            return float("nan")
+        if np.isinf(arr).any():  # unfinished requests: no interpolation between inf and inf
+            return float(np.percentile(arr, q, method="inverted_cdf"))
+        return float(np.percentile(arr, q))
 
     @property
     def output_tokens_per_s(self) -> float:

@@ -1,0 +1,81 @@
+"""Long fuzz run: `python benchmarks/fuzz.py --n 100000 [--jobs 2] [--seed 0]`.
+
+Alternates documents generated from the JSON Schema, mutated example specs and random bytes, runs each
+through check in-process (and render for every 10th that evaluates), and prints how many inputs ran and
+how many failed (an exception, i.e. what would be a traceback). Failures are written to fuzz-failures/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import random
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def work(args):
+    start, count, seed = args
+    warnings.simplefilter("ignore")
+    from planner import fuzz
+    from planner.resources import schema
+
+    sch = schema("deployment")
+    examples = fuzz.examples(ROOT)
+    failures, statuses = [], {}
+    tmp = Path(tempfile.mkdtemp(prefix="planfile-fuzz-"))
+    for i in range(start, start + count):
+        rnd = random.Random(seed * 1_000_003 + i)
+        kind = i % 3
+        if kind == 0:
+            text = fuzz.dump(fuzz.from_schema(rnd, sch, sch))
+        elif kind == 1:
+            text = fuzz.dump(fuzz.mutate(rnd, rnd.choice(examples), rnd.randint(1, 4)))
+        else:
+            text = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 300)))
+        try:
+            st = fuzz.run_one(text, tmp, deep=(i % 10 == 1))
+            statuses[st] = statuses.get(st, 0) + 1
+        except Exception:  # noqa: BLE001 - counting crashes is the point
+            failures.append((i, text, traceback.format_exc()))
+    return failures, statuses
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    t = time.time()
+    chunk = max(1, a.n // (a.jobs * 20))
+    tasks = [(s, min(chunk, a.n - s), a.seed) for s in range(0, a.n, chunk)]
+    failures, statuses = [], {}
+    with mp.Pool(a.jobs) as pool:
+        for f, st in pool.imap_unordered(work, tasks):
+            failures += f
+            for k, v in st.items():
+                statuses[k] = statuses.get(k, 0) + v
+    out = ROOT / "fuzz-failures"
+    if failures:
+        out.mkdir(exist_ok=True)
+        for i, text, tb in failures[:50]:
+            (out / f"{i}.yaml").write_bytes(text)
+            (out / f"{i}.txt").write_text(tb)
+    dt = time.time() - t
+    print(f"inputs run: {a.n}  failed: {len(failures)}  ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))})  "
+          f"{dt:.0f} s, {a.n / dt:.0f} inputs/s on {a.jobs} processes")
+    if failures:
+        print(f"first failure ({failures[0][0]}):\n{failures[0][2]}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
