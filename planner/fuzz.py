@@ -38,7 +38,7 @@ def from_schema(rnd: random.Random, schema: dict, root: dict, key: str = "", dep
     if isinstance(t, list):
         t = rnd.choice(t)
     if depth > 6:
-        return rnd.choice(WEIRD)
+        return copy.deepcopy(rnd.choice(WEIRD))
     if t == "object":
         props = schema.get("properties", {})
         out = {}
@@ -68,6 +68,8 @@ def mutate(rnd: random.Random, doc: dict, n: int = 3) -> dict:
         paths = []
 
         def walk(x, path):
+            if len(path) > 40:
+                return
             if isinstance(x, dict):
                 for k, v in x.items():
                     paths.append(path + [k])
@@ -94,7 +96,7 @@ def mutate(rnd: random.Random, doc: dict, n: int = 3) -> dict:
         elif op < 0.45 and isinstance(parent[p[-1]], (int, float)) and not isinstance(parent[p[-1]], bool):
             parent[p[-1]] = rnd.choice([parent[p[-1]] * 10 ** rnd.randint(1, 12), -parent[p[-1]], 0, parent[p[-1]] + 1])
         else:
-            parent[p[-1]] = rnd.choice(WEIRD)
+            parent[p[-1]] = copy.deepcopy(rnd.choice(WEIRD))  # never share a mutable value between documents
     return doc
 
 

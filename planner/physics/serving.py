@@ -105,18 +105,20 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
     else:
         arrivals = np.zeros(n)
     closed = concurrency is not None and not rate_rps
-    # per-request state
-    first = np.full(n, np.nan)
-    done_t = np.full(n, np.nan)
-    to_prefill = (prompts - cached).astype(np.int64)
-    ctx = np.zeros(n, dtype=np.int64)  # tokens in KV
-    generated = np.zeros(n, dtype=np.int64)
+    # per-request state as Python lists: element access in the event loop is ~5x faster than numpy's
+    first = [math.nan] * n
+    done_t = [math.nan] * n
+    to_prefill = (prompts - cached).astype(np.int64).tolist()
+    ctx = [0] * n  # tokens in KV
+    generated = [0] * n
     next_arrival = 0  # index of the next request to arrive
     release = n
     if closed:
         release = min(concurrency, n)
         arrivals[:release] = 0.0
         arrivals[release:] = np.inf
+    arrivals = arrivals.tolist()
+    prompts, outs, cached = prompts.tolist(), outs.tolist(), cached.tolist()
     waiting: deque[int] = deque()
     prefilling: list[int] = []  # admitted, prompt not finished (FCFS)
     # decoding requests: finish when the global decode counter reaches their target
@@ -258,6 +260,9 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
                 release += 1
         if t > max_sim_s:
             break
+    arrivals = np.asarray(arrivals, dtype=float)
+    first = np.asarray(first, dtype=float)
+    done_t = np.asarray(done_t, dtype=float)
     ok = ~np.isnan(done_t)
     skip = int(n * warmup_frac) if n >= 50 else 0
     sel = ok.copy()
