@@ -108,28 +108,35 @@ def holdout(rows: list[dict], name: str, test) -> None:
     """Refit trtllm factors per generation without the held-out rows, predict them with those factors."""
     train = [r for r in calibrate.throughput_rows(rows) if not test(r)]
     held = [r for r in calibrate.throughput_rows(rows) if test(r)]
-    by_gen = defaultdict(list)
-    for r in train:
-        by_gen[caldata.generation(r)].append(r)
-    fitted = {g: calibrate.fit(rs)[0] for g, rs in by_gen.items()}
-    errs = []
-    for r in held:
+    itl_train = [r for r in calibrate.online_rows(rows) if not test(r)]
+    held_online = [r for r in rows if test(r) and r["scenario"] != "max_throughput" and r["metric"] in ("itl_ms", "ttft_ms")]
+    fitted = _fit_by_generation(train, itl_train)
+    errs, online = [], defaultdict(list)
+    for r in held + held_online:
         f = fitted.get(caldata.generation(r))
         p = predict(r, f) if f else None
         if p:
-            errs.append(err_pct(p, float(r["value"])))
-    print(f"  hold out {name:<24} held-out throughput rows {len(errs):>4}  median |error| {median_abs(errs):6.1f} % "
-          f"(factors fitted on {len(train)} other rows)")
+            (errs if r in held else online[r["metric"]]).append(err_pct(p, float(r["value"])))
+    print(f"  hold out {name:<22} throughput rows {len(errs):>4} median |error| {median_abs(errs):5.1f} %"
+          + "".join(f"; {m[:-3].upper()} rows {len(v)} median |error| {median_abs(v):5.1f} %" for m, v in sorted(online.items()))
+          + f"  (fitted on {len(train)} + {len(itl_train)} other rows)")
+
+
+def _fit_by_generation(train: list[dict], itl_train: list[dict]) -> dict:
+    by_gen, itl_by_gen = defaultdict(list), defaultdict(list)
+    for r in train:
+        by_gen[caldata.generation(r)].append(r)
+    for r in itl_train:
+        itl_by_gen[caldata.generation(r)].append(r)
+    return {g: calibrate.fit(rs, itl_by_gen.get(g))[0] for g, rs in by_gen.items()}
 
 
 def halves(rows: list[dict]) -> None:
     tr = calibrate.throughput_rows(rows)
     a = [r for r in tr if int(hashlib.sha256(r["id"].encode()).hexdigest(), 16) % 2 == 0]
     b = [r for r in tr if int(hashlib.sha256(r["id"].encode()).hexdigest(), 16) % 2 == 1]
-    by_gen = defaultdict(list)
-    for r in a:
-        by_gen[caldata.generation(r)].append(r)
-    fitted = {g: calibrate.fit(rs)[0] for g, rs in by_gen.items()}
+    online = calibrate.online_rows(rows)
+    fitted = _fit_by_generation(a, [r for r in online if int(hashlib.sha256(r["id"].encode()).hexdigest(), 16) % 2 == 0])
     before, after = [], []
     for r in b:
         p0 = predict(r, PRIOR)

@@ -249,7 +249,7 @@ def pareto(opts: list[Option]) -> None:
             and (p.usd_per_month or math.inf, p.ttft_p95_ms or math.inf, p.risk) != a for p in opts if p is not o)
 
 
-def explain_choice(o: Option, all_opts: list[Option], base: Resolved) -> list[str]:
+def explain_choice(o: Option, all_opts: list[Option], base: Resolved, allowed: tuple[str, ...] = ()) -> list[str]:
     r = o.r
     why = []
     same_gpu = [x for x in all_opts if x.r.gpu["id"] == r.gpu["id"]]
@@ -265,7 +265,9 @@ def explain_choice(o: Option, all_opts: list[Option], base: Resolved) -> list[st
                        f"sequences per replica, so the load needs more GPUs that way")
         else:
             why.append(f"{split}: the smallest split whose memory holds the model at {r.weights}")
-    if r.weights != "bf16":
+    if r.weights != "bf16" and allowed and "bf16" not in allowed:
+        why.append(f"{r.weights} weights: bf16 was excluded by --precision")
+    elif r.weights != "bf16":
         bf = [x for x in same_gpu if x.r.weights == "bf16"]
         if not bf or min(x.r.gpus_per_replica for x in bf) > r.gpus_per_replica:
             why.append(f"{r.weights} weights before splitting: bf16 would need "
@@ -305,9 +307,9 @@ def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
     ok.sort(key=_rank_key(c.objective, lo))
     pareto(ok)
     for o in ok[:top]:
-        o.why = explain_choice(o, cands, base)
+        o.why = explain_choice(o, cands, base, c.precisions)
     closest = None
     if not ok and verified:
         closest = min(verified, key=lambda o: (o.miss if not (o.meets_slo and budget) else (o.usd_per_month or 0) / budget))
-        closest.why = explain_choice(closest, cands, base)
+        closest.why = explain_choice(closest, cands, base, c.precisions)
     return PlanResult(ok[:top], closest, considered, rejected, True)

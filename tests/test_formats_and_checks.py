@@ -147,14 +147,14 @@ def test_sweep_formats_and_monotone_latency():
 
 def test_diff_reads_like_a_plan(tmp_path):
     new = tmp_path / "new.yaml"
-    new.write_text((ROOT / "specs/chat-llama-3.1-70b.yaml").read_text().replace("replicas: 6", "replicas: 4")
+    new.write_text((ROOT / "specs/chat-llama-3.1-70b.yaml").read_text().replace("replicas: 4", "replicas: 2")
                    .replace("arrival_rate_rps: 6 ", "arrival_rate_rps: 7 "))
     r = run_cli("diff", "specs/chat-llama-3.1-70b.yaml", str(new), "--fail-on-regression")
     assert r.returncode == 1
-    assert "~ hardware.replicas: 6 -> 4" in r.stdout and "GPUs" in r.stdout and "12 -> 8" in r.stdout
+    assert "~ hardware.replicas: 4 -> 2" in r.stdout and "GPUs" in r.stdout and "8 -> 4" in r.stdout
     assert "+ error PF401" in r.stdout and "regressions: slo ITL p95 margin" in r.stdout
     r = run_cli("diff", "specs/chat-llama-3.1-70b.yaml", str(new), "--format", "markdown")
-    assert r.returncode == 0 and "| `hardware.replicas` | 6 | 4 |" in r.stdout
+    assert r.returncode == 0 and "| `hardware.replicas` | 4 | 2 |" in r.stdout
     same = run_cli("diff", "specs/chat-llama-3.1-70b.yaml", "specs/chat-llama-3.1-70b.yaml", "--fail-on-regression")
     assert same.returncode == 0 and "regressions: none" in same.stdout
 
