@@ -259,6 +259,89 @@ def sweep(spec: str = typer.Argument(..., help="The spec to sweep."),
     sys.stdout.write({"table": S.to_table, "csv": S.to_csv, "json": S.to_json}[format](rows))
 
 
+def _results_setup(results: List[str], spec: str):
+    from planner import calibration as C
+    from planner.output import FORMATS
+    from planner.run import check_spec
+
+    res = check_spec(spec, breach=False)
+    if res.status == "invalid":
+        sys.stderr.write(FORMATS["text"]([res]))
+        raise typer.Exit(2)
+    try:
+        ms = C.read(results)
+    except C.ResultsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2)
+    return res.resolved, ms
+
+
+def _summary_lines(title: str, summ: dict) -> list[str]:
+    lines = [title]
+    for k, v in summ.items():
+        bias = "over" if v["bias_pct"] > 0 else "under"
+        lines.append(f"  {k:<22} n={v['n']:<3} median |error| {v['median_abs_error_pct']:6.1f} %   bias {v['bias_pct']:+6.1f} % ({bias}-estimates)")
+    return lines
+
+
+@app.command()
+def validate(results: List[str] = typer.Argument(..., help="vllm bench serve --save-result JSON files, or CSV files."),
+             spec: str = typer.Option(..., "--spec", help="The spec the results were measured on."),
+             tolerance: float = typer.Option(20.0, "--tolerance", min=0, help="Largest acceptable |error| in percent."),
+             format: str = typer.Option("text", "--format", "-f", help="text | json")):
+    """Predicted vs measured per metric, error and bias; exit 1 when an error exceeds --tolerance."""
+    from planner import calibration as C
+
+    r, ms = _results_setup(results, spec)
+    rows = C.compare(r, ms)
+    summ = C.summary(rows)
+    worst = max((abs(x["error_pct"]) for x in rows if x["error_pct"] is not None), default=0.0)
+    if format == "json":
+        sys.stdout.write(json.dumps({"spec": spec, "tolerance_pct": tolerance, "rows": rows, "summary": summ,
+                                     "within_tolerance": worst <= tolerance}, indent=2) + "\n")
+    else:
+        for x in rows:
+            p = "n/a" if x["predicted"] is None else f"{x['predicted']:,.2f}"
+            e = "n/a" if x["error_pct"] is None else f"{x['error_pct']:+.1f} %"
+            flag = "  <- beyond tolerance" if x["error_pct"] is not None and abs(x["error_pct"]) > tolerance else ""
+            sys.stdout.write(f"{x['mode']:<11} load {x['load']:<8g} {x['metric']:<20} measured {x['measured']:>10,.2f} "
+                             f"predicted {p:>10} {e:>9}{flag}\n")
+        sys.stdout.write("\n".join(_summary_lines(f"{spec}: tolerance {tolerance:g} %", summ)) + "\n")
+    if worst > tolerance:
+        raise typer.Exit(1)
+
+
+@app.command()
+def calibrate(results: List[str] = typer.Argument(..., help="vllm bench serve --save-result JSON files, or CSV files."),
+              spec: str = typer.Option(..., "--spec", help="The spec the results were measured on (engine x GPU to fit)."),
+              out: str = typer.Option("calibration.yaml", "--out", "-o", help="Calibration file to write.")):
+    """Fit MFU, MBU and per-step overhead for the spec's engine x GPU to measured runs; write a calibration file."""
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+
+    from planner import calibration as C
+
+    r, ms = _results_setup(results, spec)
+    before = C.summary(C.compare(r, ms))
+    try:
+        fitted = C.fit(r, ms)
+    except C.ResultsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2)
+    after = C.summary(C.compare(dataclasses.replace(r, calibration=fitted), ms))
+    doc = {"engine": r.engine["id"], "engine_version": r.engine_version, "gpu": r.gpu["id"],
+           "mfu": fitted["mfu"], "mbu": fitted["mbu"], "mbu_kv": fitted["mbu_kv"], "overhead_ms": fitted["overhead_ms"],
+           "source": f"planfile calibrate on {len(ms)} measurement(s): " + ", ".join(sorted({Path(m.source.split(':')[0]).name for m in ms})),
+           "error_before": before, "error_after": after}
+    Path(out).write_text("# Efficiency factors fitted by planfile calibrate; reference it from the spec as\n"
+                         f"#   calibration: {out}\n" + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    lines = _summary_lines("before (catalog factors):", before) + _summary_lines(
+        f"after (mfu {fitted['mfu']}, mbu {fitted['mbu']}, mbu_kv {fitted['mbu_kv']}, overhead {fitted['overhead_ms']} ms):", after)
+    sys.stdout.write("\n".join(lines) + f"\nwrote {out}\n")
+
+
 @app.command()
 def schema():
     """Print the deployment.yaml JSON Schema."""

@@ -1,0 +1,228 @@
+"""Measured results in, efficiency factors out: `planfile calibrate` and `planfile validate`.
+
+Reads `vllm bench serve --save-result` JSON files and CSV files with the columns of
+shared/calibration/benchmarks.csv; predicts each measurement with the spec (its load replaced by the
+measured one: request rate, concurrency or offline, fixed ISL/OSL) through the same evaluate() as check;
+fits MFU, MBU (weights and KV) and the per-step overhead for the spec's engine x GPU by grid search on
+throughput (saturated runs) and mean ITL (online runs), as benchmarks/calibrate.py does for the catalog.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from planner.physics.serving import Lengths
+
+MFU = np.linspace(0.2, 0.95, 16)
+MBU = np.linspace(0.3, 1.0, 15)
+OVH_MS = np.array([0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 20.0])
+OVERHEAD_PRIOR = 0.002
+METRICS = ("output_tokens_per_s", "ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p99", "itl_ms_mean", "itl_ms_p50", "itl_ms_p99",
+           "e2e_s_mean", "e2e_s_p50", "e2e_s_p99")
+
+
+class ResultsError(ValueError):
+    pass
+
+
+@dataclass
+class Measurement:
+    source: str
+    mode: str  # rate | concurrency | offline
+    isl: float
+    osl: float
+    rate: float = 0.0
+    concurrency: int = 0
+    metrics: dict = field(default_factory=dict)
+
+
+def _f(x):
+    try:
+        v = float(x)
+        return v if math.isfinite(v) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def from_vllm_json(path: Path, doc: dict) -> Measurement:
+    done = doc.get("completed") or doc.get("num_prompts")
+    if not done or "total_output_tokens" not in doc:
+        raise ResultsError(f"{path}: not a `vllm bench serve --save-result` file (no completed/total_output_tokens)")
+    isl = doc.get("total_input_tokens", 0) / done
+    osl = doc["total_output_tokens"] / done
+    rate = doc.get("request_rate")
+    conc = doc.get("max_concurrency")
+    if conc:
+        mode, r, c = "concurrency", 0.0, int(conc)
+    elif rate in (None, "inf") or _f(rate) is None:
+        mode, r, c = "offline", 0.0, 0
+    else:
+        mode, r, c = "rate", float(rate), 0
+    m = {"output_tokens_per_s": _f(doc.get("output_throughput"))}
+    for src, dst, scale in (("ttft", "ttft_ms", 1.0), ("itl", "itl_ms", 1.0), ("e2el", "e2e_s", 1e-3)):
+        for stat, key in (("mean", "mean"), ("median", "p50"), ("p99", "p99")):
+            v = _f(doc.get(f"{stat}_{src}_ms"))
+            if v is not None:
+                m[f"{dst}_{key}"] = v * scale
+    return Measurement(str(path), mode, isl, osl, r, c, {k: v for k, v in m.items() if v is not None})
+
+
+CSV_METRIC = {"output_tokens_per_s_total": "output_tokens_per_s", "ttft_ms": "ttft_ms_mean", "itl_ms": "itl_ms_mean"}
+
+
+def from_csv(path: Path) -> list[Measurement]:
+    out: dict[tuple, Measurement] = {}
+    with open(path, encoding="utf-8", newline="") as fh:
+        rd = csv.DictReader(fh)
+        need = {"isl", "osl", "scenario", "metric", "value"}
+        if not need <= set(rd.fieldnames or []):
+            raise ResultsError(f"{path}: a results CSV needs the columns {', '.join(sorted(need))} (as benchmarks.csv)")
+        for i, row in enumerate(rd, start=2):
+            metric = CSV_METRIC.get(row["metric"])
+            val, isl, osl = _f(row["value"]), _f(row["isl"]), _f(row["osl"])
+            if metric is None or val is None or not isl or not osl:
+                continue
+            if row["scenario"] == "max_throughput":
+                mode, rate, conc = "offline", 0.0, 0
+            elif row["scenario"] == "fixed_concurrency":
+                mode, rate, conc = "concurrency", 0.0, int(_f(row.get("concurrency")) or 0)
+            else:
+                q = re.search(r"QPS=([0-9.]+)", row.get("notes", "")) or re.search(r"([0-9.]+)", row.get("concurrency") or "")
+                if not q:
+                    raise ResultsError(f"{path}:{i}: scenario {row['scenario']!r} needs a request rate (notes 'QPS=...')")
+                mode, rate, conc = "rate", float(q.group(1)), 0
+            key = (mode, rate, conc, isl, osl)
+            meas = out.setdefault(key, Measurement(f"{path}:{i}", mode, isl, osl, rate, conc))
+            meas.metrics[metric] = val
+    if not out:
+        raise ResultsError(f"{path}: no usable rows (metrics output_tokens_per_s_total, ttft_ms, itl_ms)")
+    return list(out.values())
+
+
+def read(paths: list[str]) -> list[Measurement]:
+    ms: list[Measurement] = []
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise ResultsError(f"{p}: no such file")
+        if path.suffix.lower() == ".csv":
+            ms += from_csv(path)
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        docs = []
+        try:
+            docs = [json.loads(text)]
+        except ValueError:
+            try:  # --append-result writes JSON lines
+                docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+            except ValueError:
+                raise ResultsError(f"{p}: neither JSON (vllm bench serve --save-result) nor CSV") from None
+        for d in docs:
+            if not isinstance(d, dict):
+                raise ResultsError(f"{p}: expected a JSON object")
+            ms.append(from_vllm_json(path, d))
+    return ms
+
+
+def scenario(r, m: Measurement):
+    """The spec with its load replaced by the measured one."""
+    inp, out = Lengths(m.isl, m.isl, m.isl, m.isl), Lengths(m.osl, m.osl, m.osl, m.osl)
+    mml = max(r.max_model_len, int(m.isl + m.osl))
+    kw = dict(input=inp, output=out, peak_factor=1.0, max_model_len=mml)
+    if m.mode == "rate":
+        return dataclasses.replace(r, mode="rate", rate_rps=m.rate, concurrency=0, **kw)
+    if m.mode == "concurrency":
+        return dataclasses.replace(r, mode="concurrency", concurrency=m.concurrency, rate_rps=0.0, **kw)
+    return dataclasses.replace(r, mode="offline", rate_rps=0.0, concurrency=0, **kw)
+
+
+def predict(r, m: Measurement) -> dict:
+    from planner.evaluate import evaluate
+
+    est = evaluate(scenario(r, m), breach=False)
+    perf = est.get("performance")
+    if not perf:
+        return {}
+    out = {"output_tokens_per_s": perf["output_tokens_per_s"]}
+    for k in ("ttft_ms", "itl_ms", "e2e_s"):
+        for stat in ("mean", "p50", "p99"):
+            out[f"{k}_{stat}"] = perf[k].get(stat)
+    return out
+
+
+def compare(r, ms: list[Measurement]) -> list[dict]:
+    rows = []
+    for m in ms:
+        pred = predict(r, m)
+        for k, v in m.metrics.items():
+            p = pred.get(k)
+            err = (p / v - 1) * 100 if p is not None and v and math.isfinite(p) else None
+            rows.append({"source": m.source, "mode": m.mode, "load": m.rate if m.mode == "rate" else m.concurrency,
+                         "metric": k, "measured": v, "predicted": p, "error_pct": err})
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    by: dict[str, list[float]] = {}
+    for x in rows:
+        if x["error_pct"] is not None:
+            by.setdefault(x["metric"], []).append(x["error_pct"])
+    return {k: {"n": len(v), "median_abs_error_pct": float(np.median(np.abs(v))), "bias_pct": float(np.median(v))}
+            for k, v in sorted(by.items())}
+
+
+def fit(r, ms: list[Measurement]) -> dict:
+    """Grid search of (MFU, MBU, MBU_KV, overhead) on saturated throughput and online mean ITL."""
+    from planner.evaluate import limits, memory_plan, step_function, tokens_per_step
+    from planner.physics import serving, step
+
+    gm, gb, gk, go = np.meshgrid(MFU, MBU, MBU, OVH_MS, indexing="ij")
+    terms: dict[str, list[np.ndarray]] = {"throughput": [], "itl": []}
+    for m in ms:
+        v = scenario(r, m)
+        mem = memory_plan(v)
+        if not mem.fits:
+            continue
+        sysm, shp, _ = step_function(v)
+        sg = dataclasses.replace(sysm, mfu=gm, mbu=gb, mbu_kv=gk, overhead_s=go / 1e3)
+        lim = limits(v, mem)
+        ve = v.replicas * v.pp
+
+        def grid_step(*a):
+            return step.step_time(sg, shp, *a)
+
+        if m.mode == "offline" and "output_tokens_per_s" in m.metrics:
+            off = serving.steady_offline(grid_step, lim, m.isl, m.osl, tokens_per_step(v))
+            terms["throughput"].append(np.abs(np.log(off["output_tokens_per_s"] * ve / m.metrics["output_tokens_per_s"])))
+        itl = m.metrics.get("itl_ms_mean")
+        if itl and m.mode in ("rate", "concurrency"):
+            if m.mode == "concurrency":
+                c = min(m.concurrency / ve, lim.max_seqs)
+                dt = grid_step(c, m.isl + m.osl / 2, c * m.isl / m.osl, m.isl / 2)
+            else:
+                lam = m.rate / ve
+                dt = np.full(gm.shape, 0.02)
+                for _ in range(30):
+                    d = np.minimum(lam * m.osl * dt, lim.max_seqs)
+                    p = np.minimum(lam * m.isl * dt, lim.token_budget)
+                    dt = 0.5 * dt + 0.5 * grid_step(d, m.isl + m.osl / 2, p, m.isl / 2)
+            terms["itl"].append(np.abs(np.log(dt * 1e3 / itl)))
+    if not terms["throughput"] and not terms["itl"]:
+        raise ResultsError("no measurement constrains the efficiency factors: give a saturated run (request_rate inf) "
+                           "with output_throughput, or online runs with mean ITL")
+    # each kind of measurement weighs the same, however many rows of it there are
+    obj = OVERHEAD_PRIOR * go
+    for kind in terms.values():
+        if kind:
+            obj = obj + np.median(np.stack(kind), axis=0)
+    i = np.unravel_index(np.argmin(obj), obj.shape)
+    return {"mfu": round(float(gm[i]), 3), "mbu": round(float(gb[i]), 3), "mbu_kv": round(float(gk[i]), 3),
+            "overhead_ms": float(go[i]), "measurements": sum(len(v) for v in terms.values())}

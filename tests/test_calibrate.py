@@ -1,0 +1,100 @@
+"""planfile calibrate / validate on measured results: vllm bench serve JSON and benchmarks.csv-style CSV.
+
+tests/data/trtllm-h100-llama-3.1-8b.csv: 39 published TensorRT-LLM rows (H100 SXM, Llama-3.1-8B) copied from
+shared/calibration/benchmarks.csv with their source columns."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from conftest import ROOT, run_cli
+
+SPEC = """apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: cal}
+model: {id: llama-3.1-8b}
+precision: {weights: bf16, kv_cache: bf16}
+hardware: {gpu: h100-sxm, gpus_per_replica: 1, replicas: 1}
+engine: {name: trtllm}
+workload: {archetype: chat, arrival_rate_rps: 2}
+cost: {usd_per_gpu_hour: 3}
+"""
+CSV = str(ROOT / "tests" / "data" / "trtllm-h100-llama-3.1-8b.csv")
+
+
+def vllm_result(tmp_path, **over):
+    doc = {"date": "20261101-120000", "backend": "vllm", "model_id": "meta-llama/Llama-3.1-8B", "num_prompts": 500,
+           "request_rate": 4.0, "burstiness": 1.0, "max_concurrency": None, "duration": 125.0, "completed": 500,
+           "failed": 0, "total_input_tokens": 512000, "total_output_tokens": 128000, "request_throughput": 4.0,
+           "output_throughput": 1024.0, "mean_ttft_ms": 45.0, "median_ttft_ms": 41.0, "p99_ttft_ms": 90.0,
+           "mean_tpot_ms": 9.5, "mean_itl_ms": 9.4, "median_itl_ms": 9.0, "p99_itl_ms": 20.0,
+           "mean_e2el_ms": 2450.0, "median_e2el_ms": 2400.0, "p99_e2el_ms": 3100.0}
+    doc.update(over)
+    p = tmp_path / "vllm-4qps.json"
+    p.write_text(json.dumps(doc))
+    return p
+
+
+def test_validate_reports_error_and_bias_and_honours_tolerance(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    res = vllm_result(tmp_path)
+    r = run_cli("validate", str(res), "--spec", str(spec), "--format", "json", "--tolerance", "1000")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    metrics = {x["metric"]: x for x in doc["rows"]}
+    # request_rate 4/s, 1024 in / 256 out tokens per request (512,000 / 500 and 128,000 / 500)
+    assert set(metrics) >= {"output_tokens_per_s", "ttft_ms_mean", "ttft_ms_p99", "itl_ms_mean", "e2e_s_mean"}
+    assert metrics["e2e_s_mean"]["measured"] == 2.45  # 2450 ms in the file, seconds in planfile
+    # an open loop below saturation delivers what arrives: 4 req/s x 256 tokens = 1,024 tokens/s
+    assert abs(metrics["output_tokens_per_s"]["error_pct"]) < 10
+    assert all("bias_pct" in v for v in doc["summary"].values())
+    strict = run_cli("validate", str(res), "--spec", str(spec), "--tolerance", "0.001")
+    assert strict.returncode == 1 and "beyond tolerance" in strict.stdout
+
+
+def test_calibrate_improves_the_fit_and_check_uses_the_file(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    out = tmp_path / "calib.yaml"
+    r = run_cli("calibrate", CSV, "--spec", str(spec), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = yaml.safe_load(out.read_text())
+    assert doc["engine"] == "trtllm" and doc["gpu"] == "h100-sxm"
+    for k in ("mfu", "mbu", "mbu_kv"):
+        assert 0 < doc[k] <= 1
+    # calibration must not make the fitted quantities worse than the catalog's factors on these rows
+    for metric in ("output_tokens_per_s", "itl_ms_mean"):
+        assert doc["error_after"][metric]["median_abs_error_pct"] <= doc["error_before"][metric]["median_abs_error_pct"] + 1e-9
+    spec.write_text(SPEC + "calibration: calib.yaml\n")
+    c = run_cli("explain", str(spec), "--metric", "decode")
+    assert c.returncode == 0 and "calibration file" in c.stdout and f"MBU {doc['mbu']:g}" in c.stdout
+
+
+def test_concurrency_and_offline_results_are_recognised(tmp_path):
+    from planner import calibration as C
+
+    p = vllm_result(tmp_path, max_concurrency=32, request_rate="inf")
+    (m,) = C.read([str(p)])
+    assert (m.mode, m.concurrency, m.isl, m.osl) == ("concurrency", 32, 1024.0, 256.0)
+    p = vllm_result(tmp_path, request_rate="inf")
+    (m,) = C.read([str(p)])
+    assert m.mode == "offline"
+    ms = C.read([CSV])
+    assert {m.mode for m in ms} == {"offline", "rate"}
+
+
+def test_bad_results_files_exit_2_with_a_message(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    bad = tmp_path / "x.json"
+    bad.write_text('{"hello": 1}')
+    r = run_cli("validate", str(bad), "--spec", str(spec))
+    assert r.returncode == 2 and "not a `vllm bench serve --save-result` file" in r.stderr
+    r = run_cli("calibrate", str(tmp_path / "missing.json"), "--spec", str(spec))
+    assert r.returncode == 2 and "no such file" in r.stderr
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    r = run_cli("validate", str(tmp_path / "x.csv"), "--spec", str(spec))
+    assert r.returncode == 2 and "needs the columns" in r.stderr
