@@ -65,3 +65,24 @@ def test_alias_and_did_you_mean():
     assert catalog.gpus().get("NVIDIA-H100-80GB-HBM3").entry["id"] == "h100-sxm"
     assert catalog.models().get("meta-llama/Llama-3.1-70B-Instruct").entry["id"] == "llama-3.1-70b"
     assert "h100-sxm" in catalog.gpus().get("h100-sxmm").suggestions
+
+
+@pytest.mark.parametrize("kind", ["gpus", "models", "prices", "archetypes", "engines", "efficiency"])
+def test_catalog_file_matches_its_schema(kind):
+    import jsonschema
+
+    from planner import catalog
+    from planner.resources import schema
+
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in jsonschema.Draft202012Validator(schema(f"catalog-{kind}")).iter_errors(catalog.raw(kind))]
+    assert errors == []
+
+
+def test_every_price_and_factor_names_its_source_and_date():
+    from planner import catalog
+
+    for p in catalog.raw("prices")["prices"]:
+        assert p["source"] and p["as_of"] and catalog.gpus().get(p["gpu"]).entry, p
+    for k, f in catalog.raw("efficiency")["factors"].items():
+        assert f["source"], k
