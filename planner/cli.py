@@ -432,15 +432,32 @@ def catalog_show(id: str = typer.Argument(..., help="An id or alias of a GPU, mo
 
 
 @catalog_app.command("import-hf")
-def import_hf(config: str = typer.Argument(..., help="Path to a Hugging Face config.json."),
-              id: Optional[str] = typer.Option(None, "--id", help="Catalog id for the entry.")):
-    """Print a catalog model entry computed from a Hugging Face config.json."""
+def import_hf(config: str = typer.Argument(..., help="A Hugging Face config.json, or a repo id (org/name) with the hf extra."),
+              id: Optional[str] = typer.Option(None, "--id", help="Catalog id for the entry."),
+              revision: Optional[str] = typer.Option(None, "--revision", help="With a repo id: branch, tag or commit.")):
+    """Print a catalog model entry computed from a Hugging Face config.json (file or Hub repo id)."""
+    from pathlib import Path
+
     import yaml
 
     from planner import hfconfig
 
+    path = config
+    if not Path(config).exists() and config.count("/") == 1 and not config.endswith(".json"):
+        try:
+            from huggingface_hub import hf_hub_download
+        except ImportError:
+            typer.echo(f"{config}: not a file; to fetch a Hub repo's config.json install the hf extra: "
+                       "pip install 'planfile[hf]'", err=True)
+            raise typer.Exit(2)
+        try:
+            path = hf_hub_download(config, "config.json", revision=revision)
+        except Exception as exc:  # offline, gated, missing: huggingface_hub raises many kinds
+            typer.echo(f"{config}: cannot fetch config.json from the Hugging Face Hub ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); offline? download it and pass the file", err=True)
+            raise typer.Exit(2)
     try:
-        entry = hfconfig.load(config)
+        entry = hfconfig.load(path)
     except hfconfig.HFConfigError as exc:
         typer.echo(f"{config}: {exc}", err=True)
         raise typer.Exit(2)

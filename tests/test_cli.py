@@ -66,3 +66,18 @@ def test_import_hf(cli, tmp_path):
     p.write_text(json.dumps(cfg))
     r = cli("catalog", "import-hf", str(p), "--id", "my-70b")
     assert r.returncode == 0 and "kv_bytes_per_token_bf16: 327680" in r.stdout
+
+
+def test_import_hf_repo_id_offline_fails_clearly():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", NO_COLOR="1")
+    r = subprocess.run([sys.executable, "-m", "planner", "catalog", "import-hf", "meta-llama/Llama-3.1-8B"], cwd=ROOT,
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    # without the hf extra: how to get it; with it but offline: what went wrong and what to do
+    assert "pip install 'planfile[hf]'" in r.stderr or "offline? download it and pass the file" in r.stderr
