@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import sys
 from enum import Enum
 from typing import List, Optional
@@ -31,6 +32,26 @@ class Fmt(str, Enum):
     sarif = "sarif"
 
 
+STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "PASS": "bold green", "FAIL": "bold red",
+         "INVALID": "bold magenta", "fix:": "green", "waived": "dim"}
+
+
+def _print_colour(text: str) -> None:
+    """The text report with severities coloured (rich; only on a terminal and without NO_COLOR)."""
+    import re
+
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False, soft_wrap=True)
+    pattern = re.compile(r"\b(error|warning|info|PASS|FAIL|INVALID|waived)\b|fix:")
+    for line in text.splitlines():
+        t = Text(line)
+        for m in pattern.finditer(line):
+            t.stylize(STYLE[m.group(0)], m.start(), m.end())
+        console.print(t)
+
+
 def _expand(files: List[str]) -> list[str]:
     out = []
     for f in files:
@@ -52,7 +73,11 @@ def check(files: List[str] = typer.Argument(..., help="Spec files, globs, or - f
     from planner.run import check_spec
 
     results = [check_spec(f, fail_on.value, breach=not no_breach) for f in _expand(files)]
-    sys.stdout.write(FORMATS[format.value](results))
+    out = FORMATS[format.value](results)
+    if format == Fmt.text and sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        _print_colour(out)
+    else:
+        sys.stdout.write(out)
     if any(r.status == "invalid" for r in results):
         raise typer.Exit(2)
     if any(r.status == "fail" for r in results):
