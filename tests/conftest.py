@@ -18,3 +18,12 @@ def run_cli(*args, stdin=None):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+# Deterministic property and fuzz tests in CI: the same examples on every run (the long randomized
+# search is benchmarks/fuzz.py). PLANFILE_HYPOTHESIS_RANDOM=1 explores new examples locally.
+from hypothesis import settings as _hsettings  # noqa: E402
+
+_hsettings.register_profile("planfile", derandomize=not os.environ.get("PLANFILE_HYPOTHESIS_RANDOM"), deadline=None,
+                            print_blob=True)
+_hsettings.load_profile("planfile")
