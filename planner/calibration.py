@@ -25,8 +25,6 @@ MFU = np.linspace(0.2, 0.95, 16)
 MBU = np.linspace(0.3, 1.0, 15)
 OVH_MS = np.array([0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 20.0])
 OVERHEAD_PRIOR = 0.002
-METRICS = ("output_tokens_per_s", "ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p99", "itl_ms_mean", "itl_ms_p50", "itl_ms_p99",
-           "e2e_s_mean", "e2e_s_p50", "e2e_s_p99")
 
 
 class ResultsError(ValueError):

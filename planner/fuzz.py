@@ -9,7 +9,6 @@ check (and render/plan when it checks clean) in-process and returns what a CLI u
 from __future__ import annotations
 
 import copy
-import math
 import random
 from pathlib import Path
 
@@ -134,12 +133,3 @@ def run_one(text: bytes, tmp: Path, deep: bool = False) -> str:
             pass  # a clear message for a spec the engine cannot run (PF602 reports the same)
     return res.status
 
-
-def is_finite_tree(x) -> bool:
-    if isinstance(x, float):
-        return math.isfinite(x)
-    if isinstance(x, dict):
-        return all(is_finite_tree(v) for v in x.values())
-    if isinstance(x, list):
-        return all(is_finite_tree(v) for v in x)
-    return True

@@ -198,7 +198,6 @@ SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 def to_sarif(results) -> str:
     """SARIF 2.1.0 for GitHub code scanning: stable rule ids, repo-relative URIs, fingerprints."""
     import hashlib
-    from pathlib import PurePath
 
     from planner.checks import REGISTRY, rules  # noqa: F401
 

@@ -16,8 +16,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from planner import catalog
-from planner.evaluate import (HOURS_PER_MONTH, limits, link, memory_plan, run_load, slo_ok, step_function,
-                              tokens_per_step)
+from planner.evaluate import HOURS_PER_MONTH, limits, link, memory_plan, run_load, step_function, tokens_per_step
 from planner.physics import serving
 from planner.resolve import Resolved, batch_defaults
 
@@ -77,7 +76,6 @@ class PlanResult:
     closest: Option | None  # when nothing meets the SLOs: the smallest miss
     considered: int
     rejected: dict
-    spec_engine_fixed: bool
 
 
 def variant(base: Resolved, gpu: dict, tp: int, pp: int, weights: str, kv: str, price: dict | None) -> Resolved:
@@ -104,12 +102,6 @@ def _precisions(base: Resolved, c: Constraints) -> list[tuple[str, str]]:
         ws = ["bf16", "fp8"] + (["int4"] if base.quantized_checkpoint and base.weights == "int4" else [])
         kvs = ["fp8", "bf16"]
     return [(w, k) for w in ws for k in kvs]
-
-
-def _peak_rps(r: Resolved, sat_rps: float) -> float:
-    if r.mode == "rate":
-        return r.rate_rps * r.peak_factor
-    return 0.0
 
 
 def _price(gpu_id: str, provider: str | None) -> dict | None:
@@ -312,4 +304,4 @@ def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
     if not ok and verified:
         closest = min(verified, key=lambda o: (o.miss if not (o.meets_slo and budget) else (o.usd_per_month or 0) / budget))
         closest.why = explain_choice(closest, cands, base, c.precisions)
-    return PlanResult(ok[:top], closest, considered, rejected, True)
+    return PlanResult(ok[:top], closest, considered, rejected)

@@ -137,9 +137,8 @@ def render(res, spec_text: bytes, targets: tuple[str, ...] = TARGETS, templates:
     from planner.render import context
 
     ctx = context.build(res, spec_text)
-    errors = [m for _, m in context.engines.launch(res.resolved, res.estimate).errors]
-    if errors:
-        raise RenderError("; ".join(errors))
+    if ctx["launch_errors"]:
+        raise RenderError("; ".join(dict.fromkeys(ctx["launch_errors"])))
     ctx["findings"] = [dict(f.to_json(), waived=f.waived) for f in res.findings]
     ctx["status"] = res.status
     ctx["estimate"] = res.estimate

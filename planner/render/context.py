@@ -7,9 +7,7 @@ derived from the evaluated plan in this module so they can be tested and explain
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import re
 
 from planner import __version__
 from planner.render import engines
@@ -29,7 +27,6 @@ METRICS = {
 }
 SLO_METRIC = {"ttft_ms": ("ttft", 1e-3, "time to first token"), "itl_ms": ("itl", 1e-3, "inter-token latency"),
               "e2e_s": ("e2e", 1.0, "end-to-end latency")}
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 def promql_string(s: str) -> str:
@@ -48,12 +45,6 @@ def promql_string(s: str) -> str:
         else:
             out.append(ch)
     return '"' + "".join(out) + '"'
-
-
-def label_value(s: str) -> str:
-    """A valid Kubernetes label value made from any string (63 chars, alnum ends, [-_.] inside)."""
-    v = re.sub(r"[^A-Za-z0-9_.-]+", "-", s)[:63].strip("-_.")
-    return v if LABEL_VALUE.match(v) else ""
 
 
 def _ceil_gib(gb: float) -> int:
@@ -220,6 +211,7 @@ def build(res, spec_text: bytes) -> dict:
         "alerts": alerts(r, est, single, per_replica_breach),
         "service_host": svc_host,
         "bench_argv": bench(r, est, f"http://{svc_host}:{r.port}"),
+        "launch_errors": [msg for _, msg in single.errors + (worker.errors if worker else [])],
         "plan": {"breach_rps": breach, "per_replica_breach_rps": per_replica_breach,
                  "max_num_seqs": single.values.get("max_num_seqs")},
     }

@@ -42,7 +42,6 @@ class Launch:
     config: dict | None = None
     config_mounted: bool = False  # the command line needs the config file (mounted from a ConfigMap)
     metrics_prefix: str | None = None
-    env: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (spec pointer, message)
     values: dict = field(default_factory=dict)  # the planned values, for reports
