@@ -14,78 +14,40 @@ generation, and the file says so.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections import defaultdict
 
 import numpy as np
 
 import caldata
-from planner.evaluate import limits, memory_plan, step_function, tokens_per_step
-from planner.physics import serving, step
+from planner import calibration
+from planner.calibration import OVERHEAD_PRIOR
 
 MFU = np.linspace(0.20, 0.95, 16)
 MBU = np.linspace(0.40, 1.00, 13)
 MBU_KV = np.linspace(0.40, 1.00, 13)
 OVH_MS = np.array([0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 20.0, 25.0])
-G_MFU, G_MBU, G_KV, G_OVH = np.meshgrid(MFU, MBU, MBU_KV, OVH_MS, indexing="ij")
+G_MFU, G_MBU, G_KV, G_OVH = GRID = np.meshgrid(MFU, MBU, MBU_KV, OVH_MS, indexing="ij")
 
 
 def throughput_grid(row: dict) -> np.ndarray | None:
     """Predicted output tokens/s of a max-throughput row for every grid candidate (None: does not fit)."""
-    r = caldata.resolved(row)
-    mem = memory_plan(r)
-    if not mem.fits or mem.kv_tokens <= 0:
-        return None
-    sysm, shp, _ = step_function(r)
-    sys_g = dataclasses.replace(sysm, mfu=G_MFU, mbu=G_MBU, mbu_kv=G_KV, overhead_s=G_OVH / 1e3)
-
-    def grid_step(*args):
-        return step.step_time(sys_g, shp, *args)
-
-    off = serving.steady_offline(grid_step, limits(r, mem), r.input.mean, r.output.mean, tokens_per_step(r))
-    tput = off["output_tokens_per_s"] * r.pp
-    if row["metric"] == "total_tokens_per_s":
-        tput = tput * (r.input.mean + r.output.mean) / r.output.mean
+    tput = calibration.grid_predictions(caldata.resolved(row), calibration.measurement_from_row(row, row["id"]),
+                                        GRID).get("output_tokens_per_s")
+    if tput is not None and row["metric"] == "total_tokens_per_s":
+        tput = tput * (float(row["isl"]) + float(row["osl"])) / float(row["osl"])
     return tput
 
 
 def itl_grid(row: dict) -> np.ndarray | None:
-    """Predicted mean ITL (ms) of an online row (request rate or fixed concurrency) for every grid candidate.
-
-    Mean ITL is the mean iteration time at the load's steady state, found per candidate by fixed-point
-    iteration: with step time dt, a replica at rate lambda decodes D = lambda x OSL x dt sequences and
-    prefills P = lambda x ISL x dt prompt tokens per step (Little's law); at fixed concurrency C,
-    D = C and P = C x ISL / OSL. Vectorized over the whole grid, no simulation."""
-    r = caldata.resolved(row)
-    mem = memory_plan(r)
-    if not mem.fits:
-        return None
-    sysm, shp, _ = step_function(r)
-    sys_g = dataclasses.replace(sysm, mfu=G_MFU, mbu=G_MBU, mbu_kv=G_KV, overhead_s=G_OVH / 1e3)
-    isl, osl = r.input.mean, r.output.mean
-    lim = limits(r, mem)
-    if row["scenario"] == "fixed_concurrency":
-        c = min(float(row["concurrency"]) / (r.replicas * r.pp), lim.max_seqs)
-        return step.step_time(sys_g, shp, c, isl + osl / 2, c * isl / osl, isl / 2) * 1e3
-    lam = caldata.qps(row)
-    if not lam:
-        return None
-    lam /= r.replicas * r.pp
-    dt = np.full(G_MFU.shape, 0.02)
-    for _ in range(30):
-        d = np.minimum(lam * osl * dt, lim.max_seqs)
-        p = np.minimum(lam * isl * dt, lim.token_budget)
-        dt = 0.5 * dt + 0.5 * step.step_time(sys_g, shp, d, isl + osl / 2, p, isl / 2)
-    return dt * 1e3
+    """Predicted mean ITL (ms) of an online row for every grid candidate (planner.calibration.grid_predictions)."""
+    return calibration.grid_predictions(caldata.resolved(row), calibration.measurement_from_row(row, row["id"]),
+                                        GRID).get("itl_ms_mean")
 
 
 def online_rows(rows, engine="trtllm"):
     return [r for r in rows if r["scenario"] in ("other", "fixed_concurrency") and r["metric"] == "itl_ms"
             and caldata.ENGINE[r["engine"]] == engine]
-
-
-OVERHEAD_PRIOR = 0.002  # per ms of per-step overhead: CUDA-graph engines run 1-5 ms; only data may ask for more
 
 
 def fit(rows: list[dict], itl_rows: list[dict] | None = None) -> tuple[dict, float, int]:

@@ -24,7 +24,7 @@ from planner.physics.serving import Lengths
 MFU = np.linspace(0.2, 0.95, 16)
 MBU = np.linspace(0.3, 1.0, 15)
 OVH_MS = np.array([0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 20.0])
-OVERHEAD_PRIOR = 0.002
+OVERHEAD_PRIOR = 0.002  # per ms of per-step overhead: CUDA-graph engines run 1-5 ms; only data may ask for more
 
 
 class ResultsError(ValueError):
@@ -76,6 +76,19 @@ def from_vllm_json(path: Path, doc: dict) -> Measurement:
 CSV_METRIC = {"output_tokens_per_s_total": "output_tokens_per_s", "ttft_ms": "ttft_ms_mean", "itl_ms": "itl_ms_mean"}
 
 
+def measurement_from_row(row: dict, source: str) -> Measurement:
+    """The load of one benchmarks.csv-style row (no metrics yet)."""
+    isl, osl = _f(row["isl"]), _f(row["osl"])
+    if row["scenario"] == "max_throughput":
+        return Measurement(source, "offline", isl, osl)
+    if row["scenario"] == "fixed_concurrency":
+        return Measurement(source, "concurrency", isl, osl, concurrency=int(_f(row.get("concurrency")) or 0))
+    q = re.search(r"QPS=([0-9.]+)", row.get("notes", "")) or re.search(r"([0-9.]+)", row.get("concurrency") or "")
+    if not q:
+        raise ResultsError(f"{source}: scenario {row['scenario']!r} needs a request rate (notes 'QPS=...')")
+    return Measurement(source, "rate", isl, osl, rate=float(q.group(1)))
+
+
 def from_csv(path: Path) -> list[Measurement]:
     out: dict[tuple, Measurement] = {}
     with open(path, encoding="utf-8", newline="") as fh:
@@ -88,17 +101,8 @@ def from_csv(path: Path) -> list[Measurement]:
             val, isl, osl = _f(row["value"]), _f(row["isl"]), _f(row["osl"])
             if metric is None or val is None or not isl or not osl:
                 continue
-            if row["scenario"] == "max_throughput":
-                mode, rate, conc = "offline", 0.0, 0
-            elif row["scenario"] == "fixed_concurrency":
-                mode, rate, conc = "concurrency", 0.0, int(_f(row.get("concurrency")) or 0)
-            else:
-                q = re.search(r"QPS=([0-9.]+)", row.get("notes", "")) or re.search(r"([0-9.]+)", row.get("concurrency") or "")
-                if not q:
-                    raise ResultsError(f"{path}:{i}: scenario {row['scenario']!r} needs a request rate (notes 'QPS=...')")
-                mode, rate, conc = "rate", float(q.group(1)), 0
-            key = (mode, rate, conc, isl, osl)
-            meas = out.setdefault(key, Measurement(f"{path}:{i}", mode, isl, osl, rate, conc))
+            m = measurement_from_row(row, f"{path}:{i}")
+            meas = out.setdefault((m.mode, m.rate, m.concurrency, m.isl, m.osl), m)
             meas.metrics[metric] = val
     if not out:
         raise ResultsError(f"{path}: no usable rows (metrics output_tokens_per_s_total, ttft_ms, itl_ms)")
@@ -177,42 +181,57 @@ def summary(rows: list[dict]) -> dict:
             for k, v in sorted(by.items())}
 
 
-def fit(r, ms: list[Measurement]) -> dict:
-    """Grid search of (MFU, MBU, MBU_KV, overhead) on saturated throughput and online mean ITL."""
+def grid_predictions(r, m: Measurement, grid: tuple) -> dict:
+    """Predictions of one measurement for every candidate of grid = (mfu, mbu, mbu_kv, overhead_ms) arrays:
+    output tokens/s of a saturated (offline) run, mean ITL in ms of an online run. {} when it does not fit.
+
+    Mean ITL is the mean iteration time at the load's steady state, found per candidate by fixed-point
+    iteration: with step time dt, a replica at rate lambda decodes D = lambda x OSL x dt sequences and
+    prefills P = lambda x ISL x dt prompt tokens per step (Little's law); at fixed concurrency C,
+    D = C and P = C x ISL / OSL. Vectorized over the whole grid, no simulation."""
     from planner.evaluate import limits, memory_plan, step_function, tokens_per_step
     from planner.physics import serving, step
 
-    gm, gb, gk, go = np.meshgrid(MFU, MBU, MBU, OVH_MS, indexing="ij")
+    gm, gb, gk, go = grid
+    v = scenario(r, m)
+    mem = memory_plan(v)
+    if not mem.fits or mem.kv_tokens <= 0:
+        return {}
+    sysm, shp, _ = step_function(v)
+    sg = dataclasses.replace(sysm, mfu=gm, mbu=gb, mbu_kv=gk, overhead_s=go / 1e3)
+    lim = limits(v, mem)
+    ve = v.replicas * v.pp
+
+    def grid_step(*a):
+        return step.step_time(sg, shp, *a)
+
+    if m.mode == "offline":
+        off = serving.steady_offline(grid_step, lim, m.isl, m.osl, tokens_per_step(v))
+        return {"output_tokens_per_s": off["output_tokens_per_s"] * ve}
+    if m.mode == "concurrency":
+        c = min(m.concurrency / ve, lim.max_seqs)
+        dt = grid_step(c, m.isl + m.osl / 2, c * m.isl / m.osl, m.isl / 2)
+    else:
+        lam = m.rate / ve
+        dt = np.full(gm.shape, 0.02)
+        for _ in range(30):
+            d = np.minimum(lam * m.osl * dt, lim.max_seqs)
+            p = np.minimum(lam * m.isl * dt, lim.token_budget)
+            dt = 0.5 * dt + 0.5 * grid_step(d, m.isl + m.osl / 2, p, m.isl / 2)
+    return {"itl_ms_mean": dt * 1e3}
+
+
+def fit(r, ms: list[Measurement]) -> dict:
+    """Grid search of (MFU, MBU, MBU_KV, overhead) on saturated throughput and online mean ITL."""
+    grid = np.meshgrid(MFU, MBU, MBU, OVH_MS, indexing="ij")
+    gm, gb, gk, go = grid
     terms: dict[str, list[np.ndarray]] = {"throughput": [], "itl": []}
     for m in ms:
-        v = scenario(r, m)
-        mem = memory_plan(v)
-        if not mem.fits:
-            continue
-        sysm, shp, _ = step_function(v)
-        sg = dataclasses.replace(sysm, mfu=gm, mbu=gb, mbu_kv=gk, overhead_s=go / 1e3)
-        lim = limits(v, mem)
-        ve = v.replicas * v.pp
-
-        def grid_step(*a):
-            return step.step_time(sg, shp, *a)
-
-        if m.mode == "offline" and "output_tokens_per_s" in m.metrics:
-            off = serving.steady_offline(grid_step, lim, m.isl, m.osl, tokens_per_step(v))
-            terms["throughput"].append(np.abs(np.log(off["output_tokens_per_s"] * ve / m.metrics["output_tokens_per_s"])))
-        itl = m.metrics.get("itl_ms_mean")
-        if itl and m.mode in ("rate", "concurrency"):
-            if m.mode == "concurrency":
-                c = min(m.concurrency / ve, lim.max_seqs)
-                dt = grid_step(c, m.isl + m.osl / 2, c * m.isl / m.osl, m.isl / 2)
-            else:
-                lam = m.rate / ve
-                dt = np.full(gm.shape, 0.02)
-                for _ in range(30):
-                    d = np.minimum(lam * m.osl * dt, lim.max_seqs)
-                    p = np.minimum(lam * m.isl * dt, lim.token_budget)
-                    dt = 0.5 * dt + 0.5 * grid_step(d, m.isl + m.osl / 2, p, m.isl / 2)
-            terms["itl"].append(np.abs(np.log(dt * 1e3 / itl)))
+        pred = grid_predictions(r, m, grid)
+        if "output_tokens_per_s" in pred and "output_tokens_per_s" in m.metrics:
+            terms["throughput"].append(np.abs(np.log(pred["output_tokens_per_s"] / m.metrics["output_tokens_per_s"])))
+        if "itl_ms_mean" in pred and m.metrics.get("itl_ms_mean"):
+            terms["itl"].append(np.abs(np.log(pred["itl_ms_mean"] / m.metrics["itl_ms_mean"])))
     if not terms["throughput"] and not terms["itl"]:
         raise ResultsError("no measurement constrains the efficiency factors: give a saturated run (request_rate inf) "
                            "with output_throughput, or online runs with mean ITL")
