@@ -66,7 +66,7 @@ def point(r, axis: str, v: float):
 
 
 def sweep(r, axis: str, values: list[float]) -> list[dict]:
-    from planner.evaluate import evaluate
+    from planner.evaluate import evaluate, slo_ok
 
     rows = []
     for v in values:
@@ -74,8 +74,6 @@ def sweep(r, axis: str, values: list[float]) -> list[dict]:
         est = evaluate(rv, breach=False)
         perf = est.get("performance") or {}
         cost = est.get("cost") or {}
-        from planner.evaluate import slo_ok
-
         rows.append({axis: int(v) if axis in INT_AXES and float(v).is_integer() else v, "gpus": rv.gpus_per_replica * rv.replicas, "fits": est["memory"]["fits"],
                      "max_concurrent_sequences": est["memory"]["max_concurrent_sequences"],
                      "output_tokens_per_s": perf.get("output_tokens_per_s"),
