@@ -40,6 +40,7 @@ class Measurement:
     rate: float = 0.0
     concurrency: int = 0
     metrics: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
 
 
 def _f(x):
@@ -70,7 +71,8 @@ def from_vllm_json(path: Path, doc: dict) -> Measurement:
             v = _f(doc.get(f"{stat}_{src}_ms"))
             if v is not None:
                 m[f"{dst}_{key}"] = v * scale
-    return Measurement(str(path), mode, isl, osl, r, c, {k: v for k, v in m.items() if v is not None})
+    meta = {"planfile_spec": doc["planfile_spec"]} if isinstance(doc.get("planfile_spec"), str) else {}
+    return Measurement(str(path), mode, isl, osl, r, c, {k: v for k, v in m.items() if v is not None}, meta)
 
 
 CSV_METRIC = {"output_tokens_per_s_total": "output_tokens_per_s", "ttft_ms": "ttft_ms_mean", "itl_ms": "itl_ms_mean"}
@@ -219,6 +221,52 @@ def grid_predictions(r, m: Measurement, grid: tuple) -> dict:
             p = np.minimum(lam * m.isl * dt, lim.token_budget)
             dt = 0.5 * dt + 0.5 * grid_step(d, m.isl + m.osl / 2, p, m.isl / 2)
     return {"itl_ms_mean": dt * 1e3}
+
+
+def check_metadata(ms: list[Measurement], r, spec_path: str, allow_other: bool = False) -> None:
+    """Refuse results whose `planfile_spec` metadata (written by the rendered bench.sh) names another spec."""
+    for m in ms:
+        named = m.metadata.get("planfile_spec")
+        if named and named != r.name and not allow_other:
+            raise ResultsError(f"{m.source}: measured for spec {named!r}, but --spec {spec_path} is {r.name!r}; "
+                               "pass the matching spec, or --any-spec to compare anyway")
+
+
+def calibrate(r, ms: list[Measurement]) -> dict:
+    """Fit, then judge the fit on data it did not see where there is enough of it."""
+    before = summary(compare(r, ms))
+    fitted = fit(r, ms)
+    after = summary(compare(dataclasses.replace(r, calibration=fitted), ms))
+    worse = [k for k in before if k in after and after[k]["median_abs_error_pct"] > before[k]["median_abs_error_pct"] + 1e-9]
+    accepted = not worse
+    verdict = ("the fit does not make any metric worse" if accepted else
+               "the fitted factors make " + ", ".join(worse) + " worse than the catalog's")
+    return {"fitted": fitted, "before": before, "after": after, "accepted": accepted, "verdict": verdict}
+
+
+def report_text(rep: dict) -> str:
+    def lines(title, summ):
+        out = [title]
+        for k, v in summ.items():
+            out.append(f"  {k:<22} n={v['n']:<3} median |error| {v['median_abs_error_pct']:6.1f} %   bias {v['bias_pct']:+6.1f} %")
+        return out
+
+    f = rep["fitted"]
+    desc = ", ".join(f"{k} {f[k]:g}" for k in ("mfu", "mbu", "mbu_kv", "overhead_ms") if k in f)
+    return "\n".join(lines("before (catalog factors):", rep["before"]) + lines(f"after ({desc}):", rep["after"])
+                     + [f"verdict: {rep['verdict']}"]) + "\n"
+
+
+def calibration_file(r, ms: list[Measurement], rep: dict, out_name: str) -> str:
+    import yaml
+
+    f = rep["fitted"]
+    doc = {"engine": r.engine["id"], "engine_version": r.engine_version, "gpu": r.gpu["id"]}
+    doc.update({k: f[k] for k in ("mfu", "mbu", "mbu_kv", "overhead_ms") if k in f})
+    doc["source"] = f"planfile calibrate on {len(ms)} measurement(s): " + ", ".join(sorted({Path(m.source.split(':')[0]).name for m in ms}))
+    doc["error_before"], doc["error_after"] = rep["before"], rep["after"]
+    return ("# Efficiency factors fitted by planfile calibrate; reference it from the spec as\n"
+            f"#   calibration: {out_name}\n" + yaml.safe_dump(doc, sort_keys=False))
 
 
 def fit(r, ms: list[Measurement]) -> dict:

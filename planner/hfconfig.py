@@ -96,7 +96,7 @@ def from_dict(cfg: dict, name: str = "custom", params_b: float | None = None) ->
     return entry
 
 
-def load(path: Path, params_b: float | None = None) -> dict:
+def load(path: Path, params_b: float | None = None, repo: str | None = None) -> dict:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -63,7 +63,7 @@ def _round(x):
 @dataclass
 class Constraints:
     gpus: tuple[str, ...] = ()
-    provider: str | None = None
+    providers: tuple[str, ...] = ()
     max_gpus: int | None = None
     precisions: tuple[str, ...] = ()
     no_quantize: bool = False
@@ -104,10 +104,10 @@ def _precisions(base: Resolved, c: Constraints) -> list[tuple[str, str]]:
     return [(w, k) for w in ws for k in kvs]
 
 
-def _price(gpu_id: str, provider: str | None) -> dict | None:
-    if provider:
-        return catalog.price(provider, gpu_id)
+def _price(gpu_id: str, providers: tuple[str, ...]) -> dict | None:
     ps = catalog.prices_for_gpu(gpu_id)
+    if providers:
+        ps = [p for p in ps if p["provider"] in providers]
     return ps[0] if ps else None
 
 
@@ -124,7 +124,7 @@ def candidates(base: Resolved, c: Constraints) -> tuple[list[Option], dict]:
         if gpu["vendor"] not in base.engine["vendors"]:
             rejected["engine_vendor"] += 1
             continue
-        price = None if base.price_source.startswith("spec") else _price(gpu["id"], c.provider)
+        price = None if base.price_source.startswith("spec") else _price(gpu["id"], c.providers)
         if price is None and not base.price_source.startswith("spec"):
             rejected["no_price"] += 1
             continue

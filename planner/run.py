@@ -18,7 +18,14 @@ class Result:
     loaded: Loaded | None = field(default=None, repr=False)
 
 
-def check_spec(path: str, fail_on: str = "error", breach: bool = True) -> Result:
+def check_spec(path: str, fail_on: str = "error", breach: bool = True, stdin: bytes | None = None) -> Result:
+    """Check one spec file; `-` is standard input (pass its bytes as `stdin` when the caller read them)."""
+    if path == "-" and stdin is not None:
+        from pathlib import Path
+
+        from planner.loader import load_text
+
+        return check_loaded(load_text(stdin, "-", Path.cwd()), path, fail_on, breach)
     return check_loaded(load_path(path), path, fail_on, breach)
 
 

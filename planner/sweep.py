@@ -65,7 +65,7 @@ def point(r, axis: str, v: float):
     return replace(r, input=inp, output=out, max_model_len=max(r.max_model_len, int(inp.max + out.max)))
 
 
-def sweep(r, axis: str, values: list[float]) -> list[dict]:
+def sweep(r, axis: str, values: list[float], est: dict | None = None) -> list[dict]:
     from planner.evaluate import evaluate, slo_ok
 
     rows = []

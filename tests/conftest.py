@@ -9,8 +9,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
 
-def run_cli(*args, stdin=None):
-    env = dict(os.environ, NO_COLOR="1", PYTHONHASHSEED="0")
+def run_cli(*args, stdin=None, env_extra=None):
+    # the result cache is off unless a test turns it on (tests/test_cache.py)
+    env = dict(os.environ, NO_COLOR="1", PYTHONHASHSEED="0", PLANFILE_NO_CACHE="1", **(env_extra or {}))
     return subprocess.run([sys.executable, "-m", "planner", *args], cwd=ROOT, capture_output=True, text=True,
                           input=stdin, env=env, timeout=120)
 

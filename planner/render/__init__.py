@@ -129,8 +129,12 @@ def report_context(res) -> dict:
     return {"svgs": svgs}
 
 
-def render(res, spec_text: bytes, targets: tuple[str, ...] = TARGETS, templates: str | None = None) -> dict[str, str]:
-    """{relative output path: text} for a checked spec (run.Result with an estimate)."""
+def render(res, spec_text: bytes, targets: tuple[str, ...] = TARGETS, templates: str | None = None,
+           notes: list[str] | None = None) -> dict[str, str]:
+    """{relative output path: text} for a checked spec (run.Result with an estimate).
+
+    `notes` collects one-line remarks for the user (e.g. the report without charts when matplotlib, the
+    `report` extra, is not installed: every other artifact is still rendered)."""
     import jinja2
     import yaml
 
@@ -144,7 +148,14 @@ def render(res, spec_text: bytes, targets: tuple[str, ...] = TARGETS, templates:
     ctx["estimate"] = res.estimate
     files = plan_files(ctx, targets)
     if "report" in targets:
-        ctx.update(report_context(res))
+        from planner.render.charts import ChartsUnavailable
+
+        try:
+            ctx.update(report_context(res))
+        except ChartsUnavailable as exc:
+            ctx["svgs"] = {}
+            if notes is not None:
+                notes.append(f"report rendered without charts: {exc}")
         for name in ctx["svgs"]:
             files.append((None, f"charts/{name}.svg"))
     env = environment(templates)

@@ -96,6 +96,11 @@ def _atomic_write(target: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
+def atomic_write_text(target: Path, text: str) -> None:
+    """Write a whole file or nothing (a temporary file in the same folder, then rename)."""
+    _atomic_write(target, text.encode("utf-8"))
+
+
 def write(root: Path, files: dict[str, str], spec: str, force: bool = False) -> WritePlan:
     wp = plan(root, files, force)
     if wp.conflicts:

@@ -1,0 +1,165 @@
+"""Content-hash result cache for `planfile check`: what pre-commit and editors run on every save.
+
+The key is a SHA-256 over every input byte the verdict depends on: the spec files as given, the catalog
+and schema files, planfile's own version and code (size and mtime of every module), the command's
+options and the working directory (relative side-file paths resolve against it). Files the spec names
+(`calibration:`, `model.hf_config`) are only known after parsing, so each entry records their paths and
+hashes — a missing file is recorded as missing — and a hit re-hashes them before it is trusted. An entry
+is the exact output and exit code, so a hit prints byte-for-byte what a fresh run would.
+
+Only builtin modules are imported here (no json: it pulls in `re`): a hit must cost a few milliseconds,
+not numpy's 90. Entries are `marshal` data — the cache folder is the user's own, never a PR's.
+Off with `--no-cache` or PLANFILE_NO_CACHE=1; location PLANFILE_CACHE_DIR, else $XDG_CACHE_HOME/planfile
+or ~/.cache/planfile. Entries are written atomically; a corrupt or unreadable entry is a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import sys
+
+CACHE_FORMAT = 1
+MAX_ENTRY_BYTES = 8 << 20
+_PKG = os.path.dirname(os.path.abspath(__file__))
+
+
+def cache_dir() -> str:
+    d = os.environ.get("PLANFILE_CACHE_DIR")
+    if d:
+        return d
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "planfile")
+
+
+def enabled() -> bool:
+    return not os.environ.get("PLANFILE_NO_CACHE")
+
+
+def _data_roots() -> list[str]:
+    packaged = os.path.join(_PKG, "_data")
+    root = packaged if os.path.isdir(packaged) else os.path.dirname(_PKG)
+    return [os.path.join(root, "catalog"), os.path.join(root, "schemas")]
+
+
+def _walk(top: str):
+    try:
+        entries = sorted(os.scandir(top), key=lambda e: e.name)
+    except OSError:
+        return
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            if e.name != "__pycache__":
+                yield from _walk(e.path)
+        elif e.is_file(follow_symlinks=False):
+            yield e
+
+
+def fingerprint() -> str:
+    """planfile's code (by size and mtime) and data (by content)."""
+    h = hashlib.sha256()
+    from planner import __version__
+
+    h.update(f"{CACHE_FORMAT}|{__version__}|{sys.version_info[:2]}".encode())
+    for e in _walk(_PKG):
+        if e.name.endswith(".py"):
+            st = e.stat()
+            h.update(f"{e.path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    for root in _data_roots():
+        for e in _walk(root):
+            h.update(e.path.encode())
+            with open(e.path, "rb") as fh:
+                h.update(hashlib.sha256(fh.read()).digest())
+    return h.hexdigest()
+
+
+def file_digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _key(files: list[str], fail_on: str, fmt: str, no_breach: bool) -> str | None:
+    h = hashlib.sha256(fingerprint().encode())
+    h.update(repr((os.getcwd(), fail_on, fmt, no_breach, files)).encode())
+    for f in files:
+        d = file_digest(f)
+        h.update(f"{f}|{d}\n".encode())
+    return h.hexdigest()
+
+
+def _parse_check_argv(argv: list[str]):
+    """The few options of `check`, or None when anything is unusual (then the real parser runs)."""
+    fail_on, fmt, no_breach, files = "error", "text", False, []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--fail-on", "-f", "--format") and i + 1 < len(argv):
+            if a == "--fail-on":
+                fail_on = argv[i + 1]
+            else:
+                fmt = argv[i + 1]
+            i += 2
+            continue
+        if a.startswith("--fail-on="):
+            fail_on = a.split("=", 1)[1]
+        elif a.startswith("--format="):
+            fmt = a.split("=", 1)[1]
+        elif a == "--no-breach":
+            no_breach = True
+        elif a == "--no-cache" or a.startswith("-"):
+            return None
+        else:
+            files.append(a)
+        i += 1
+    if not files or fail_on not in ("error", "warning", "info", "never") or fmt not in ("text", "json", "github", "markdown", "sarif"):
+        return None
+    return fail_on, fmt, no_breach, files
+
+
+def lookup_check(argv: list[str]) -> int | None:
+    """Print a cached result and return its exit code, or None on a miss."""
+    if not enabled():
+        return None
+    parsed = _parse_check_argv(argv)
+    if parsed is None:
+        return None
+    fail_on, fmt, no_breach, files = parsed
+    if "-" in files or any(c in f for f in files for c in "*?["):
+        return None
+    if fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        return None  # coloured terminal output: the full path (a person is watching, not a hook)
+    key = _key(files, fail_on, fmt, no_breach)
+    path = os.path.join(cache_dir(), key[:2], key + ".entry")
+    try:
+        with open(path, "rb") as fh:
+            entry = marshal.loads(fh.read(MAX_ENTRY_BYTES))
+        for p, digest in entry["side"]:
+            if file_digest(p) != digest:
+                return None
+        out, code = entry["out"], int(entry["code"])
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        return None
+    sys.stdout.write(out)
+    return code
+
+
+def store_check(args, files: list[str], results, out: str, code: int, stdin: bytes | None) -> None:
+    if not enabled() or stdin is not None or any(c in f for f in args.files for c in "*?["):
+        return
+    from planner import sidefile
+
+    try:
+        key = _key(list(args.files), args.fail_on, args.format, args.no_breach)
+        entry = {"side": sorted(sidefile.reads().items()), "out": out, "code": code}
+        d = os.path.join(cache_dir(), key[:2])
+        os.makedirs(d, exist_ok=True)
+        tmp = os.path.join(d, f".{key}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(marshal.dumps(entry))
+        os.replace(tmp, os.path.join(d, key + ".entry"))
+    except OSError:
+        pass  # a read-only or full cache folder only costs speed
