@@ -13,7 +13,7 @@ import yaml
 
 from planner.resources import data_dir
 
-KINDS = ("gpus", "models", "prices", "archetypes", "engines", "efficiency")
+KINDS = ("gpus", "models", "checkpoints", "prices", "archetypes", "engines", "efficiency")
 
 
 def _norm(s: str) -> str:

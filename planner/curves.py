@@ -72,6 +72,13 @@ def on_gpu(r: Resolved, gpu: dict, tp: int) -> Resolved | None:
                 max_num_seqs=bd["max_num_seqs"],
                 max_num_batched_tokens=max(bd["max_num_batched_tokens"], 0 if r.chunked_prefill else r.max_model_len),
                 price_usd_per_gpu_hour=price, price_source=(prices[0]["provider"] if prices else ""))
+    from planner.checkpoints import CheckpointError
+    from planner.resolve import with_checkpoint
+
+    try:
+        v = with_checkpoint(v)
+    except CheckpointError:
+        return None
     return v if memory_plan(v).fits else None
 
 

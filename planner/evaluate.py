@@ -59,7 +59,7 @@ def efficiency_for(engine: str, gpu: dict, calibration: dict | None = None) -> d
 
 
 def system(gpu: dict, engine: str, weights: str, kv: str, tp, pp, ep, gpus_per_node: int,
-           group_size: int = 128, calibration: dict | None = None) -> step.System:
+           group_size: int = 128, calibration: dict | None = None, checkpoint=None) -> step.System:
     eff = efficiency_for(engine, gpu, calibration)
     mp = math_precision(weights, gpu)
     bw, lat, _ = link(gpu, int(np.max(tp)), gpus_per_node)
@@ -67,7 +67,8 @@ def system(gpu: dict, engine: str, weights: str, kv: str, tp, pp, ep, gpus_per_n
         tp=tp, pp=pp, ep=ep, mem_bw=gpu["memory_bandwidth_tb_per_s"] * 1e12,
         linear_flops=gpu["dense_tflops"][mp] * 1e12, attn_flops=gpu["dense_tflops"]["bf16"] * 1e12,
         mbu=eff["mbu"], mbu_kv=eff.get("mbu_kv", eff["mbu"]), mfu=eff["mfu"], overhead_s=eff["overhead_ms"] / 1e3, link_bw=bw, link_latency_s=lat,
-        weight_bytes=memory.bytes_per_param(weights, group_size), kv_bytes=arch.KV_DTYPE_BYTES[kv])
+        weight_bytes=checkpoint.body_bytes_per_param if checkpoint else memory.bytes_per_param(weights, group_size),
+        expert_weight_bytes=checkpoint.expert_bytes_per_param if checkpoint else None, kv_bytes=arch.KV_DTYPE_BYTES[kv])
 
 
 @dataclass
@@ -103,8 +104,8 @@ def memory_plan(r: Resolved) -> Memory:
     p = arch.params(m)
     lay = arch.kv_layout(m)
     total = gpu["memory_gib"] * memory.GIB
-    wbytes = memory.bytes_per_param(r.weights, r.quant_group_size)
-    w = float(memory.weight_bytes_per_gpu(p, wbytes, r.tp, r.pp))
+    ck = r.checkpoint
+    w = float(memory.weight_bytes_per_gpu(p, ck.body_bytes_per_param, r.tp, r.pp, ck.expert_bytes_per_param))
     act = float(memory.activation_bytes_per_gpu(m["hidden_size"], m["intermediate_size"], m["vocab_size"],
                                                  r.max_num_batched_tokens, min(r.max_num_seqs, 1024), r.tp))
     runtime = eng["runtime_overhead_gib"] * memory.GIB
@@ -134,7 +135,7 @@ def model_shape(m: dict) -> step.ModelShape:
 
 def step_function(r: Resolved):
     sysm = system(r.gpu, r.engine["id"], r.weights, r.kv_cache, r.tp, r.pp, r.ep, r.gpus_per_node,
-                  r.quant_group_size, r.calibration)
+                  r.quant_group_size, r.calibration, r.checkpoint)
     shp = model_shape(r.model)
     return sysm, shp, step.scalar_step(sysm, shp)
 
@@ -286,7 +287,8 @@ def offload(r: Resolved, mem: Memory) -> dict:
 def evaluate(r: Resolved, *, breach: bool = True) -> dict:
     """The estimate of a resolved spec (JSON-contract fields plus details)."""
     mem = memory_plan(r)
-    out: dict = {"memory": mem.to_json(), "offload": offload(r, mem)}
+    out: dict = {"memory": mem.to_json(), "offload": offload(r, mem), "checkpoint": r.checkpoint.to_json(),
+                 "cold_start": cold_start(r)}
     sysm, shp, fn = step_function(r)
     gpus = r.gpus_per_replica * r.replicas
     price = r.price_usd_per_gpu_hour
@@ -339,11 +341,32 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
     return out
 
 
+def cold_start(r: Resolved) -> dict:
+    """Seconds from pod creation to serving, from where the weights come from (hardware.storage).
+
+    Every pod fetches the whole checkpoint it loads (online quantization downloads the BF16 shards) and
+    reads it from the volume it landed on; engine start (process start, CUDA graphs, warm-up) follows.
+    hub: download + read on every new pod; staged: the same, in an init container; pvc: the first pod
+    fills the claim (download + read), later pods only read it; node-local: read only.
+    """
+    st = r.storage or {"source": "hub", "read_gb_per_s": r.storage_gb_per_s, "download_gb_per_s": 0.5}
+    size = r.checkpoint.download_gb * 1e9
+    dl = size / (st["download_gb_per_s"] * 1e9)
+    read = size / (st["read_gb_per_s"] * 1e9)
+    source = st["source"]
+    first_dl = dl if source in ("hub", "staged", "pvc") else 0.0
+    scale_dl = dl if source in ("hub", "staged") else 0.0
+    return {"source": source, "download_gb": size / 1e9, "download_s": first_dl, "load_s": read,
+            "engine_start_s": ENGINE_START_S, "first_start_s": first_dl + read + ENGINE_START_S,
+            "scale_out_s": scale_dl + read + ENGINE_START_S}
+
+
 def _cost(r: Resolved, price: float | None, normal_tps: float, peak_tps: float) -> dict:
-    weights_total = memory.weight_bytes_per_gpu(arch.params(r.model), memory.bytes_per_param(r.weights, r.quant_group_size), 1, 1)
-    cold = float(weights_total) / (r.storage_gb_per_s * 1e9) + ENGINE_START_S
+    cs = cold_start(r)
+    cold = cs["scale_out_s"]
     if price is None:
-        return {"usd_per_month": None, "usd_per_million_output_tokens": None, "cold_start_s": cold}
+        return {"usd_per_month": None, "usd_per_million_output_tokens": None, "cold_start_s": cold,
+                "first_start_s": cs["first_start_s"]}
     replicas_billed = r.replicas
     if r.autoscale:
         # autoscaled fleets are billed for what the normal load needs plus the warm pool, within [min, max]
@@ -356,4 +379,5 @@ def _cost(r: Resolved, price: float | None, normal_tps: float, peak_tps: float) 
     return {"usd_per_month": usd_month, "usd_per_million_output_tokens": per_m,
             "usd_per_million_output_tokens_at_peak": per_m_peak, "gpus_billed": gpus_billed,
             "usd_per_gpu_hour": price, "price_source": r.price_source, "cold_start_s": cold,
+            "first_start_s": cs["first_start_s"],
             "utilization_pct": (normal_tps / peak_tps * 100) if peak_tps else None}

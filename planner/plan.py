@@ -78,18 +78,27 @@ class PlanResult:
     rejected: dict
 
 
-def variant(base: Resolved, gpu: dict, tp: int, pp: int, weights: str, kv: str, price: dict | None) -> Resolved:
+def variant(base: Resolved, gpu: dict, tp: int, pp: int, weights: str, kv: str, price: dict | None) -> Resolved | None:
+    """The base spec on another GPU/split/precision with that engine's defaults and the checkpoint that
+    delivers the precision there; None when no checkpoint does (check would refuse it)."""
+    from planner.checkpoints import CheckpointError
+    from planner.resolve import with_checkpoint
+
     eng = base.engine
     bd = batch_defaults(eng, gpu)
     mml = base.max_model_len
-    return replace(base, gpu=gpu, tp=tp, pp=pp, ep=1, gpus_per_replica=tp * pp, gpus_per_node=gpu["gpus_per_node"],
-                   weights=weights, kv_cache=kv, quantized_checkpoint=base.quantized_checkpoint if weights == base.weights else weights in ("int4",),
+    v = replace(base, gpu=gpu, tp=tp, pp=pp, ep=1, gpus_per_replica=tp * pp, gpus_per_node=gpu["gpus_per_node"],
+                   weights=weights, kv_cache=kv,
                    gpu_memory_utilization=eng["gpu_memory_utilization"], max_num_seqs=bd["max_num_seqs"],
                    max_num_batched_tokens=max(bd["max_num_batched_tokens"], 0 if base.chunked_prefill else mml),
                    price_usd_per_gpu_hour=price["usd_per_gpu_hour"] if price else (
                        base.price_usd_per_gpu_hour if base.price_source.startswith("spec") else None),
                    price_source=price["provider"] if price else (base.price_source if base.price_source.startswith("spec") else ""), replicas=1, replicas_min=1,
                    autoscale=None if not base.autoscale else base.autoscale)
+    try:
+        return with_checkpoint(v)
+    except CheckpointError:
+        return None
 
 
 def _precisions(base: Resolved, c: Constraints) -> list[tuple[str, str]]:
@@ -113,7 +122,7 @@ def _price(gpu_id: str, providers: tuple[str, ...]) -> dict | None:
 
 def candidates(base: Resolved, c: Constraints) -> tuple[list[Option], dict]:
     rejected = {"no_price": 0, "does_not_fit": 0, "engine_vendor": 0, "tp_over_pcie": 0, "heads_indivisible": 0,
-                "over_max_gpus": 0}
+                "over_max_gpus": 0, "no_checkpoint": 0}
     out: list[Option] = []
     gpus = [g for g in catalog.raw("gpus")["gpus"] if not g.get("laptop_derating")]
     if c.gpus:
@@ -141,6 +150,9 @@ def candidates(base: Resolved, c: Constraints) -> tuple[list[Option], dict]:
                 if pp > 1 and fitted:
                     break
                 v = variant(base, gpu, tp, pp, w, kv, price)
+                if v is None:
+                    rejected["no_checkpoint"] += 1
+                    break
                 mem = memory_plan(v)
                 if not mem.fits or mem.max_seqs_mean < 1:
                     rejected["does_not_fit"] += 1

@@ -12,7 +12,12 @@ from planner import catalog
 from planner.loader import Loaded
 from planner.physics.serving import Lengths
 
-STORAGE_GB_PER_S = {"local-nvme": 6.0, "network-volume": 1.0, "object-store": 0.5}
+# Weights delivery defaults (planfile's judgement; measure yours and set hardware.storage): a pod pulls
+# from the Hub at ~0.5 GB/s (4 Gb/s; hf_transfer on a 10-25 Gb/s node NIC reaches more); data-centre
+# NVMe reads ~6 GB/s sequentially (PCIe 4 x4 drives: ~7 GB/s rated); a network volume ~1 GB/s.
+STORAGE_READ_GB_PER_S = {"hub": 6.0, "staged": 6.0, "node-local": 6.0, "pvc": 1.0}
+DOWNLOAD_GB_PER_S = 0.5
+LEGACY_STORAGE_KIND = {"local-nvme": "node-local", "network-volume": "pvc", "object-store": "staged"}
 OFFLOAD_GB_PER_S = {"cpu": 25.0, "nvme": 6.0}
 SETTINGS_DEFAULTS = {"comm_share_max_pct": 25.0, "headroom_min_pct": 10.0, "reading_speed_tokens_per_s": 8.0,
                      "min_batch_utilization_pct": 10.0, "idle_share_max_pct": 75.0, "memory_headroom_min_pct": 10.0}
@@ -73,8 +78,24 @@ class Resolved:
     image: str | None = None
     labels: tuple = ()  # ((key, value), ...) from metadata.labels
     description: str = ""
-    storage_kind: str = "local-nvme"
+    storage_kind: str = "hub"  # weights source: hub | staged | pvc | node-local
+    storage: dict = field(default_factory=dict)  # source, read_gb_per_s, download_gb_per_s, claim, storage_class, path
     defaults: tuple = field(default_factory=tuple)  # ((pointer, value, source), ...)
+    checkpoint: object = None  # planner.checkpoints.Checkpoint: what the engine loads
+    revision: str | None = None
+    checkpoint_inputs: dict = field(default_factory=dict)  # spec fields the checkpoint was resolved from
+
+
+def with_checkpoint(r: "Resolved") -> "Resolved":
+    """The record with its checkpoint re-resolved for its (possibly changed) weights, engine and GPU, as
+    plan and the GPU comparison vary them; raises planner.checkpoints.CheckpointError when none exists."""
+    from dataclasses import replace
+
+    from planner import checkpoints
+
+    ck = checkpoints.resolve(r.model, r.weights, r.engine, r.gpu, **r.checkpoint_inputs)
+    return replace(r, checkpoint=ck, model_name=ck.repo,
+                   quantized_checkpoint=ck.online_quant is None and ck.stored in checkpoints.QUANTIZED)
 
 
 def _lengths(v, arch_default: dict | None) -> Lengths:
@@ -167,7 +188,12 @@ def resolve(loaded: Loaded) -> Resolved:
     if not chunked:
         mbt = max(mbt, int(mml))  # without chunking a whole prompt must fit one step
     storage = hw.get("storage", {})
-    read = storage.get("read_gb_per_s") or STORAGE_GB_PER_S[storage.get("kind", "local-nvme")]
+    source = storage.get("source") or LEGACY_STORAGE_KIND.get(storage.get("kind", "")) or default(
+        "/hardware/storage/source", "hub", "every new pod downloads the checkpoint from the Hub")
+    read = storage.get("read_gb_per_s") or STORAGE_READ_GB_PER_S[source]
+    dl = storage.get("download_gb_per_s") or DOWNLOAD_GB_PER_S
+    storage_plan = {"source": source, "read_gb_per_s": float(read), "download_gb_per_s": float(dl),
+                    "claim": storage.get("claim"), "storage_class": storage.get("storage_class"), "path": storage.get("path")}
     settings = dict(SETTINGS_DEFAULTS)
     settings.update(d.get("checks", {}).get("settings", {}))
     off = wl.get("kv_offload")
@@ -179,12 +205,18 @@ def resolve(loaded: Loaded) -> Resolved:
         import yaml
 
         calib = yaml.safe_load(((loaded.base_dir or Path.cwd()) / d["calibration"]).read_text(encoding="utf-8"))
-    wq = weights in ("fp8", "int8", "int4", "fp4")
+    from planner import checkpoints
+    from planner.validate import checkpoint_inputs
+
+    ck_in = checkpoint_inputs(d)
+    ck = checkpoints.resolve(model, weights, eng, gpu, **ck_in)
+    if not d["model"].get("name"):
+        default("/model/name", ck.repo, ck.why)
     return Resolved(
         name=d["metadata"]["name"], namespace=d["metadata"].get("namespace", "default"), model=model,
-        model_name=d["model"].get("name") or model.get("hf_id") or model["id"],
+        model_name=ck.repo, checkpoint=ck, checkpoint_inputs=ck_in, revision=d["model"].get("revision"),
         served_name=d["model"].get("served_name") or d["metadata"]["name"],
-        quantized_checkpoint=d["model"].get("quantized_checkpoint", wq),
+        quantized_checkpoint=ck.online_quant is None and ck.stored in checkpoints.QUANTIZED,
         gpu=gpu, engine=eng, engine_version=version, weights=weights, kv_cache=kv,
         quant_group_size=prec.get("quant_group_size", 128), tp=tp, pp=pp, ep=ep, gpus_per_replica=gpr,
         replicas=int(replicas), replicas_min=int(rmin), autoscale=auto,
@@ -202,5 +234,5 @@ def resolve(loaded: Loaded) -> Resolved:
         ignores=tuple((i["id"], i["reason"], i.get("path")) for i in d.get("checks", {}).get("ignore", [])),
         archetype=arch["id"], calibration=calib, extra_args=tuple(str(a) for a in e.get("extra_args", [])),
         image=e.get("image"), labels=tuple(sorted(d["metadata"].get("labels", {}).items())),
-        description=d["metadata"].get("description", ""), storage_kind=storage.get("kind", "local-nvme"),
+        description=d["metadata"].get("description", ""), storage_kind=source, storage=storage_plan,
         defaults=tuple(defaults))

@@ -328,6 +328,8 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
                 add("PF117", "invalid-label", f"label value {v!r} is not a valid Kubernetes label value "
                     "(at most 63 of [A-Za-z0-9-_.], alphanumeric first and last)",
                     pointer_join(["metadata", "labels", k]), "use letters, digits, '-', '_' and '.' only")
+    if model is not None and eng is not None and gpu is not None and gpu["vendor"] in eng["vendors"]:
+        out += checkpoint_findings(d, model, eng, gpu)
     cal = d.get("calibration")
     if isinstance(cal, str):
         p = (loaded.base_dir or Path.cwd()) / cal
@@ -335,6 +337,35 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
             add("PF116", "calibration-file", f"calibration file {cal} not found", "/calibration",
                 "write one with `planfile calibrate RESULTS --spec this.yaml`")
     return out
+
+
+def checkpoint_inputs(d: dict) -> dict:
+    """The spec fields the checkpoint resolution reads (planner.checkpoints.resolve keyword arguments)."""
+    m = d.get("model") if isinstance(d.get("model"), dict) else {}
+    prec = d.get("precision") if isinstance(d.get("precision"), dict) else {}
+    return {"name": m.get("name"), "variant": m.get("variant"), "quantized_checkpoint": m.get("quantized_checkpoint"),
+            "group_size": prec.get("quant_group_size", 128), "alias": m.get("id")}
+
+
+def checkpoint_findings(d: dict, model: dict, eng: dict, gpu: dict) -> list[Finding]:
+    from planner import checkpoints
+
+    prec = d.get("precision") if isinstance(d.get("precision"), dict) else {}
+    weights = prec.get("weights") or "bf16"
+    args = checkpoint_inputs(d)
+    if (weights not in ("bf16", "fp16", "fp8", "int8", "int4", "fp4")
+            or not all(isinstance(args[k], str) or args[k] is None for k in ("name", "variant", "alias"))
+            or args["variant"] not in (None, "base", "instruct")
+            or not (args["quantized_checkpoint"] is None or isinstance(args["quantized_checkpoint"], bool))
+            or not isinstance(args["group_size"], int) or isinstance(args["group_size"], bool) or not 8 <= args["group_size"] <= 8192):
+        return []  # the schema reports these
+    try:
+        checkpoints.resolve(model, weights, eng, gpu, **args)
+    except checkpoints.CheckpointError as exc:
+        fid, slug = ("PF119", "model-name-required") if exc.pointer == "/model" and "hf_config" in exc.message else (
+            "PF118", "checkpoint-unavailable")
+        return [Finding(fid, slug, "error", exc.message, exc.pointer, remediation=exc.fix)]
+    return []
 
 
 def validate(loaded: Loaded) -> list[Finding]:

@@ -162,7 +162,7 @@ def test_multinode_replica_is_a_leaderworkerset(rendered):
     t = lws["spec"]["leaderWorkerTemplate"]
     assert t["size"] == 2  # 16 GPUs / 8 per node
     leader, worker = (t[k]["spec"]["containers"][0] for k in ("leaderTemplate", "workerTemplate"))
-    assert leader["resources"]["limits"] == {"nvidia.com/gpu": "8"}
+    assert leader["resources"]["limits"]["nvidia.com/gpu"] == "8" and leader["resources"]["requests"]["nvidia.com/gpu"] == "8"
     assert "--headless" in worker["args"] and "startupProbe" in leader and "startupProbe" not in worker
     hpa = yaml.safe_load(files["k8s/hpa.yaml"])
     assert hpa["spec"]["scaleTargetRef"]["kind"] == "LeaderWorkerSet"
@@ -194,8 +194,12 @@ def test_keda_scaler_targets_follow_the_breach_point(rendered, checked):
     assert 'model_name="support-agent"' in trig["query"] and "model=" not in trig["query"].replace("model_name", "")
     b = res.estimate["capacity"]["breach_rps"] / res.resolved.replicas
     e2e = res.estimate["performance"]["e2e_s"]["mean"]
-    assert trig["threshold"] == str(max(1, round(0.8 * b * e2e)))  # Little's law at 80 % of the breach point
+    # per-replica threshold, Little's law at 80 % of the breach point: in flight = 0.8 x breach/replica x mean e2e
+    assert float(trig["threshold"]) == pytest.approx(max(1.0, 0.8 * b * e2e), abs=0.05)
+    assert "num_requests_running" in trig["query"] and "num_requests_waiting" in trig["query"]  # in flight = running + waiting
     assert so["spec"]["minReplicaCount"] == 2 and so["spec"]["maxReplicaCount"] == 6
+    up = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleUp"]
+    assert {"type": "Pods", "value": 4, "periodSeconds": 60} in up["policies"]  # the whole ramp (2 -> 6) in one period
 
 
 @pytest.mark.parametrize("spec", SPECS + EXTRA)

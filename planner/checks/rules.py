@@ -32,6 +32,8 @@ for _id, _slug, _summary in [
     ("PF115", "custom-workload-incomplete", "archetype custom has no defaults; token lengths are required."),
     ("PF116", "calibration-file", "The calibration file does not exist."),
     ("PF117", "invalid-label", "A metadata label is not a valid Kubernetes label key or value."),
+    ("PF118", "checkpoint-unavailable", "No checkpoint the engine loads on this GPU delivers precision.weights (the engine would load other weights than planned)."),
+    ("PF119", "model-name-required", "A model given by hf_config needs model.name: the repository or path the engine loads."),
 ]:
     describe(_id, _slug, "error", _summary, _summary)
 

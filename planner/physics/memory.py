@@ -30,19 +30,21 @@ def bytes_per_param(precision: str, group_size: int = 128) -> float:
     return WEIGHT_BYTES[precision]
 
 
-def weight_bytes_per_gpu(p: Params, wbytes, tp, pp) -> np.ndarray:
+def weight_bytes_per_gpu(p: Params, wbytes, tp, pp, expert_bytes=None) -> np.ndarray:
     """Weights resident on one GPU.
 
     Transformer layers (attention, MLPs, all experts) are split over tp x pp GPUs; expert parallelism
-    places whole experts instead of slices but divides the same total. Embedding and LM head stay in
+    places whole experts instead of slices but divides the same total. Routed experts may be stored at
+    another width than the rest (gpt-oss: MXFP4 experts, BF16 attention). Embedding and LM head stay in
     16-bit in quantized checkpoints (FP8/AWQ/GPTQ/NVFP4 leave them unquantized) and are vocab-parallel
     over TP on the first and last pipeline stage; the busiest GPU holds one of them.
     """
     tp = np.asarray(tp, dtype=float)
     pp = np.asarray(pp, dtype=float)
-    body = p.total - p.embed - p.lm_head
+    eb = np.asarray(wbytes if expert_bytes is None else expert_bytes, dtype=float)
+    body = p.total - p.embed - p.lm_head - p.expert_total
     head = np.where(pp > 1, max(p.embed, p.lm_head), p.embed + p.lm_head)
-    return body * np.asarray(wbytes, dtype=float) / (tp * pp) + head * 2.0 / tp
+    return (body * np.asarray(wbytes, dtype=float) + p.expert_total * eb) / (tp * pp) + head * 2.0 / tp
 
 
 def kv_bytes_per_token_per_gpu(lay: KVLayout, kv_bytes, tp, pp, layers_full_only: bool = False) -> np.ndarray:

@@ -39,6 +39,7 @@ class System:
     weight_bytes: object  # bytes per parameter of the transformer body
     kv_bytes: object  # bytes per KV element
     mbu_kv: object = None  # fraction of bandwidth paged-attention kernels reach reading the KV cache (None: mbu)
+    expert_weight_bytes: object = None  # bytes per routed-expert parameter (None: weight_bytes)
     act_bytes: float = 2.0  # activations exchanged in collectives (16-bit)
     mfu_half_tokens: float = 64.0  # tokens per GPU at which a GEMM reaches half its asymptotic efficiency
 
@@ -117,8 +118,9 @@ def step_components(sys: System, m: ModelShape, decode, decode_ctx, prefill, pre
     eff = np.maximum(eff, 1e-9)
     # Bytes per GPU of one stage: weights touched + KV read
     touched = experts_touched(p.num_experts, p.experts_per_token, tokens)
-    w_params = p.non_expert - p.embed + p.expert * touched * p.moe_layers
-    w_bytes = (w_params - p.lm_head) * np.asarray(sys.weight_bytes, dtype=float) + p.logits_matrix * 2.0
+    eb = sys.weight_bytes if sys.expert_weight_bytes is None else sys.expert_weight_bytes
+    w_bytes = ((p.non_expert - p.embed - p.lm_head) * np.asarray(sys.weight_bytes, dtype=float)
+               + p.expert * touched * p.moe_layers * np.asarray(eb, dtype=float) + p.logits_matrix * 2.0)
     # KV bytes one GPU reads for the decode batch (TP head sharding/replication, PP layer split)
     kv_read = decode * _attended(decode_ctx, lay) * memory.kv_bytes_per_token_per_gpu(lay, sys.kv_bytes, tp, pp)
     bw = sys.mem_bw * sys.mbu
@@ -166,7 +168,7 @@ def scalar_step(sys: System, m: ModelShape):
     E, k = p.num_experts, p.experts_per_token
     wb = float(sys.weight_bytes)
     w_fixed = (p.non_expert - p.embed - p.lm_head) * wb + p.logits_matrix * 2.0
-    w_expert = p.expert * p.moe_layers * wb
+    w_expert = p.expert * p.moe_layers * float(sys.weight_bytes if sys.expert_weight_bytes is None else sys.expert_weight_bytes)
     kvpt = float(memory.kv_bytes_per_token_per_gpu(lay, sys.kv_bytes, tp, pp))
     bw = float(sys.mem_bw) * float(sys.mbu)
     bw_kv = float(sys.mem_bw) * float(sys.mbu if sys.mbu_kv is None else sys.mbu_kv)

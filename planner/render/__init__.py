@@ -95,7 +95,7 @@ def plan_files(ctx: dict, targets: tuple[str, ...]) -> list[tuple[str, str]]:
         files.append(("k8s/pdb.yaml.j2", "k8s/pdb.yaml"))
         if ctx["engine"]["config_mounted"]:
             files.append(("k8s/configmap.yaml.j2", "k8s/configmap.yaml"))
-        if ctx["volumes"]["cache_kind"] == "pvc":
+        if ctx["volumes"]["render_pvc"]:
             files.append(("k8s/pvc.yaml.j2", "k8s/pvc.yaml"))
         a = ctx["autoscaling"]
         if a and a.get("scaler") == "hpa":

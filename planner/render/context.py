@@ -47,10 +47,6 @@ def promql_string(s: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _ceil_gib(gb: float) -> int:
-    return max(1, math.ceil(gb * 1e9 / 2**30))
-
-
 def alerts(r, est: dict, launch: Launch, per_replica_breach_rps: float | None) -> list[dict]:
     m = METRICS.get(launch.engine)
     if m is None:
@@ -105,34 +101,63 @@ def _planned(est: dict, key: str, q: str) -> str:
     return f"{v:.0f} ms" if key.endswith("_ms") else f"{v:.1f} s"
 
 
-def autoscaling(r, est: dict, launch: Launch, per_replica_breach_rps: float | None) -> dict | None:
+def autoscaling(r, est: dict, launch: Launch, per_replica_breach_rps: float | None, cold_start_s: float) -> dict | None:
+    """Autoscaler values with per-replica semantics.
+
+    The trigger queries the fleet-wide sum of a signal and the threshold is the value *one replica*
+    should carry, so desired replicas = ceil(sum / threshold) (KEDA's prometheus scaler and an HPA
+    AverageValue target both divide this way). The default signal is requests in flight (running +
+    waiting): it grows in proportion to load, where the queue alone stays 0 below saturation and then
+    jumps. Its per-replica target is Little's law at 80 % of the breach point: L = 0.8 x breach
+    (req/s per replica) x mean end-to-end latency. Scale-up adds the whole ramp (min to max) in one
+    period, because a new replica needs the cold start to serve; scale-down waits two cold starts.
+    """
     if not r.autoscale:
         return None
     m = METRICS.get(launch.engine)
+    if m is None:
+        return None  # check refuses autoscaling without an engine metric (PF602)
     perf = est.get("performance") or {}
     e2e_mean = (perf.get("e2e_s") or {}).get("mean") or 1.0
     ttft_slo_s = ((r.slo or {}).get("ttft_ms") or {}).get("p95", 1000.0) / 1e3
-    # Little's law at 80 % of the breach point: requests in flight per replica when it should scale out
-    if per_replica_breach_rps:
-        running = max(1, round(0.8 * per_replica_breach_rps * e2e_mean))
-        queue = max(1, round(0.5 * per_replica_breach_rps * ttft_slo_s))
-        why = (f"0.8 x breach {per_replica_breach_rps:.3g} req/s/replica x mean e2e {e2e_mean:.2f} s (Little's law); "
-               f"queue: 0.5 x breach x p95 TTFT SLO {ttft_slo_s:g} s")
+    metric = r.autoscale.get("metric", "in_flight")
+    if r.mode == "concurrency":
+        per_replica = r.concurrency * r.peak_factor / max(r.replicas, 1)
+        in_flight = max(1.0, per_replica)
+        why = (f"closed loop: {r.concurrency * r.peak_factor:g} requests in flight at peak over {r.replicas} replicas, "
+               f"the load check verified the SLOs at")
+    elif per_replica_breach_rps:
+        in_flight = max(1.0, 0.8 * per_replica_breach_rps * e2e_mean)
+        why = (f"Little's law at 80 % of the breach point: 0.8 x {per_replica_breach_rps:.3g} req/s per replica x mean "
+               f"end-to-end {e2e_mean:.2f} s")
     else:
-        running = max(1, round(0.8 * launch.values.get("max_num_seqs", 1)))
-        queue = max(1, running // 8)
-        why = "0.8 x the planned max sequences per replica (no arrival rate in the spec)"
-    metric = r.autoscale.get("metric", "running")
-    scaler = r.autoscale.get("scaler", "keda")
-    if m is None:
-        return {"scaler": None, "why": f"{launch.engine} exposes no Prometheus metrics to scale on"}
-    series = m["running"] if metric == "running" else m["waiting"]
-    target = running if metric == "running" else queue
-    sel = "{model_name=" + promql_string(r.served_name) + "}"
-    return {"scaler": scaler, "metric": metric, "series": series, "target": target, "why": why,
-            "min": r.autoscale["min"], "max": r.autoscale["max"],
-            "hpa_min": max(1, r.autoscale["min"]), "hpa_metric_name": series.replace(":", "_"),
-            "query": f"sum({series}{sel})", "prometheus": PROMETHEUS_URL}
+        in_flight = max(1.0, 0.8 * launch.values.get("max_num_seqs", 1))
+        why = "80 % of the planned max sequences per replica (no breach point: the spec has no latency SLO)"
+    if metric == "queue":
+        # a replica may hold this many waiting requests and still start them within the TTFT SLO
+        target = max(1.0, 0.5 * (per_replica_breach_rps or in_flight / max(e2e_mean, 1e-3)) * ttft_slo_s)
+        query = f"sum({m['waiting']}{{model_name={promql_string(r.served_name)}}})"
+        why = f"queue a replica drains within half the p95 TTFT SLO ({ttft_slo_s:g} s)"
+    elif metric == "running":
+        target = in_flight
+        query = f"sum({m['running']}{{model_name={promql_string(r.served_name)}}})"
+    else:
+        target = in_flight
+        sel = "{model_name=" + promql_string(r.served_name) + "}"
+        query = f"sum({m['running']}{sel}) + sum({m['waiting']}{sel})"
+    target = round(target, 1)
+    lo, hi = r.autoscale["min"], r.autoscale["max"]
+    period = 60
+    scale_down_window = int(max(300, math.ceil(2 * cold_start_s / 60) * 60))
+    return {"scaler": r.autoscale.get("scaler", "keda"), "metric": metric, "target": target, "why": why,
+            "threshold": f"{target:g}", "min": lo, "max": hi, "hpa_min": max(1, lo),
+            "series": m["running"] if metric != "queue" else m["waiting"],
+            "hpa_metric_name": (m["running"] if metric != "queue" else m["waiting"]).replace(":", "_"),
+            "query": query, "prometheus": r.autoscale.get("prometheus_url") or PROMETHEUS_URL,
+            "activation": "0" if lo == 0 else None,
+            "scale_up": {"stabilization_s": 0, "period_s": period, "pods": max(1, hi - lo), "percent": 100},
+            "scale_down": {"stabilization_s": scale_down_window, "period_s": 120, "pods": max(1, math.ceil(hi / 10))},
+            "cooldown_s": scale_down_window}
 
 
 def bench(r, est: dict, base_url: str) -> list[str]:
@@ -159,6 +184,57 @@ def bench(r, est: dict, base_url: str) -> list[str]:
     return argv
 
 
+RESERVED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
+                   "app.kubernetes.io/managed-by", "role")
+RESERVED_PREFIXES = ("planfile.dev/", "leaderworkerset.sigs.k8s.io/")
+TPU_TOPOLOGY = {1: "1x1", 4: "2x2", 8: "2x4", 16: "4x4"}  # GKE single-host TPU v5e/v6e slices (cloud.google.com/gke-tpu-topology)
+CPU_BASE, CPU_PER_GPU = 4, 2  # API server, tokenizer and scheduler processes + one worker process per GPU
+MEM_GIB_BASE, MEM_GIB_PER_GPU = 8, 4  # host memory of the engine processes (pinned buffers, CUDA graphs' host side)
+MODEL_DIR = "/models"
+
+
+def _gib(gb: float) -> int:
+    return max(1, math.ceil(gb * 1e9 / 2**30))
+
+
+def delivery(r, est: dict, gpus_per_pod: int, nodes: int) -> dict:
+    """Volumes, init container, environment, resources and probe budget from where the weights come from."""
+    ck = r.checkpoint
+    cs = est["cold_start"]
+    st = r.storage
+    source = st["source"]
+    cache_gib = _gib(ck.download_gb * 1.05 + 2)  # the Hub cache holds the files once (blobs + symlinks) plus metadata
+    # what the engine container itself waits for before /health answers (init containers run before probes)
+    own = cs["load_s"] + cs["engine_start_s"] + (cs["download_s"] if source in ("hub", "pvc") else 0.0)
+    failures = math.ceil((own * STARTUP_SAFETY + 60) / STARTUP_PERIOD_S)
+    off = r.kv_offload or {}
+    offload_gib = _gib(off["capacity_gb"] / nodes) if off.get("tier") == "cpu" and off.get("capacity_gb") else 0
+    shm = r.engine.get("shm_gib") or {"base": SHM_GIB_BASE, "per_extra_gpu": SHM_GIB_PER_GPU}
+    shm_gib = round(shm["base"] + shm["per_extra_gpu"] * max(gpus_per_pod - 1, 0))
+    # /dev/shm is a memory-backed emptyDir: it counts against the container's memory limit
+    mem_gib = MEM_GIB_BASE + MEM_GIB_PER_GPU * gpus_per_pod + offload_gib + shm_gib
+    env = [{"name": "HF_HOME", "value": MODEL_DIR}]
+    if source in ("node-local", "staged"):
+        env.append({"name": "HF_HUB_OFFLINE", "value": "1"})  # the weights are already on the node: never fetch
+    init = None
+    if source == "staged":
+        argv = ["hf", "download", ck.repo] + (["--revision", r.revision] if r.revision else [])
+        init = {"name": "stage-weights", "command": argv, "env": [{"name": "HF_HOME", "value": MODEL_DIR}],
+                "budget_s": round(cs["download_s"])}
+    requests = {"cpu": str(CPU_BASE + CPU_PER_GPU * gpus_per_pod), "memory": f"{mem_gib}Gi"}
+    if source in ("hub", "staged"):
+        requests["ephemeral-storage"] = f"{cache_gib}Gi"
+    volume = {"hub": "emptyDir", "staged": "emptyDir", "pvc": "pvc", "node-local": "hostPath"}[source]
+    return {"source": source, "kind": volume, "size": f"{cache_gib}Gi", "size_gib": cache_gib,
+            "claim": st.get("claim") or f"{r.name}-model-cache", "render_pvc": source == "pvc" and not st.get("claim"),
+            "storage_class": st.get("storage_class"), "host_path": st.get("path") or "/mnt/models/huggingface",
+            "read_only": source == "node-local", "mount": MODEL_DIR, "env": env, "init": init,
+            "requests": requests, "memory_limit": f"{mem_gib}Gi", "offload_gib": offload_gib,
+            "shm_size": f"{shm_gib}Gi",
+            "startup_failure_threshold": failures, "startup_budget_s": failures * STARTUP_PERIOD_S,
+            "engine_wait_s": round(own)}
+
+
 def build(res, spec_text: bytes) -> dict:
     """Template context for one checked spec (run.Result with an estimate)."""
     r, est = res.resolved, res.estimate
@@ -175,15 +251,21 @@ def build(res, spec_text: bytes) -> dict:
               "app.kubernetes.io/component": "inference-server", "app.kubernetes.io/managed-by": "planfile",
               "planfile.dev/engine": r.engine["id"], "planfile.dev/gpu": gpu["id"]}
     for k, v in r.labels:
-        labels[k] = v
+        if k not in RESERVED_LABELS and not k.startswith(RESERVED_PREFIXES):
+            labels[k] = v  # validation refuses reserved keys; never let one change a selector
     selector = {"app.kubernetes.io/name": r.name, "app.kubernetes.io/instance": r.name}
+    dv = delivery(r, est, gpus_per_pod, nodes)
     cold = float(est["cost"]["cold_start_s"])
-    startup_failures = math.ceil((cold * STARTUP_SAFETY + 60) / STARTUP_PERIOD_S)
-    weights_total_gb = est["memory"]["weights_gb_per_gpu"] * r.gpus_per_replica
     cmd, args = single.container_command()
     wcmd, wargs = worker.container_command() if worker else (None, None)
     svc_host = f"{r.name}.{r.namespace}.svc.cluster.local"
-    asc = autoscaling(r, est, single, per_replica_breach)
+    asc = autoscaling(r, est, single, per_replica_breach, cold)
+    node_selector = {}
+    if k8s.get("node_label") and k8s.get("product"):
+        node_selector[k8s["node_label"]] = k8s["product"]
+    if gpu["vendor"] == "google":
+        node_selector["cloud.google.com/gke-tpu-topology"] = TPU_TOPOLOGY.get(gpus_per_pod, f"{gpus_per_pod}")
+    resource = k8s.get("resource", "nvidia.com/gpu")
     return {
         "planfile_version": __version__,
         "spec": {"name": r.name, "namespace": r.namespace, "description": r.description, "path": res.spec,
@@ -195,18 +277,20 @@ def build(res, spec_text: bytes) -> dict:
                    "config_mounted": single.config_mounted, "config_dir": engines.CONFIG_DIR,
                    "metrics": single.metrics_prefix is not None, "notes": single.notes, "planned": single.values,
                    "served_name": r.served_name, "model": r.model_name},
-        "gpu": {"id": gpu["id"], "name": gpu["name"], "resource": k8s.get("resource", "nvidia.com/gpu"),
-                "node_label": k8s.get("node_label"), "product": k8s.get("product"),
-                "product_verified": k8s.get("product_verified", False), "per_pod": gpus_per_pod},
+        "checkpoint": r.checkpoint.to_json(),
+        "gpu": {"id": gpu["id"], "name": gpu["name"], "resource": resource, "vendor": gpu["vendor"],
+                "node_selector": node_selector, "product_verified": k8s.get("product_verified", False), "per_pod": gpus_per_pod},
+        "resources": {"requests": dict(dv["requests"], **{resource: str(gpus_per_pod)}),
+                      "limits": {resource: str(gpus_per_pod), "memory": dv["memory_limit"]}},
         "topology": {"nodes_per_replica": nodes, "multinode": nodes > 1, "tp": r.tp, "pp": r.pp, "ep": r.ep,
                      "gpus_per_replica": r.gpus_per_replica},
-        "replicas": r.replicas_min if r.autoscale else r.replicas,
+        "replicas": None if r.autoscale else r.replicas,
+        "fleet": {"min": r.replicas_min, "max": r.replicas, "autoscaled": bool(r.autoscale)},
         "autoscaling": asc,
-        "probes": {"startup_period_s": STARTUP_PERIOD_S, "startup_failure_threshold": startup_failures,
-                   "startup_budget_s": startup_failures * STARTUP_PERIOD_S, "cold_start_s": round(cold)},
-        "volumes": {"shm_size": f"{SHM_GIB_BASE + SHM_GIB_PER_GPU * (gpus_per_pod - 1) if gpus_per_pod > 1 else SHM_GIB_BASE}Gi",
-                    "cache_kind": "pvc" if r.storage_kind == "network-volume" else "emptyDir",
-                    "cache_size": f"{_ceil_gib(weights_total_gb * 1.2 + 5)}Gi", "cache_claim": f"{r.name}-model-cache"},
+        "probes": {"startup_period_s": STARTUP_PERIOD_S, "startup_failure_threshold": dv["startup_failure_threshold"],
+                   "startup_budget_s": dv["startup_budget_s"], "cold_start_s": round(cold),
+                   "engine_wait_s": dv["engine_wait_s"]},
+        "volumes": dv,
         "hf_secret": {"name": "hf-token", "key": "token"},
         "alerts": alerts(r, est, single, per_replica_breach),
         "service_host": svc_host,

@@ -16,15 +16,11 @@ from dataclasses import dataclass, field
 from planner.resolve import Resolved
 
 VLLM_KV = {"bf16": "auto", "fp16": "auto", "fp8": "fp8", "int8": "int8_per_token_head", "int4": "int4_per_token_head"}
-# online quantization of an unquantized checkpoint (engines.md 1.2: fp8_per_tensor, not the deprecated fp8)
-VLLM_ONLINE_QUANT = {"fp8": "fp8_per_tensor", "int8": "int8_per_channel_weight_only", "fp4": "nvfp4_per_token"}
 SGLANG_KV = {"bf16": "auto", "fp16": "auto", "fp8": "fp8_e4m3"}
-SGLANG_ONLINE_QUANT = {"fp8": "fp8", "fp4": "nvfp4_online"}
 TRTLLM_KV = {"bf16": "auto", "fp16": "auto", "fp8": "fp8"}
 VLLM_SPEC = {"eagle": "eagle", "eagle3": "eagle3", "mtp": "mtp", "ngram": "ngram", "draft_model": "draft_model"}
 SGLANG_SPEC = {"eagle": "EAGLE", "eagle3": "EAGLE3", "mtp": "NEXTN", "ngram": "NGRAM", "draft_model": "STANDALONE"}
 TRTLLM_SPEC = {"eagle": "Eagle", "eagle3": "Eagle3", "mtp": "MTP", "ngram": "NGram", "draft_model": "DraftTarget"}
-IMAGE_TAGS = {"vllm": "v{v}.0", "sglang": "v{v}", "trtllm": "{v}.0"}
 MULTINODE_PORT = 29501  # vLLM --master-port default; SGLang dist-init port as in the LWS example uses 20000
 SGLANG_DIST_PORT = 20000
 CONFIG_DIR = "/etc/planfile"
@@ -37,24 +33,55 @@ class Launch:
     program: list[str]  # e.g. ["vllm", "serve"]
     model: str
     model_flag: str | None  # None: the model is positional
-    options: list[str]  # everything after the model
+    opts: list[tuple[str, object]] = field(default_factory=list)  # (flag, value or None for a switch), typed values
     config_name: str | None = None  # config file the options reference (TRT-LLM) or an equivalent (vLLM)
     config: dict | None = None
     config_mounted: bool = False  # the command line needs the config file (mounted from a ConfigMap)
     metrics_prefix: str | None = None
     notes: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (spec pointer, message)
+    dangerous: list[tuple[str, str]] = field(default_factory=list)  # (spec pointer, message): PF604
     values: dict = field(default_factory=dict)  # the planned values, for reports
+    env_refs: set = field(default_factory=set)  # values planfile itself writes as $(VAR) for Kubernetes to expand
+    pointers: dict = field(default_factory=dict)  # dest -> spec pointer of the planned options
+
+    def add(self, flag: str, value=None, pointer: str = "") -> None:
+        self.opts.append((flag, value))
+        if pointer:
+            self.pointers[flag] = pointer
+
+    @property
+    def options(self) -> list[str]:
+        """Everything after the model, as argv words (values are never re-parsed from this list)."""
+        out: list[str] = []
+        for flag, value in self.opts:
+            out.append(flag)
+            if value is not None:
+                out.append(_word(value))
+        return out
 
     def argv(self) -> list[str]:
         head = self.program + ([self.model_flag, self.model] if self.model_flag else [self.model])
         return head + self.options
 
     def container_command(self) -> tuple[list[str], list[str]]:
-        """(command, args) for a container: explicit command so the image's entrypoint does not matter."""
-        if self.model_flag:
-            return self.program, [self.model_flag, self.model] + self.options
-        return self.program, [self.model] + self.options
+        """(command, args) for a container: explicit command so the image's entrypoint does not matter.
+
+        Kubernetes expands $(VAR) in command and args from the container's environment; every value that
+        planfile did not write as such a reference on purpose has `$(` escaped as `$$(`, so a spec string
+        cannot pull a secret (HF_TOKEN) into the served model name or an argument."""
+        words = ([self.model_flag, self.model] if self.model_flag else [self.model]) + self.options
+        return self.program, [w if w in self.env_refs else w.replace("$(", "$$(") for w in words]
+
+
+def _word(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def planned_max_seqs(r: Resolved, est: dict) -> int:
@@ -79,42 +106,51 @@ def _spec(r: Resolved, launch: Launch, table: dict) -> dict | None:
 
 
 def _offload_gib(r: Resolved) -> float | None:
+    """vLLM --kv-offloading-size: GiB over all TP ranks of the replica (engines.md 1.1)."""
     off = r.kv_offload
     if not off or off["tier"] != "cpu" or not off.get("capacity_gb"):
         return None
     return round(off["capacity_gb"] * 1e9 / 2**30, 1)
 
 
+def _offload_gb_per_rank(r: Resolved) -> int | None:
+    """SGLang --hicache-size: whole GB (10^9) per GPU process of the replica."""
+    off = r.kv_offload
+    if not off or off["tier"] != "cpu" or not off.get("capacity_gb"):
+        return None
+    return max(1, int(off["capacity_gb"] / r.gpus_per_replica))
+
+
 def vllm(r: Resolved, est: dict, rank: str | None = None) -> Launch:
-    v = r.engine_version
-    L = Launch("vllm", v, ["vllm", "serve"], r.model_name, None, [], metrics_prefix="vllm")
+    L = Launch("vllm", r.engine_version, ["vllm", "serve"], r.model_name, None, metrics_prefix="vllm")
     seqs = planned_max_seqs(r, est)
-    o = L.options
-    o += ["--host", "0.0.0.0", "--port", str(r.port), "--served-model-name", r.served_name]
-    o += ["--tensor-parallel-size", str(r.tp), "--pipeline-parallel-size", str(r.pp)]
+    L.add("--host", "0.0.0.0")
+    L.add("--port", r.port, "/engine/port")
+    L.add("--served-model-name", r.served_name, "/model/served_name")
+    L.add("--tensor-parallel-size", r.tp, "/parallelism/tensor")
+    L.add("--pipeline-parallel-size", r.pp, "/parallelism/pipeline")
     if r.ep > 1:
-        o += ["--enable-expert-parallel"]
+        L.add("--enable-expert-parallel", None, "/parallelism/expert")
         if r.ep != r.tp:
             L.notes.append(f"vLLM sets the expert-parallel size to TP x DP = {r.tp}, not {r.ep}")
-    o += ["--max-model-len", str(r.max_model_len), "--max-num-seqs", str(seqs),
-          "--max-num-batched-tokens", str(r.max_num_batched_tokens),
-          "--gpu-memory-utilization", f"{r.gpu_memory_utilization:g}", "--kv-cache-dtype", VLLM_KV[r.kv_cache]]
+    L.add("--max-model-len", r.max_model_len, "/engine/max_model_len")
+    L.add("--max-num-seqs", seqs, "/engine/max_num_seqs")
+    L.add("--max-num-batched-tokens", r.max_num_batched_tokens, "/engine/max_num_batched_tokens")
+    L.add("--gpu-memory-utilization", float(r.gpu_memory_utilization), "/engine/gpu_memory_utilization")
+    L.add("--kv-cache-dtype", VLLM_KV[r.kv_cache], "/precision/kv_cache")
     if r.weights == "fp16":
-        o += ["--dtype", "float16"]
-    if not r.quantized_checkpoint and r.weights not in ("bf16", "fp16"):
-        q = VLLM_ONLINE_QUANT.get(r.weights)
-        if q is None:
-            L.errors.append(("/precision/weights", f"vLLM cannot quantize to {r.weights} online: point model.name at a "
-                             f"pre-quantized {r.weights} checkpoint (AWQ/GPTQ) and set model.quantized_checkpoint: true"))
-        else:
-            o += ["--quantization", q]
-    o += ["--enable-prefix-caching"] if r.prefix_caching else ["--no-enable-prefix-caching"]
-    o += ["--enable-chunked-prefill"] if r.chunked_prefill else ["--no-enable-chunked-prefill"]
+        L.add("--dtype", "float16", "/precision/weights")
+    if r.checkpoint.online_quant:
+        L.add("--quantization", r.checkpoint.online_quant, "/precision/weights")
+    if r.revision:
+        L.add("--revision", r.revision, "/model/revision")
+    L.add("--enable-prefix-caching" if r.prefix_caching else "--no-enable-prefix-caching", None, "/engine/enable_prefix_caching")
+    L.add("--enable-chunked-prefill" if r.chunked_prefill else "--no-enable-chunked-prefill", None, "/engine/enable_chunked_prefill")
     if r.block_size != r.engine["block_size_tokens"]:
-        o += ["--block-size", str(r.block_size)]
+        L.add("--block-size", r.block_size, "/engine/block_size")
     gib = _offload_gib(r)
     if gib:
-        o += ["--kv-offloading-size", f"{gib:g}"]
+        L.add("--kv-offloading-size", gib, "/workload/kv_offload")
     s = _spec(r, L, VLLM_SPEC)
     if s:
         cfg = {"method": s["method"], "num_speculative_tokens": s["k"]}
@@ -122,116 +158,119 @@ def vllm(r: Resolved, est: dict, rank: str | None = None) -> Launch:
             cfg["model"] = s["draft"]
         if s["method"] == "ngram":
             cfg["prompt_lookup_max"] = 4
-        o += ["--speculative-config", json.dumps(cfg, sort_keys=True, separators=(",", ":"))]
+        L.add("--speculative-config", json.dumps(cfg, sort_keys=True, separators=(",", ":")), "/workload/speculative")
     nodes = multinode(r)
     if nodes > 1:
-        o += ["--nnodes", str(nodes), "--node-rank", "0" if rank != "worker" else "$(LWS_WORKER_INDEX)",
-              "--master-addr", "$(LWS_LEADER_ADDRESS)", "--master-port", str(MULTINODE_PORT)]
+        L.add("--nnodes", nodes, "/hardware/gpus_per_replica")
+        L.add("--node-rank", 0 if rank != "worker" else "$(LWS_WORKER_INDEX)", "/hardware/gpus_per_replica")
+        L.add("--master-addr", "$(LWS_LEADER_ADDRESS)", "/hardware/gpus_per_replica")
+        L.add("--master-port", MULTINODE_PORT, "/hardware/gpus_per_replica")
+        L.env_refs |= {"$(LWS_WORKER_INDEX)", "$(LWS_LEADER_ADDRESS)"}
         if rank == "worker":
-            o += ["--headless"]
-    o += list(r.extra_args)
-    # the equivalent --config YAML: never `key: false` (dropped under `vllm serve`), write no-<key>: true
+            L.add("--headless")
+    _extra(L, r)
+    # the equivalent --config YAML, from the same typed options: never `key: false` (dropped silently under
+    # `vllm serve`), switches as `key: true` (negatives keep their no- spelling)
     cfg: dict = {}
-    i = 0
-    while i < len(o):
-        key = o[i][2:]
-        if i + 1 < len(o) and not o[i + 1].startswith("--"):
-            val = o[i + 1]
-            cfg[key] = int(val) if val.isdigit() else (float(val) if _is_float(val) else val)
-            i += 2
-        else:
-            cfg[key] = True
-            i += 1
-    for k in ("host", "nnodes", "node-rank", "master-addr", "master-port", "headless"):
-        cfg.pop(k, None)
+    for flag, value in L.opts:
+        key = flag[2:]
+        if key in ("host", "nnodes", "node-rank", "master-addr", "master-port", "headless"):
+            continue
+        cfg[key] = True if value is None else value
     L.config_name, L.config = "vllm-config.yaml", cfg
     L.values = {"max_num_seqs": seqs, "max_model_len": r.max_model_len, "max_num_batched_tokens": r.max_num_batched_tokens,
                 "gpu_memory_utilization": r.gpu_memory_utilization, "kv_cache_dtype": VLLM_KV[r.kv_cache]}
     return L
 
 
-def _is_float(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
 def sglang(r: Resolved, est: dict, rank: str | None = None) -> Launch:
-    L = Launch("sglang", r.engine_version, ["python3", "-m", "sglang.launch_server"], r.model_name, "--model-path", [],
+    L = Launch("sglang", r.engine_version, ["python3", "-m", "sglang.launch_server"], r.model_name, "--model-path",
                metrics_prefix="sglang")
     seqs = planned_max_seqs(r, est)
-    o = L.options
-    o += ["--host", "0.0.0.0", "--port", str(r.port), "--served-model-name", r.served_name,
-          "--tp-size", str(r.tp), "--pp-size", str(r.pp)]
+    L.add("--host", "0.0.0.0")
+    L.add("--port", r.port, "/engine/port")
+    L.add("--served-model-name", r.served_name, "/model/served_name")
+    L.add("--tp-size", r.tp, "/parallelism/tensor")
+    L.add("--pp-size", r.pp, "/parallelism/pipeline")
     if r.ep > 1:
-        o += ["--ep-size", str(r.ep)]
+        L.add("--ep-size", r.ep, "/parallelism/expert")
     kv = SGLANG_KV.get(r.kv_cache)
     if kv is None:
         L.errors.append(("/precision/kv_cache", f"SGLang has no {r.kv_cache} KV cache (it accepts auto, fp8_e4m3, fp8_e5m2, "
                          "bf16, nvfp4): use kv_cache: fp8"))
         kv = "auto"
-    o += ["--context-length", str(r.max_model_len), "--max-running-requests", str(seqs),
-          "--chunked-prefill-size", str(r.max_num_batched_tokens) if r.chunked_prefill else "-1",
-          "--mem-fraction-static", f"{r.gpu_memory_utilization:g}", "--kv-cache-dtype", kv]
-    if not r.quantized_checkpoint and r.weights not in ("bf16", "fp16"):
-        q = SGLANG_ONLINE_QUANT.get(r.weights)
-        if q is None:
-            L.errors.append(("/precision/weights", f"SGLang cannot quantize to {r.weights} online: use a pre-quantized "
-                             "checkpoint and set model.quantized_checkpoint: true"))
-        else:
-            o += ["--quantization", q]
+    L.add("--context-length", r.max_model_len, "/engine/max_model_len")
+    L.add("--max-running-requests", seqs, "/engine/max_num_seqs")
+    L.add("--chunked-prefill-size", r.max_num_batched_tokens if r.chunked_prefill else -1, "/engine/max_num_batched_tokens")
+    L.add("--mem-fraction-static", float(r.gpu_memory_utilization), "/engine/gpu_memory_utilization")
+    L.add("--kv-cache-dtype", kv, "/precision/kv_cache")
+    if r.checkpoint.online_quant:
+        L.add("--quantization", r.checkpoint.online_quant, "/precision/weights")
+    if r.revision:
+        L.add("--revision", r.revision, "/model/revision")
     if r.weights == "fp16":
-        o += ["--dtype", "float16"]
+        L.add("--dtype", "float16", "/precision/weights")
     if not r.prefix_caching:
-        o += ["--disable-radix-cache"]
+        L.add("--disable-radix-cache", None, "/engine/enable_prefix_caching")
     if r.block_size != r.engine["block_size_tokens"]:
-        o += ["--page-size", str(r.block_size)]
-    gib = _offload_gib(r)
-    if gib:
-        o += ["--enable-hierarchical-cache", "--hicache-size", str(int(gib))]
+        L.add("--page-size", r.block_size, "/engine/block_size")
+    gb = _offload_gb_per_rank(r)
+    if gb:
+        # --hicache-size is in GB (10^9 bytes) per scheduler process, i.e. per GPU of the replica
+        # (sglang/srt/mem_cache/memory_pool_host.py: int(host_size * 1e9 // size_per_token))
+        L.add("--enable-hierarchical-cache", None, "/workload/kv_offload")
+        L.add("--hicache-size", gb, "/workload/kv_offload")
     s = _spec(r, L, SGLANG_SPEC)
     if s:
-        o += ["--speculative-algorithm", s["method"], "--speculative-num-draft-tokens", str(s["k"] + 1)]
+        L.add("--speculative-algorithm", s["method"], "/workload/speculative")
+        L.add("--speculative-num-draft-tokens", s["k"] + 1, "/workload/speculative")
         if s["method"] in ("EAGLE", "EAGLE3", "NEXTN", "STANDALONE"):
-            o += ["--speculative-num-steps", str(s["k"]), "--speculative-eagle-topk", "1"]
+            L.add("--speculative-num-steps", s["k"], "/workload/speculative")
+            L.add("--speculative-eagle-topk", 1, "/workload/speculative")
         if s["draft"]:
-            o += ["--speculative-draft-model-path", s["draft"]]
-    o += ["--enable-metrics"]
+            L.add("--speculative-draft-model-path", s["draft"], "/workload/speculative")
+    L.add("--enable-metrics")
     nodes = multinode(r)
     if nodes > 1:
-        o += ["--nnodes", str(nodes), "--node-rank", "0" if rank != "worker" else "$(LWS_WORKER_INDEX)",
-              "--dist-init-addr", f"$(LWS_LEADER_ADDRESS):{SGLANG_DIST_PORT}"]
-    o += list(r.extra_args)
+        L.add("--nnodes", nodes, "/hardware/gpus_per_replica")
+        L.add("--node-rank", 0 if rank != "worker" else "$(LWS_WORKER_INDEX)", "/hardware/gpus_per_replica")
+        L.add("--dist-init-addr", f"$(LWS_LEADER_ADDRESS):{SGLANG_DIST_PORT}", "/hardware/gpus_per_replica")
+        L.env_refs |= {"$(LWS_WORKER_INDEX)", f"$(LWS_LEADER_ADDRESS):{SGLANG_DIST_PORT}"}
+    _extra(L, r)
     L.values = {"max_num_seqs": seqs, "max_model_len": r.max_model_len, "max_num_batched_tokens": r.max_num_batched_tokens,
                 "gpu_memory_utilization": r.gpu_memory_utilization, "kv_cache_dtype": kv}
     return L
 
 
 def trtllm(r: Resolved, est: dict, rank: str | None = None) -> Launch:
-    L = Launch("trtllm", r.engine_version, ["trtllm-serve"], r.model_name, None, [], metrics_prefix=None)
+    L = Launch("trtllm", r.engine_version, ["trtllm-serve"], r.model_name, None, metrics_prefix=None)
     seqs = planned_max_seqs(r, est)
     kv = TRTLLM_KV.get(r.kv_cache)
     if kv is None:
         L.errors.append(("/precision/kv_cache", f"TensorRT-LLM's PyTorch backend has no {r.kv_cache} KV cache: use kv_cache: fp8"))
         kv = "auto"
-    if not r.quantized_checkpoint and r.weights not in ("bf16", "fp16"):
-        L.errors.append(("/precision/weights", f"trtllm-serve loads {r.weights} weights from a pre-quantized (ModelOpt) "
-                         "checkpoint: point model.name at one and set model.quantized_checkpoint: true"))
+    if r.checkpoint.online_quant:  # checkpoints.resolve refuses this; kept as a guard
+        L.errors.append(("/precision/weights", "trtllm-serve does not quantize at load time"))
     if multinode(r) > 1:
         L.errors.append(("/hardware/gpus_per_replica", f"a TensorRT-LLM replica of {r.gpus_per_replica} GPUs spans nodes "
                          "(it runs under mpirun/Slurm): planfile renders multi-node replicas for vLLM and SGLang only"))
     frac = r.gpu_memory_utilization
     cfg_path = f"{CONFIG_DIR}/extra-llm-api-options.yaml"
-    o = L.options
-    o += ["--host", "0.0.0.0", "--port", str(r.port), "--backend", "pytorch", "--tp_size", str(r.tp), "--pp_size", str(r.pp)]
+    L.add("--host", "0.0.0.0")
+    L.add("--port", r.port, "/engine/port")
+    L.add("--backend", "pytorch")
+    L.add("--tp_size", r.tp, "/parallelism/tensor")
+    L.add("--pp_size", r.pp, "/parallelism/pipeline")
     if r.ep > 1:
-        o += ["--ep_size", str(r.ep)]
-    o += ["--max_batch_size", str(seqs), "--max_num_tokens", str(r.max_num_batched_tokens),
-          "--max_seq_len", str(r.max_model_len), "--kv_cache_free_gpu_memory_fraction", f"{frac:g}",
-          "--extra_llm_api_options", cfg_path]
-    o += list(r.extra_args)
+        L.add("--ep_size", r.ep, "/parallelism/expert")
+    if r.revision:
+        L.add("--revision", r.revision, "/model/revision")
+    L.add("--max_batch_size", seqs, "/engine/max_num_seqs")
+    L.add("--max_num_tokens", r.max_num_batched_tokens, "/engine/max_num_batched_tokens")
+    L.add("--max_seq_len", r.max_model_len, "/engine/max_model_len")
+    L.add("--kv_cache_free_gpu_memory_fraction", float(frac), "/engine/gpu_memory_utilization")
+    L.add("--extra_llm_api_options", cfg_path)
+    _extra(L, r)
     cfg: dict = {
         "kv_cache_config": {"dtype": kv, "free_gpu_memory_fraction": frac, "enable_block_reuse": r.prefix_caching,
                             "tokens_per_block": r.block_size},
@@ -259,6 +298,53 @@ def trtllm(r: Resolved, est: dict, rank: str | None = None) -> Launch:
     return L
 
 
+def _extra(L: Launch, r: Resolved) -> None:
+    """Append engine.extra_args, refusing what would silently change the plan or open the pods up.
+
+    Each extra option is matched to the real parser's dest (aliases and `--x=v` included): one that sets an
+    option planfile already plans is a collision (the engine takes the last, the plan the first); one the
+    catalog refuses (it changes a planned quantity planfile does not model) is an error naming the spec
+    field to use; one that runs code or exposes files is a PF604 finding unless waived."""
+    from planner.render.flags import manifest
+
+    m = manifest(r.engine["id"], r.engine_version)
+    planned = {m.dest(flag): (flag, L.pointers.get(flag, "")) for flag, _ in L.opts if m.dest(flag)}
+    policy = r.engine.get("extra_args_policy") or {"dangerous": {}, "refused": {}}
+    i = 0
+    for flag, value, dest, words in m.split(list(r.extra_args)):
+        ptr = f"/engine/extra_args/{i}"
+        i += words
+        shown = flag + ("" if value is None else f" {value}")
+        if dest in planned:
+            pflag, pptr = planned[dest]
+            pval = next((v for f, v in L.opts if f == pflag), None)
+            L.errors.append((ptr, f"extra_args {shown} collides with the planned {pflag}"
+                             + ("" if pval is None else f" {_word(pval)}")
+                             + (f" (set by {pptr})" if pptr else " (planfile sets it)")
+                             + ": the engine would take the last value, the plan assumes the other"
+                             + (f"; set {pptr.lstrip('/').replace('/', '.')} instead" if pptr else "")))
+            continue
+        if dest in policy["refused"]:
+            L.errors.append((ptr, f"extra_args {flag} is refused: {policy['refused'][dest]}"))
+            continue
+        if dest in policy["dangerous"]:
+            L.dangerous.append((ptr, f"extra_args {flag}: {policy['dangerous'][dest]}"))
+        L.opts.append((flag, value))
+
+
+def conflicts(r: Resolved, L: Launch) -> list[tuple[str, str]]:
+    """Cross-option rules the engine enforces at start-up (catalog engines.yaml `conflicts`), on the final options."""
+    from planner.render.flags import manifest
+
+    m = manifest(r.engine["id"], r.engine_version)
+    dests = {m.dest(flag) for flag, _ in L.opts}
+    out = []
+    for rule in r.engine.get("conflicts") or []:
+        if all(d in dests for d in rule["dests"]):
+            out.append(("/engine", f"{rule['message']}; fix: {rule['fix']}"))
+    return out
+
+
 BUILDERS = {"vllm": vllm, "sglang": sglang, "trtllm": trtllm}
 
 
@@ -271,10 +357,29 @@ def launch(r: Resolved, est: dict, rank: str | None = None) -> Launch:
     for err in m.check_argv(L.options):
         ptr = "/engine/extra_args" if any(a in err for a in r.extra_args) else "/engine"
         L.errors.append((ptr, f"{m.name} would reject the command: {err}"))
+    L.errors += conflicts(r, L)
+    if r.autoscale and L.metrics_prefix is None:
+        L.errors.append(("/hardware/autoscale", f"{r.engine['name']} exposes no Prometheus metric planfile can scale on "
+                         "(trtllm-serve's /metrics are JSON iteration stats, engines.md 3.3): use hardware.replicas, "
+                         "or vLLM/SGLang for an autoscaled fleet"))
+    if image(r) is None:
+        L.errors.append(("/engine/image", f"planfile knows no {r.engine['name']} image for {r.gpu['vendor']} GPUs "
+                         f"({r.gpu['id']}): set engine.image"))
     return L
 
 
-def image(r: Resolved) -> str:
+def release(version: str) -> str:
+    """The full release of an engine version as the catalog names it: "0.33" -> "0.33.0"."""
+    return version if version.count(".") >= 2 else version + ".0"
+
+
+def image(r: Resolved) -> str | None:
+    """The container image for the engine on the GPU's vendor (catalog engines.yaml `images`), or the
+    spec's engine.image; None when planfile knows no image for that vendor (check refuses it)."""
     if r.image:
         return r.image
-    return f"{r.engine['image']}:{IMAGE_TAGS[r.engine['id']].format(v=r.engine_version)}"
+    img = (r.engine.get("images") or {}).get(r.gpu["vendor"])
+    if img is None:
+        return None
+    tag = (img.get("tag_by_generation") or {}).get(r.gpu["generation"], img["tag"])
+    return f"{img['repository']}:{tag.format(version=release(r.engine_version))}"

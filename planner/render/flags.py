@@ -100,6 +100,33 @@ class Manifest:
                 errors.append(err)
         return errors
 
+    def split(self, argv: list[str]) -> list[tuple[str, str | None, str | None, int]]:
+        """(flag as written, value or None, dest or None, words consumed) per option of an argument list, by
+        the parser's own knowledge of which options take a value; `--flag=value` is split at the first '='."""
+        out = []
+        i = 0
+        while i < len(argv):
+            a = argv[i]
+            flag, eq, inline = a.partition("=") if a.startswith("--") else (a, "", "")
+            opt = self.options.get(flag)
+            if eq:
+                out.append((flag, inline, opt.dest if opt else None, 1))
+                i += 1
+            elif opt is not None and opt.takes_value and i + 1 < len(argv):
+                out.append((flag, argv[i + 1], opt.dest, 2))
+                i += 2
+            elif opt is None and a.startswith("-") and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                out.append((flag, argv[i + 1], None, 2))
+                i += 2
+            else:
+                out.append((flag, None, opt.dest if opt else None, 1))
+                i += 1
+        return out
+
+    def dest(self, flag: str) -> str | None:
+        opt = self.options.get(flag.partition("=")[0])
+        return opt.dest if opt else None
+
     def check_config(self, config: dict) -> list[str]:
         """vLLM/SGLang --config YAML: keys are long option names without the dashes."""
         errors = []
