@@ -11,29 +11,31 @@ from dataclasses import replace
 import numpy as np
 
 from planner import catalog
-from planner.evaluate import limits, memory_plan, run_load, step_function, tokens_per_step
+from planner.evaluate import limits, memory_plan, step_function, tokens_per_step
 from planner.physics import serving
 from planner.resolve import Resolved, batch_defaults
 
 
-def latency_curve(r: Resolved, est: dict, points: int = 9, n_requests: int = 500) -> dict:
-    """p95 TTFT/ITL along the spec's load axis (arrival rate, or concurrency for closed-loop/offline)."""
+def latency_curve(r: Resolved, est: dict, points: int = 9) -> dict:
+    """p95 TTFT/ITL along the spec's load axis (arrival rate, or requests in flight for closed-loop and
+    offline specs). The planned load is one of the points, computed by the same call check makes, so the
+    chart shows check's numbers at the load check evaluated."""
+    from planner.evaluate import perf_at
+
     mem = memory_plan(r)
     _, _, fn = step_function(r)
     cap = est.get("capacity") or {}
     perf = est.get("performance") or {}
+    planned = float(perf.get("load") or 0.0)
     if r.mode == "rate":
-        peak = r.rate_rps * r.peak_factor
-        top = max(peak, cap.get("breach_rps") or 0.0, 1e-3) * 1.3
-        xs = np.linspace(top / points, top, points)
-        runs = [run_load(r, mem, fn, rate_fleet=float(x), n_requests=n_requests) for x in xs]
-        axis, marks = "arrival rate (req/s, fleet)", {"peak load": peak, "breach point": cap.get("breach_rps")}
+        top = max(planned, cap.get("breach_rps") or 0.0, 1e-3) * 1.3
+        xs = sorted(set(np.round(np.linspace(top / points, top, points), 6).tolist()) | {planned})
+        axis, marks = "arrival rate (req/s, fleet)", {"peak load": planned, "breach point": cap.get("breach_rps")}
     else:
-        base = r.concurrency * r.peak_factor if r.mode == "concurrency" else max(perf.get("mean_batch") or 1, 1) * r.replicas * r.pp
-        top = max(2 * base, r.replicas)
-        xs = np.unique(np.linspace(max(1, top / points), top, points).round().astype(int))
-        runs = [run_load(r, mem, fn, conc_fleet=int(x), n_requests=n_requests) for x in xs]
-        axis, marks = "requests in flight (fleet)", {"planned": base}
+        top = max(2 * planned, r.replicas)
+        xs = sorted(set(np.linspace(max(1, top / points), top, points).round().astype(int).tolist()) | {int(planned)})
+        axis, marks = "requests in flight (fleet)", {"planned": planned}
+    runs = [perf_at(r, mem, fn, float(x)) for x in xs]
     return {"axis": axis, "x": [float(x) for x in xs], "marks": marks,
             "ttft_p95_ms": [run["ttft_ms"]["p95"] for run in runs], "itl_p95_ms": [run["itl_ms"]["p95"] for run in runs],
             "output_tokens_per_s": [run["output_tokens_per_s"] for run in runs],

@@ -202,6 +202,27 @@ def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_flee
     return out
 
 
+LOAD_REQUESTS = 1500  # requests simulated per load point: check, sweep, plan and the report's curves alike
+
+
+def planned_load(r: Resolved, off: dict | None = None) -> float:
+    """The fleet load check evaluates, on the spec's load axis: peak req/s (open loop), peak requests in
+    flight (closed loop), or every sequence the pools hold (offline)."""
+    if r.mode == "rate":
+        return r.rate_rps * r.peak_factor
+    if r.mode == "concurrency":
+        return float(int(r.concurrency * r.peak_factor))
+    return float(int(max((off or {}).get("batch", 1.0), 1) * r.replicas * r.pp))
+
+
+def perf_at(r: Resolved, mem: Memory, fn, load: float) -> dict:
+    """Simulated throughput and latency percentiles at one fleet load on the spec's load axis. Every
+    number of that kind (check at peak, sweep, the report's latency curve) comes from this one call."""
+    if r.mode == "rate":
+        return run_load(r, mem, fn, rate_fleet=load, n_requests=LOAD_REQUESTS)
+    return run_load(r, mem, fn, conc_fleet=int(round(load)), n_requests=LOAD_REQUESTS)
+
+
 def slo_ok(perf: dict, slo: dict) -> bool:
     for metric, targets in slo.items():
         if metric not in ("ttft_ms", "itl_ms", "e2e_s"):
@@ -307,18 +328,18 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
     if r.mode == "offline":
         perf = {"output_tokens_per_s": off["output_tokens_per_s"] * ve, "requests_per_s": sat_rps,
                 "mean_batch": off["batch"], "batch_bound": off["bound"]}
-        sim = run_load(r, mem, fn, conc_fleet=int(max(off["batch"], 1) * ve), n_requests=400)
+        sim = perf_at(r, mem, fn, planned_load(r, off))
         for k in ("ttft_ms", "itl_ms", "e2e_s"):
             perf[k] = sim[k]
         normal_tps = perf["output_tokens_per_s"]
     elif r.mode == "concurrency":
-        perf = run_load(r, mem, fn, conc_fleet=int(r.concurrency * r.peak_factor))
-        normal = run_load(r, mem, fn, conc_fleet=r.concurrency, n_requests=600) if r.peak_factor != 1 else perf
+        perf = perf_at(r, mem, fn, planned_load(r))
+        normal = perf_at(r, mem, fn, float(r.concurrency)) if r.peak_factor != 1 else perf
         normal_tps = normal["output_tokens_per_s"]
     else:
-        peak_rate = r.rate_rps * r.peak_factor
-        perf = run_load(r, mem, fn, rate_fleet=peak_rate)
+        perf = perf_at(r, mem, fn, planned_load(r))
         normal_tps = r.rate_rps * r.output.mean
+    perf["load"] = planned_load(r, off)
     perf["bottleneck"] = None
     rl = roofline(r, sysm, shp, perf.get("mean_batch") or 1)
     perf["bottleneck"] = rl["decode"]["bottleneck"]

@@ -7,7 +7,7 @@ Falcon (MQA, non-gated MLP). Parameter counts are computed from the architecture
 
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 
 from planner.physics import arch
@@ -41,7 +41,13 @@ def from_dict(cfg: dict, name: str = "custom", params_b: float | None = None) ->
     kv_heads = _first(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv")
     if kv_heads is None:
         kv_heads = 1 if cfg.get("multi_query") else (cfg.get("num_kv_heads") or heads)
-    head_dim = int(_first(cfg, "head_dim", default=hidden // heads))
+    if isinstance(kv_heads, bool) or not isinstance(kv_heads, int) or kv_heads < 1:
+        raise HFConfigError(f"num_key_value_heads {kv_heads!r} must be a whole number >= 1")
+    if heads % kv_heads:
+        raise HFConfigError(f"num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}")
+    head_dim = int(_first(cfg, "head_dim", default=hidden // heads) or hidden // heads)
+    if head_dim < 1:
+        raise HFConfigError(f"head_dim {head_dim} must be at least 1 (hidden_size {hidden} / {heads} heads)")
     inter = int(_first(cfg, "intermediate_size_mlp", "intermediate_size", "ffn_hidden_size", "n_inner", default=4 * hidden))
     falcon = model_type in ("falcon", "RefinedWeb", "RefinedWebModel")
     attention: dict = {"type": "mha" if kv_heads == heads else ("mqa" if kv_heads == 1 else "gqa")}
@@ -80,7 +86,7 @@ def from_dict(cfg: dict, name: str = "custom", params_b: float | None = None) ->
         if model_type.startswith("llama4") and cfg.get("interleave_moe_layer_step"):
             moe["shared_experts"] = 1
     entry = {
-        "id": name, "name": name, "hf_id": top.get("_name_or_path") or name, "aliases": [],
+        "id": name, "name": name, "hf_id": None, "aliases": [],
         "architecture": archs[0], "num_layers": layers, "hidden_size": hidden, "intermediate_size": inter,
         "num_attention_heads": heads, "num_kv_heads": int(kv_heads), "head_dim": head_dim,
         "vocab_size": int(_first(cfg, "vocab_size", default=top.get("vocab_size", 32000))),
@@ -97,14 +103,22 @@ def from_dict(cfg: dict, name: str = "custom", params_b: float | None = None) ->
 
 
 def load(path: Path, params_b: float | None = None, repo: str | None = None) -> dict:
+    """A catalog-shaped model entry from a config.json file (bounded read, schema, cross-field checks).
+
+    `repo`: the Hub repository it was fetched from, when known; otherwise the config's own `_name_or_path`
+    if that is a repository id. Never the file or folder name: `hf_id` says what an engine would load."""
+    from planner.sideload import SideFileProblem, read_hf_config
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HFConfigError("file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HFConfigError(f"cannot read it ({exc})") from None
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HFConfigError(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    return from_dict(cfg, Path(path).parent.name or Path(path).stem, params_b)
+        cfg = read_hf_config(Path(path))
+    except SideFileProblem as exc:
+        raise HFConfigError("; ".join(exc.problems)) from None
+    hf_id = repo
+    nop = cfg.get("_name_or_path")
+    if hf_id is None and isinstance(nop, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*", nop):
+        hf_id = nop
+    stem = (repo.split("/")[-1] if repo else Path(path).parent.name or Path(path).stem) or "custom"
+    name = re.sub(r"[^a-z0-9.-]+", "-", stem.lower()).strip("-") or "custom"
+    entry = from_dict(cfg, name, params_b)
+    entry["hf_id"] = hf_id
+    return entry

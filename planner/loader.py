@@ -10,6 +10,7 @@ nesting, NaN/inf, and non-string keys. Nothing here raises on bad input: problem
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +65,24 @@ class Loaded:
     @property
     def ok(self) -> bool:
         return not any(f.severity == "error" for f in self.findings)
+
+
+_DECIMAL_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+_DECIMAL_FLOAT = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?")
+
+
+def _yaml11_number_trap(raw: str, value) -> str | None:
+    """A plain scalar YAML 1.1 reads as a number in a way nobody means in a spec: octal 017 (= 15), hex
+    0x10, sexagesimal 1:30 (= 90), underscores 1_0 (= 10). None for ordinary decimals."""
+    text = raw.strip()
+    if isinstance(value, int) and _DECIMAL_INT.fullmatch(text):
+        return None
+    if isinstance(value, float) and _DECIMAL_FLOAT.fullmatch(text):
+        return None
+    kind = ("sexagesimal (base 60)" if ":" in text else "hexadecimal" if text.lower().lstrip("+-").startswith("0x")
+            else "binary" if text.lower().lstrip("+-").startswith("0b") else "with _ digit separators" if "_" in text
+            else "octal" if text.lstrip("+-").startswith("0") else "a non-decimal number")
+    return f"YAML 1.1 reads {raw!r} as {kind}: {value!r}"
 
 
 class _Abort(Exception):
@@ -138,6 +157,15 @@ class _Walker:
             self.findings.append(_err("PF001", "yaml-syntax", f"cannot read value: {getattr(exc, 'problem', exc)}",
                                       pos, pointer))
             return None
+        except (ValueError, OverflowError):  # e.g. an integer of thousands of digits (int() refuses > 4300)
+            self.findings.append(_err("PF012", "wrong-type", f"{node.value[:40]!r}{'...' if len(node.value) > 40 else ''} "
+                                      "is not a number planfile can use", pos, pointer, "use a plain number"))
+            return None
+        if plain and isinstance(value, (int, float)) and not isinstance(value, bool):
+            trap = _yaml11_number_trap(node.value, value)
+            if trap:
+                self.findings.append(_err("PF015", "yaml11-number", trap, pos, pointer,
+                                          f'write {value!r} in plain decimal, or quote it ("{node.value}") if it is text'))
         if isinstance(value, float) and not math.isfinite(value):
             self.findings.append(_err("PF012", "wrong-type", f"{node.value!r} is not a finite number", pos, pointer,
                                       "use a finite number"))

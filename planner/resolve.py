@@ -134,7 +134,8 @@ def resolve(loaded: Loaded) -> Resolved:
     else:
         from planner import hfconfig
 
-        model = hfconfig.load((loaded.base_dir or Path.cwd()) / d["model"]["hf_config"], d["model"].get("params_b"))
+        model = hfconfig.load((loaded.base_dir or Path.cwd()) / d["model"]["hf_config"], d["model"].get("params_b"),
+                              repo=d["model"].get("name"))
     gpu = catalog.gpus().get(d["hardware"]["gpu"]).entry
     eng = catalog.engines().get(d["engine"]["name"]).entry
     e = d["engine"]
@@ -202,9 +203,9 @@ def resolve(loaded: Loaded) -> Resolved:
         off.setdefault("bandwidth_gb_per_s", OFFLOAD_GB_PER_S[off["tier"]])
     calib = None
     if d.get("calibration"):
-        import yaml
+        from planner.sideload import load_calibration
 
-        calib = yaml.safe_load(((loaded.base_dir or Path.cwd()) / d["calibration"]).read_text(encoding="utf-8"))
+        calib = load_calibration((loaded.base_dir or Path.cwd()) / d["calibration"], eng["id"], gpu["id"])
     from planner import checkpoints
     from planner.validate import checkpoint_inputs
 

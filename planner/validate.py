@@ -45,22 +45,43 @@ def _sub_schema(root: dict, parts) -> dict:
     return node
 
 
-def _validator():
-    from jsonschema import Draft202012Validator
+def _ecma_pattern(pattern: str) -> str:
+    """A JSON Schema (ECMA-262) pattern as a Python regex: ECMA's `$` matches only at the very end, Python's
+    also before a trailing newline ("inj\\n" would pass `^[a-z]+$`), so an unescaped `$` becomes `\\Z`."""
+    import re
 
+    return re.sub(r"(?<!\\)\$", r"\\Z", pattern)
+
+
+def validator_for(schema_name: str):
+    """A Draft 2020-12 validator for one of schemas/*.json with planfile's stricter semantics: "integer"
+    means a whole number written as one (JSON Schema would take 1e308 or 1024.0, and a float token count
+    reaching the physics is a bug), and patterns anchor like ECMA-262 (no match before a trailing newline)."""
+    if schema_name in _VALIDATORS:
+        return _VALIDATORS[schema_name]
+    import re
+
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
     from jsonschema.validators import extend
 
-    global _VALIDATOR
-    if _VALIDATOR is None:
-        # "integer" means a whole number written as one: JSON Schema would accept 1e308 or 1024.0 as integers,
-        # and a float token count or GPU count reaching the physics is a bug, not a plan
-        checker = Draft202012Validator.TYPE_CHECKER.redefine(
-            "integer", lambda _c, x: isinstance(x, int) and not isinstance(x, bool))
-        _VALIDATOR = extend(Draft202012Validator, type_checker=checker)(schema("deployment"))
-    return _VALIDATOR
+    checker = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _c, x: isinstance(x, int) and not isinstance(x, bool))
+
+    def pattern(validator, patrn, instance, schema):
+        if isinstance(instance, str) and not re.search(_ecma_pattern(patrn), instance):
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    cls = extend(Draft202012Validator, validators={"pattern": pattern}, type_checker=checker)
+    _VALIDATORS[schema_name] = cls(schema(schema_name))
+    return _VALIDATORS[schema_name]
 
 
-_VALIDATOR = None
+def _validator():
+    return validator_for("deployment")
+
+
+_VALIDATORS: dict = {}
 
 
 def schema_findings(loaded: Loaded) -> list[Finding]:
@@ -189,7 +210,7 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
             out.append(f)
     wl = d.get("workload") if isinstance(d.get("workload"), dict) else None
     if wl is not None:
-        modes = [k for k in ("arrival_rate_rps", "concurrency", "offline") if k in wl and wl[k] not in (None, False)]
+        modes = [k for k in ("arrival_rate_rps", "concurrency", "offline") if k in wl and wl[k] is not False]
         if len(modes) > 1:
             add("PF014", "exactly-one-of", f"{' and '.join(modes)} are both set; the workload takes exactly one load mode "
                 "(arrival_rate_rps: open loop, concurrency: closed loop, offline: max throughput)",
@@ -319,12 +340,18 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
     if isinstance(labels, dict):
         from planner.render.sanity import LABEL_VALUE, label_key_ok
 
+        from planner.render.context import RESERVED_LABELS, RESERVED_PREFIXES
+
         for k, v in labels.items():
-            if not label_key_ok(str(k)):
+            if str(k) in RESERVED_LABELS or str(k).startswith(RESERVED_PREFIXES):
+                add("PF117", "invalid-label", f"label {k!r} is set by planfile (it selects the pods of this deployment); "
+                    "overriding it would detach the Service, the PodDisruptionBudget and the autoscaler",
+                    pointer_join(["metadata", "labels", k]), "use another label key")
+            elif not label_key_ok(str(k)):
                 add("PF117", "invalid-label", f"label key {k!r} is not a valid Kubernetes label name "
                     "(optional DNS prefix/, then at most 63 of [A-Za-z0-9-_.] with alphanumeric ends)",
                     pointer_join(["metadata", "labels", k]), "rename the label")
-            elif isinstance(v, str) and not LABEL_VALUE.match(v):
+            elif isinstance(v, str) and not LABEL_VALUE.fullmatch(v):
                 add("PF117", "invalid-label", f"label value {v!r} is not a valid Kubernetes label value "
                     "(at most 63 of [A-Za-z0-9-_.], alphanumeric first and last)",
                     pointer_join(["metadata", "labels", k]), "use letters, digits, '-', '_' and '.' only")
@@ -332,10 +359,17 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
         out += checkpoint_findings(d, model, eng, gpu)
     cal = d.get("calibration")
     if isinstance(cal, str):
+        from planner.sideload import SideFileProblem, load_calibration
+
         p = (loaded.base_dir or Path.cwd()) / cal
-        if not p.is_file():
-            add("PF116", "calibration-file", f"calibration file {cal} not found", "/calibration",
-                "write one with `planfile calibrate RESULTS --spec this.yaml`")
+        try:
+            load_calibration(p, eng["id"] if eng else None, gpu["id"] if gpu else None)
+        except SideFileProblem as exc:
+            missing = any(x.endswith(": file not found") for x in exc.problems)
+            add("PF116", "calibration-file", (f"calibration file {cal} not found" if missing else
+                                              f"calibration file {cal} is not usable: " + "; ".join(exc.problems[:5])),
+                "/calibration", "write one with `planfile calibrate RESULTS --spec this.yaml`" if missing else
+                "fix the file, or regenerate it with `planfile calibrate`")
     return out
 
 
@@ -372,8 +406,10 @@ def validate(loaded: Loaded) -> list[Finding]:
     """All PF0/PF1 findings of a loaded spec, located and sorted."""
     findings = list(loaded.findings)
     if loaded.data is not None:
-        findings += schema_findings(loaded)
-        findings += semantic_findings(loaded)
+        # a value the loader already rejected (and replaced by null) is not reported again as "got null"
+        rejected = {f.pointer for f in loaded.findings if f.severity == "error"}
+        findings += [f for f in schema_findings(loaded) + semantic_findings(loaded)
+                     if f.pointer not in rejected or f.id == "PF015"]
     return locate(findings, loaded)
 
 

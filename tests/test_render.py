@@ -69,7 +69,7 @@ def test_engine_command_accepted_by_every_supported_version(checked, spec):
         for role in roles:
             launch = engines.launch(r, res.estimate, role)
             assert launch.errors == []
-            assert m.check_argv(launch.options) == [], (v, role)
+            assert m.check_argv(launch.options, launch.env_refs) == [], (v, role)
             argv = launch.argv()
             assert "--swap-space" not in argv
             assert not any(a.startswith("--disable-") for a in argv if r.engine["id"] == "vllm")  # 0.32 rejects them
@@ -237,32 +237,54 @@ def test_hostile_strings_cannot_change_structure(tmp_path):
     from planner.render import yaml_scalar
 
     q = yaml_scalar(HOSTILE)
+    # names the engine and Kubernetes use are patterns: a hostile served name or model name is refused by check
+    bad = spec.replace("  id: llama-3.1-8b", "  id: llama-3.1-8b\n  served_name: " + q + "\n  name: " + q)
+    p = tmp_path / "bad.yaml"
+    p.write_text(bad, encoding="utf-8")
+    res = check_spec(str(p))
+    assert res.status == "invalid"
+    assert {f.pointer for f in res.findings if f.id == "PF013"} >= {"/model/served_name", "/model/name"}
+    # free text reaches every artifact, escaped per output context
     spec = spec.replace("  name: internal-helper", "  name: internal-helper\n  description: " + q)
-    spec = spec.replace("  id: llama-3.1-8b", "  id: llama-3.1-8b\n  served_name: " + q + "\n  name: " + q)
+    spec = spec.replace("engine:\n  name: vllm", "engine:\n  name: vllm\n  extra_args: [\"--chat-template-content-format\", " + q + "]")
     p = tmp_path / "hostile.yaml"
+    p.write_text(spec, encoding="utf-8")
+    res = check_spec(str(p))
+    assert res.status == "invalid"  # control characters in an engine argument are refused too
+    spec = spec.replace("  extra_args: [\"--chat-template-content-format\", " + q + "]\n", "")
     p.write_text(spec, encoding="utf-8")
     res = check_spec(str(p))
     assert res.status == "pass", [f.message for f in res.findings]
     files = render(res, p.read_bytes())
     dep = yaml.safe_load(files["k8s/deployment.yaml"])
-    c = dep["spec"]["template"]["spec"]["containers"][0]
-    assert c["args"][0] == HOSTILE and c["args"][c["args"].index("--served-model-name") + 1] == HOSTILE
-    assert set(dep) == {"apiVersion", "kind", "metadata", "spec"} and "injected" not in json.dumps(dep).replace(json.dumps(HOSTILE), "")
+    assert set(dep) == {"apiVersion", "kind", "metadata", "spec"} and "injected" not in json.dumps(dep)
     rule = yaml.safe_load(files["alerts/prometheusrule.yaml"])
     assert all(set(r) == {"alert", "expr", "for", "labels", "annotations"} for r in rule["spec"]["groups"][0]["rules"])
     import promql_parser
 
     for r in rule["spec"]["groups"][0]["rules"]:
         promql_parser.parse(r["expr"])
-    cfg = yaml.safe_load(files["engine/vllm-config.yaml"])
-    assert cfg["served-model-name"] == HOSTILE
-    # shell scripts: the hostile string is one quoted word
-    import shlex
-
-    words = shlex.split(files["engine/serve.sh"].split("exec ", 1)[1])
-    assert words[2] == HOSTILE
     assert "<b>x</b>" not in files["report.html"] and "&lt;b&gt;x&lt;/b&gt;" in files["report.html"]
     assert "{{ 7*7 }}" in files["report.html"] or "{{ 7*7 }}" in files["report.md"]  # not evaluated
+
+
+def test_secret_references_in_arguments_are_not_expanded_by_kubernetes(tmp_path, checked):
+    """$(HF_TOKEN) in a value planfile did not write itself reaches the container as the literal text: Kubernetes
+    only expands $(VAR), and $$(VAR) is its escape."""
+    spec = (ROOT / "specs" / "small-llama-3.1-8b-l4.yaml").read_text().replace(
+        "engine:\n  name: vllm", "engine:\n  name: vllm\n  extra_args: [\"--chat-template-content-format\", \"$(HF_TOKEN)\"]")
+    p = tmp_path / "s.yaml"
+    p.write_text(spec)
+    res = check_spec(str(p))
+    assert res.status == "fail" and any(f.id == "PF602" for f in res.findings)  # not a valid choice of that option
+    spec = (ROOT / "specs" / "small-llama-3.1-8b-l4.yaml").read_text().replace(
+        "engine:\n  name: vllm", "engine:\n  name: vllm\n  extra_args: [\"--generation-config\", \"$(HF_TOKEN)\"]")
+    p.write_text(spec)
+    res = check_spec(str(p))
+    assert res.status == "pass", [f.message for f in res.findings if f.severity == "error"]
+    dep = yaml.safe_load(render(res, p.read_bytes(), ("k8s",))["k8s/deployment.yaml"])
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "$$(HF_TOKEN)" in args and "$(HF_TOKEN)" not in args
 
 
 def test_user_templates_are_sandboxed(tmp_path, checked):

@@ -14,6 +14,7 @@ for _id, _slug, _summary in [
     ("PF004", "not-a-spec", "The file is empty, not UTF-8, not a mapping, or holds several documents."),
     ("PF010", "unknown-field", "A field the spec format does not have (usually a typo)."),
     ("PF011", "missing-field", "A required field is missing."),
+    ("PF015", "yaml11-number", "A number YAML 1.1 reads in a surprising base: 017 is octal 15, 1:30 is 90, 0x10 is 16, 1_0 is 10."),
     ("PF012", "wrong-type", "A value has the wrong type (YAML 1.1 turns no into false and 1.10 into 1.1)."),
     ("PF013", "invalid-value", "A value is out of range or not among the allowed choices."),
     ("PF014", "exactly-one-of", "Two mutually exclusive fields are both set, or neither is."),
@@ -431,6 +432,26 @@ def engine_rejects(r, est):
     if not est["memory"]["fits"]:
         return []
     return [finding("PF602", msg, ptr, "") for ptr, msg in launch(r, est).errors]
+
+
+@register("PF604", "dangerous-engine-flag", "error", "An extra engine option runs code or exposes files chosen in the spec.")
+def dangerous_flags(r, est):
+    """What: `engine.extra_args` passes an option that executes code or opens the pod's files to the API:
+    `--trust-remote-code` (Python from the model repository runs on the GPU nodes), `--middleware`,
+    `--allowed-local-media-path`, `--chat-template` with a path, tool-parser plugins, worker extension
+    classes (the list is catalog/engines.yaml `extra_args_policy.dangerous`, per engine).
+
+    Why: the spec is edited in pull requests; a gate that lets a PR choose code to run on the GPU nodes is
+    not a gate.
+
+    Fix: remove the option, or waive PF604 for that path with a reason a reviewer approved
+    (`checks.ignore: [{id: PF604, path: /engine/extra_args/0, reason: ...}]`)."""
+    from planner.render.engines import launch
+
+    if not est["memory"]["fits"]:
+        return []
+    return [finding("PF604", msg, ptr, "remove it, or waive PF604 at this path with a reviewed reason")
+            for ptr, msg in launch(r, est).dangerous]
 
 
 @register("PF603", "cold-start-vs-autoscaling", "warning", "Cold start is too slow for the autoscaler to absorb peaks.")

@@ -354,7 +354,7 @@ def launch(r: Resolved, est: dict, rank: str | None = None) -> Launch:
     from planner.render.flags import manifest
 
     m = manifest(r.engine["id"], r.engine_version)
-    for err in m.check_argv(L.options):
+    for err in m.check_argv(L.options, L.env_refs):
         ptr = "/engine/extra_args" if any(a in err for a in r.extra_args) else "/engine"
         L.errors.append((ptr, f"{m.name} would reject the command: {err}"))
     L.errors += conflicts(r, L)

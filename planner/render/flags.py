@@ -17,7 +17,7 @@ from functools import lru_cache
 from planner.resources import data_dir
 
 INT_RE = re.compile(r"^-?\d+$")
-ENV_REF = re.compile(r"^\$\([A-Za-z_][A-Za-z0-9_]*\)$")
+
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,13 @@ class Manifest:
                     if f.startswith("--enable-"):
                         self.options["--no-" + f[2:]] = opt
 
-    def check_value(self, opt: Option, flag: str, value: str) -> str | None:
-        if ENV_REF.match(value):
-            return None  # $(VAR): expanded by Kubernetes from the pod's environment
+    def check_value(self, opt: Option, flag: str, value: str, env_refs=()) -> str | None:
+        if value in env_refs or any(value == ref or value.startswith(ref + ":") for ref in env_refs):
+            return None  # $(VAR) that planfile writes on purpose: expanded by Kubernetes from the pod's environment
         t = opt.type or "str"
-        if t in ("int", "human_readable_int") and not INT_RE.match(value):
+        if t in ("int", "human_readable_int") and not INT_RE.fullmatch(value):
             return f"{flag} expects an integer, got {value!r}"
-        if t == "human_readable_int_or_auto" and not (INT_RE.match(value) or value in ("auto", "-1")):
+        if t == "human_readable_int_or_auto" and not (INT_RE.fullmatch(value) or value in ("auto", "-1")):
             return f"{flag} expects an integer or auto, got {value!r}"
         if t == "float":
             try:
@@ -65,7 +65,7 @@ class Manifest:
             return f"{flag} {value!r} is not one of {', '.join(map(str, opt.choices))}"
         return None
 
-    def check_argv(self, argv: list[str]) -> list[str]:
+    def check_argv(self, argv: list[str], env_refs=()) -> list[str]:
         """Errors for an argument list (without the program name and positionals handled by the caller)."""
         errors = []
         i = 0
@@ -95,7 +95,7 @@ class Manifest:
             else:
                 errors.append(f"{flag} needs a value")
                 break
-            err = self.check_value(opt, flag, value)
+            err = self.check_value(opt, flag, value, env_refs)
             if err:
                 errors.append(err)
         return errors

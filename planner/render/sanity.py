@@ -16,16 +16,16 @@ GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "habana.ai/gaudi", "google.com
 
 def label_key_ok(key: str) -> bool:
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.fullmatch(prefix)):
         return False
-    return len(name) <= 63 and bool(LABEL_NAME.match(name))
+    return len(name) <= 63 and bool(LABEL_NAME.fullmatch(name))
 
 
 def _labels(where: str, labels: dict | None, errors: list[str]) -> None:
     for k, v in (labels or {}).items():
         if not label_key_ok(str(k)):
             errors.append(f"{where}: label key {k!r} is not a valid Kubernetes label name")
-        if not isinstance(v, str) or len(v) > 63 or not LABEL_VALUE.match(v):
+        if not isinstance(v, str) or len(v) > 63 or not LABEL_VALUE.fullmatch(v):
             errors.append(f"{where}: label {k}={v!r} is not a valid label value (63 characters, alphanumeric ends)")
 
 
@@ -44,7 +44,7 @@ def check_object(path: str, obj: dict, gpus_per_pod: int | None = None) -> list[
     errors: list[str] = []
     meta = obj.get("metadata") or {}
     name = meta.get("name", "")
-    if not isinstance(name, str) or not DNS1123_SUBDOMAIN.match(name):
+    if not isinstance(name, str) or not DNS1123_SUBDOMAIN.fullmatch(name):
         errors.append(f"{path}: metadata.name {name!r} is not a DNS-1123 name")
     _labels(f"{path} metadata", meta.get("labels"), errors)
     for where, tpl in _walk_pods(obj):
