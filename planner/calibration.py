@@ -51,10 +51,21 @@ def _f(x):
         return None
 
 
+MAX_RESULTS_BYTES = 32 * 1024 * 1024
+MAX_MEASUREMENTS = 200  # each costs a simulation; 200 cover any benchmark campaign
+
+
 def from_vllm_json(path: Path, doc: dict) -> Measurement:
-    done = doc.get("completed") or doc.get("num_prompts")
-    if not done or "total_output_tokens" not in doc:
+    from planner.validate import validator_for
+
+    if "total_output_tokens" not in doc or not ("completed" in doc or "num_prompts" in doc):
         raise ResultsError(f"{path}: not a `vllm bench serve --save-result` file (no completed/total_output_tokens)")
+    errs = sorted(validator_for("vllm-bench-result").iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    if errs:
+        e = errs[0]
+        where = "/".join(map(str, e.absolute_path)) or "the document"
+        raise ResultsError(f"{path}: {where}: {e.message} (schemas/vllm-bench-result.schema.json)")
+    done = doc.get("completed") or doc.get("num_prompts")
     isl = doc.get("total_input_tokens", 0) / done
     osl = doc["total_output_tokens"] / done
     rate = doc.get("request_rate")
@@ -67,7 +78,7 @@ def from_vllm_json(path: Path, doc: dict) -> Measurement:
         mode, r, c = "rate", float(rate), 0
     m = {"output_tokens_per_s": _f(doc.get("output_throughput"))}
     for src, dst, scale in (("ttft", "ttft_ms", 1.0), ("itl", "itl_ms", 1.0), ("e2el", "e2e_s", 1e-3)):
-        for stat, key in (("mean", "mean"), ("median", "p50"), ("p99", "p99")):
+        for stat, key in (("mean", "mean"), ("median", "p50"), ("p50", "p50"), ("p90", "p90"), ("p95", "p95"), ("p99", "p99")):
             v = _f(doc.get(f"{stat}_{src}_ms"))
             if v is not None:
                 m[f"{dst}_{key}"] = v * scale
@@ -92,26 +103,47 @@ def measurement_from_row(row: dict, source: str) -> Measurement:
 
 
 def from_csv(path: Path) -> list[Measurement]:
+    import io
+
+    from planner import sidefile
+
+    try:
+        text = sidefile.read_text(path, MAX_RESULTS_BYTES, "results CSV")
+    except sidefile.SideFileError as exc:
+        raise ResultsError(f"{path}: {exc}") from None
     out: dict[tuple, Measurement] = {}
-    with open(path, encoding="utf-8", newline="") as fh:
-        rd = csv.DictReader(fh)
-        need = {"isl", "osl", "scenario", "metric", "value"}
-        if not need <= set(rd.fieldnames or []):
-            raise ResultsError(f"{path}: a results CSV needs the columns {', '.join(sorted(need))} (as benchmarks.csv)")
+    rd = csv.DictReader(io.StringIO(text, newline=""))
+    need = {"isl", "osl", "scenario", "metric", "value"}
+    if not need <= set(rd.fieldnames or []):
+        raise ResultsError(f"{path}: a results CSV needs the columns {', '.join(sorted(need))} (as benchmarks.csv)")
+    try:
         for i, row in enumerate(rd, start=2):
-            metric = CSV_METRIC.get(row["metric"])
-            val, isl, osl = _f(row["value"]), _f(row["isl"]), _f(row["osl"])
+            metric = CSV_METRIC.get(row.get("metric") or "")
+            val, isl, osl = _f(row.get("value")), _f(row.get("isl")), _f(row.get("osl"))
             if metric is None or val is None or not isl or not osl:
                 continue
+            if val <= 0 or isl <= 0 or osl <= 0 or isl > 1e8 or osl > 1e8:
+                raise ResultsError(f"{path}:{i}: value, isl and osl must be positive (got {row.get('value')}, "
+                                   f"{row.get('isl')}, {row.get('osl')})")
             m = measurement_from_row(row, f"{path}:{i}")
+            if m.mode == "concurrency" and not 1 <= m.concurrency <= 1e8:
+                raise ResultsError(f"{path}:{i}: fixed_concurrency needs a concurrency >= 1")
+            if m.mode == "rate" and not 0 < m.rate <= 1e7:
+                raise ResultsError(f"{path}:{i}: the request rate must be positive")
             meas = out.setdefault((m.mode, m.rate, m.concurrency, m.isl, m.osl), m)
             meas.metrics[metric] = val
+            if len(out) > MAX_MEASUREMENTS:
+                raise ResultsError(f"{path}: more than {MAX_MEASUREMENTS} distinct measurements; split the file")
+    except csv.Error as exc:
+        raise ResultsError(f"{path}: not a readable CSV ({exc})") from None
     if not out:
         raise ResultsError(f"{path}: no usable rows (metrics output_tokens_per_s_total, ttft_ms, itl_ms)")
     return list(out.values())
 
 
 def read(paths: list[str]) -> list[Measurement]:
+    from planner import sidefile
+
     ms: list[Measurement] = []
     for p in paths:
         path = Path(p)
@@ -120,19 +152,30 @@ def read(paths: list[str]) -> list[Measurement]:
         if path.suffix.lower() == ".csv":
             ms += from_csv(path)
             continue
-        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            text = sidefile.read_text(path, MAX_RESULTS_BYTES, "results file")
+        except sidefile.SideFileError as exc:
+            raise ResultsError(f"{p}: {exc}") from None
         docs = []
         try:
             docs = [json.loads(text)]
+        except RecursionError:
+            raise ResultsError(f"{p}: nested too deeply to be a results file") from None
         except ValueError:
             try:  # --append-result writes JSON lines
                 docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+            except RecursionError:
+                raise ResultsError(f"{p}: nested too deeply to be a results file") from None
             except ValueError:
                 raise ResultsError(f"{p}: neither JSON (vllm bench serve --save-result) nor CSV") from None
+        if not docs:
+            raise ResultsError(f"{p}: the file is empty: no measurement to compare")
         for d in docs:
             if not isinstance(d, dict):
                 raise ResultsError(f"{p}: expected a JSON object")
             ms.append(from_vllm_json(path, d))
+        if len(ms) > MAX_MEASUREMENTS:
+            raise ResultsError(f"{p}: more than {MAX_MEASUREMENTS} measurements; split the file")
     return ms
 
 
@@ -157,7 +200,7 @@ def predict(r, m: Measurement) -> dict:
         return {}
     out = {"output_tokens_per_s": perf["output_tokens_per_s"]}
     for k in ("ttft_ms", "itl_ms", "e2e_s"):
-        for stat in ("mean", "p50", "p99"):
+        for stat in ("mean", "p50", "p90", "p95", "p99"):
             out[f"{k}_{stat}"] = perf[k].get(stat)
     return out
 

@@ -165,9 +165,12 @@ def plan(args) -> int:
     if not res.options:
         return 1
     if args.write:
-        from planner.render.out import atomic_write_text
+        from planner.render.out import OutError, atomic_write_text
 
-        atomic_write_text(Path(args.write), planout.spec_for(loaded.data, res.options[0], filled))
+        try:
+            atomic_write_text(Path(args.write), planout.spec_for(loaded.data, res.options[0], filled))
+        except OutError as exc:
+            raise Exit(2, f"plan --write: {exc}") from None
         sys.stderr.write(f"wrote {args.write}\n")
     return 0
 
@@ -300,7 +303,12 @@ def calibrate(args) -> int:
     sys.stdout.write(C.report_text(report))
     if not report["accepted"] and not args.force:
         raise Exit(1, f"calibrate: not written: {report['verdict']} (--force writes it anyway)")
-    atomic_write_text(Path(args.out), C.calibration_file(r, ms, report, args.out))
+    from planner.render.out import OutError
+
+    try:
+        atomic_write_text(Path(args.out), C.calibration_file(r, ms, report, args.out))
+    except OutError as exc:
+        raise Exit(2, f"calibrate: {exc}") from None
     sys.stdout.write(f"wrote {args.out}\n")
     return 0
 

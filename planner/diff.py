@@ -185,13 +185,13 @@ def to_text(d: Diff) -> str:
 
 
 def to_markdown(d: Diff) -> str:
-    def cell(s):
-        return str(s).replace("|", "\\|").replace("\n", " ")
-    out = [f"### planfile diff: `{cell(d.old_label)}` → `{cell(d.new_label)}`", "",
+    from planner.escape import markdown as cell, markdown_code as code
+
+    out = [f"### planfile diff: {code(d.old_label)} → {code(d.new_label)}", "",
            f"**status** {d.old_status} → {d.new_status}" + ("" if not d.regressions else " — **regression**"), ""]
     if d.fields:
         out += ["| spec field | before | after |", "|---|---|---|"]
-        out += [f"| `{cell(k)}` | {cell(_val(a))} | {cell(_val(b))} |" for k, a, b in d.fields]
+        out += [f"| {code(k)} | {code(_val(a))} | {code(_val(b))} |" for k, a, b in d.fields]
         out.append("")
     if d.metrics:
         out += ["| | before → after |", "|---|---|"]

@@ -69,17 +69,19 @@ def _fmt(v, spec=",.0f", unit=""):
 
 
 def to_text(results) -> str:
+    from planner.escape import terminal as t, terminal_lines
+
     lines = []
     for r in results:
-        lines.append(f"{r.spec}: {r.status.upper()}")
+        lines.append(f"{t(r.spec)}: {r.status.upper()}")
         for f in r.findings:
-            loc = f"{r.spec}:{f.line}:{f.column}" if f.line else r.spec
-            mark = " (waived: " + f.waiver_reason + ")" if f.waived else ""
-            lines.append(f"  {loc}: {f.severity} {f.id} {f.check}: {f.message}{mark}")
+            loc = f"{t(r.spec)}:{f.line}:{f.column}" if f.line else t(r.spec)
+            mark = " (waived: " + t(f.waiver_reason) + ")" if f.waived else ""
+            lines.append(f"  {loc}: {f.severity} {f.id} {f.check}: {t(f.message)}{mark}")
             if f.remediation:
-                lines.append(f"      fix: {f.remediation}")
+                lines.append(f"      fix: {t(f.remediation)}")
             if f.pointer:
-                lines.append(f"      at {f.pointer}")
+                lines.append(f"      at {t(f.pointer)}")
         est = r.estimate
         if est:
             m, p, c, cap = est["memory"], est.get("performance"), est.get("cost") or {}, est.get("capacity") or {}
@@ -99,14 +101,13 @@ def to_text(results) -> str:
                              f"${_fmt(c.get('usd_per_million_output_tokens'), ',.2f')}/1M output tokens")
         cnt = _counts(r.findings)
         lines.append(f"  {cnt['error']} errors, {cnt['warning']} warnings, {cnt['info']} info, {cnt['waived']} waived")
-    return "\n".join(lines) + "\n"
+    return terminal_lines("\n".join(lines)) + "\n"
 
 
 def _esc(s: str, prop: bool = False) -> str:
-    s = s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    if prop:
-        s = s.replace(":", "%3A").replace(",", "%2C")
-    return s
+    from planner.escape import github_message, github_property
+
+    return github_property(s) if prop else github_message(s)
 
 
 def to_github(results) -> str:
@@ -126,7 +127,15 @@ def to_github(results) -> str:
 
 
 def _md(s) -> str:
-    return str(s).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+    from planner.escape import markdown
+
+    return markdown(s)
+
+
+def _code(s) -> str:
+    from planner.escape import markdown_code
+
+    return markdown_code(s)
 
 
 def to_markdown(results) -> str:
@@ -135,7 +144,7 @@ def to_markdown(results) -> str:
     out = []
     for r in results:
         cnt = _counts(r.findings)
-        out.append(f"### {icon[r.status]} `{_md(r.spec)}`: {r.status.upper()}")
+        out.append(f"### {icon[r.status]} {_code(r.spec)}: {r.status.upper()}")
         out.append("")
         out.append(f"{cnt['error']} errors, {cnt['warning']} warnings, {cnt['info']} info, {cnt['waived']} waived")
         out.append("")
@@ -146,7 +155,7 @@ def to_markdown(results) -> str:
             for f in shown:
                 where = f"line {f.line}" if f.line else "—"
                 sev = {"error": "🔴 error", "warning": "🟠 warning", "info": "ℹ️ info"}[f.severity] + (" (waived)" if f.waived else "")
-                out.append(f"| {sev} | {f.id} {f.check} | {where} `{_md(f.pointer or '/')}` | {_md(f.message)}"
+                out.append(f"| {sev} | {f.id} {f.check} | {where} {_code(f.pointer or '/')} | {_md(f.message)}"
                            + (f" — waived: {_md(f.waiver_reason)}" if f.waived else "") + f" | {_md(f.remediation)} |")
             out.append("")
         est = r.estimate

@@ -12,7 +12,9 @@ from dataclasses import replace
 from planner.physics.serving import Lengths
 
 AXES = ("arrival_rate_rps", "concurrency", "replicas", "input_tokens", "output_tokens", "peak_factor")
-MAX_POINTS = 500
+MAX_POINTS = 200
+MAX_SECONDS = 60.0  # a sweep is interactive: stop with a clear message rather than run for minutes
+MAX_VALUE = 1e7  # per axis value (requests/s, tokens, replicas): beyond any deployment
 INT_AXES = ("concurrency", "replicas", "input_tokens", "output_tokens", "arrival_rate_rps")
 
 
@@ -29,7 +31,7 @@ def parse_vary(text: str) -> tuple[str, list[float]]:
     try:
         if ":" in rng:
             parts = [float(x) for x in rng.split(":")]
-            if len(parts) != 3 or parts[2] <= 0 or parts[1] < parts[0]:
+            if len(parts) != 3 or not all(math.isfinite(x) for x in parts) or parts[2] <= 0 or parts[1] < parts[0]:
                 raise ValueError
             n = int(math.floor((parts[1] - parts[0]) / parts[2] + 1e-9)) + 1
             if n > MAX_POINTS:
@@ -40,7 +42,11 @@ def parse_vary(text: str) -> tuple[str, list[float]]:
     except ValueError:
         raise SweepError(f"--vary {text!r}: the range must be START:STOP:STEP (STEP > 0) or a comma list of numbers") from None
     if not values or any(not math.isfinite(v) or v <= 0 for v in values):
-        raise SweepError(f"--vary {text!r}: values must be positive numbers")
+        raise SweepError(f"--vary {text!r}: values must be positive finite numbers")
+    if any(v > MAX_VALUE for v in values):
+        raise SweepError(f"--vary {text!r}: values must be at most {MAX_VALUE:g}")
+    if name in ("concurrency", "replicas", "input_tokens", "output_tokens") and any(v < 1 or not float(v).is_integer() for v in values):
+        raise SweepError(f"--vary {text!r}: {name} takes whole numbers >= 1")
     if len(values) > MAX_POINTS:
         raise SweepError(f"--vary {text!r}: at most {MAX_POINTS} points")
     return name, values
@@ -66,10 +72,16 @@ def point(r, axis: str, v: float):
 
 
 def sweep(r, axis: str, values: list[float], est: dict | None = None) -> list[dict]:
+    import time
+
     from planner.evaluate import evaluate, slo_ok
 
     rows = []
+    deadline = time.monotonic() + MAX_SECONDS
     for v in values:
+        if time.monotonic() > deadline:
+            raise SweepError(f"sweep stopped after {len(rows)} of {len(values)} points: the time budget is {MAX_SECONDS:g} s; "
+                             "sweep fewer points or a narrower range")
         rv = point(r, axis, v)
         est = evaluate(rv, breach=False)
         perf = est.get("performance") or {}

@@ -154,7 +154,7 @@ def test_diff_reads_like_a_plan(tmp_path):
     assert "~ hardware.replicas: 4 -> 2" in r.stdout and "GPUs" in r.stdout and "8 -> 4" in r.stdout
     assert "+ error PF401" in r.stdout and "regressions: slo ITL p95 margin" in r.stdout
     r = run_cli("diff", "specs/chat-llama-3.1-70b.yaml", str(new), "--format", "markdown")
-    assert r.returncode == 0 and "| `hardware.replicas` | 4 | 2 |" in r.stdout
+    assert r.returncode == 0 and "| `hardware.replicas` | `4` | `2` |" in r.stdout
     same = run_cli("diff", "specs/chat-llama-3.1-70b.yaml", "specs/chat-llama-3.1-70b.yaml", "--fail-on-regression")
     assert same.returncode == 0 and "regressions: none" in same.stdout
 

@@ -58,27 +58,126 @@ def comment(v) -> str:
 
 
 def md(v) -> str:
-    """Text safe in a markdown table cell: pipes, HTML and line breaks neutralised."""
-    s = comment(v).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-    return s
+    """Text safe in markdown (planner.escape.markdown): no markup, link, mention or line break survives."""
+    from planner.escape import markdown
+
+    return markdown(v)
+
+
+MAX_TEMPLATE_BYTES = 256 * 1024  # a user template file
+MAX_OUTPUT_BYTES = 8 * 1024 * 1024  # one rendered file
+MAX_RENDER_S = 20.0  # all templates of one render
+MAX_SEQUENCE = 1_000_000  # items of a string or list a template may build with * or **
+
+
+class _UserTemplates:
+    """Loader for --templates DIR: regular files only, no symlink anywhere on the path (a template could
+    otherwise include /proc/self/environ and print the pod's secrets), bounded size, UTF-8."""
+
+    def __init__(self, root: str):
+        self.root = Path(root).resolve()
+
+    def __call__(self, name: str):
+        import os
+
+        from planner import sidefile
+
+        parts = [p for p in name.split("/") if p]
+        if any(p in (".", "..") for p in parts) or name.startswith("/"):
+            return None
+        path = self.root
+        for p in parts:
+            path = path / p
+            if path.is_symlink():
+                raise RenderError(f"template override {name}: {path} is a symbolic link; templates must be regular files")
+        if not path.exists():
+            return None
+        try:
+            text = sidefile.read_text(path, MAX_TEMPLATE_BYTES, "template")
+        except sidefile.SideFileError as exc:
+            raise RenderError(f"template override {name}: {exc}") from None
+        mtime = os.stat(path).st_mtime
+        return text, str(path), lambda: os.stat(path).st_mtime == mtime
 
 
 def environment(user_dir: str | None = None):
+    import operator
+
     import jinja2
     from jinja2.sandbox import SandboxedEnvironment
 
     from planner.resources import data_dir
 
+    class Env(SandboxedEnvironment):
+        # `'a' * 10**9` and friends: cap the size of sequences and numbers a template can build
+        intercepted_binops = frozenset(["*", "**", "+"])
+
+        def call_binop(self, context, operator_, left, right):
+            if operator_ == "**":
+                if isinstance(right, (int, float)) and abs(right) > 64:
+                    raise jinja2.exceptions.SecurityError("template exponent too large")
+                return left ** right
+            if operator_ == "*":
+                for seq, n in ((left, right), (right, left)):
+                    if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_SEQUENCE:
+                        raise jinja2.exceptions.SecurityError("template builds a sequence that is too long")
+                return operator.mul(left, right)
+            out = operator.add(left, right)
+            if isinstance(out, (str, list, tuple)) and len(out) > MAX_SEQUENCE:
+                raise jinja2.exceptions.SecurityError("template builds a sequence that is too long")
+            return out
+
     loaders = [jinja2.FileSystemLoader(str(data_dir("templates")))]
     if user_dir:
-        loaders.insert(0, jinja2.FileSystemLoader(user_dir))
-    env = SandboxedEnvironment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
-                               autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
-                               keep_trailing_newline=True, trim_blocks=False)
-    env.filters.update(q=yaml_scalar, flow=yaml_flow, yaml_text=yaml_text, comment=comment, md=md,
+        loaders.insert(0, jinja2.FunctionLoader(_UserTemplates(user_dir)))
+    env = Env(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
+              autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
+              keep_trailing_newline=True, trim_blocks=False)
+    for name in ("lipsum", "cycler", "joiner"):
+        env.globals.pop(name, None)  # lipsum(10**6) is a CPU and memory sink; none of them is needed
+    from planner.escape import markdown_code, markdown_fence
+
+    env.filters.update(q=yaml_scalar, flow=yaml_flow, yaml_text=yaml_text, comment=comment, md=md, mdcode=markdown_code,
+                       fence=markdown_fence,
                        sh=shlex.quote, shjoin=lambda argv: " ".join(shlex.quote(str(a)) for a in argv),
                        num=lambda v, d=0: "n/a" if v is None else f"{v:,.{d}f}")
     return env
+
+
+def _render_bounded(tpl, ctx: dict, deadline: float, name: str) -> str:
+    """Render one template within the output size and the render's time budget (checked per output chunk,
+    and by an interval timer for loops that produce nothing)."""
+    import signal
+    import time
+
+    def expired(*_):
+        raise RenderError(f"template {name}: rendering takes longer than {MAX_RENDER_S:g} s; refusing a template this slow")
+
+    use_timer = hasattr(signal, "setitimer") and _main_thread()
+    old = None
+    if use_timer:
+        old = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 0.01))
+    try:
+        chunks, size = [], 0
+        for chunk in tpl.generate(**ctx):
+            size += len(chunk)
+            if size > MAX_OUTPUT_BYTES:
+                raise RenderError(f"template {name}: output beyond {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB")
+            if time.monotonic() > deadline:
+                expired()
+            chunks.append(chunk)
+        return "".join(chunks)
+    finally:
+        if use_timer:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def plan_files(ctx: dict, targets: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -158,14 +257,19 @@ def render(res, spec_text: bytes, targets: tuple[str, ...] = TARGETS, templates:
                 notes.append(f"report rendered without charts: {exc}")
         for name in ctx["svgs"]:
             files.append((None, f"charts/{name}.svg"))
+    import time
+
     env = environment(templates)
     out: dict[str, str] = {}
+    deadline = time.monotonic() + MAX_RENDER_S
     for tpl, path in files:
         if tpl is None:
             out[path] = ctx["svgs"][Path(path).stem] + "\n"
             continue
         try:
-            text = env.get_template(tpl).render(**ctx)
+            text = _render_bounded(env.get_template(tpl), ctx, deadline, tpl)
+        except RecursionError:
+            raise RenderError(f"template {tpl}: recursion too deep") from None
         except jinja2.TemplateError as exc:
             where = f"{exc.filename or tpl}:{exc.lineno}" if getattr(exc, "lineno", None) else tpl
             raise RenderError(f"template {where}: {exc.message if hasattr(exc, 'message') else exc}") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 
 from planner import __version__
 from planner.render import engines
@@ -126,7 +127,7 @@ def autoscaling(r, est: dict, launch: Launch, per_replica_breach_rps: float | No
         in_flight = max(1.0, per_replica)
         why = (f"closed loop: {r.concurrency * r.peak_factor:g} requests in flight at peak over {r.replicas} replicas, "
                f"the load check verified the SLOs at")
-    elif per_replica_breach_rps:
+    elif per_replica_breach_rps and math.isfinite(per_replica_breach_rps * e2e_mean):
         in_flight = max(1.0, 0.8 * per_replica_breach_rps * e2e_mean)
         why = (f"Little's law at 80 % of the breach point: 0.8 x {per_replica_breach_rps:.3g} req/s per replica x mean "
                f"end-to-end {e2e_mean:.2f} s")
@@ -268,7 +269,8 @@ def build(res, spec_text: bytes) -> dict:
     resource = k8s.get("resource", "nvidia.com/gpu")
     return {
         "planfile_version": __version__,
-        "spec": {"name": r.name, "namespace": r.namespace, "description": r.description, "path": res.spec,
+        "spec": {"name": r.name, "namespace": r.namespace, "description": r.description,
+                 "path": res.spec if res.spec == "-" else os.path.normpath(res.spec),
                  "sha256": hashlib.sha256(spec_text).hexdigest()[:16], "archetype": r.archetype, "mode": r.mode},
         "labels": labels, "selector": selector,
         "engine": {"id": r.engine["id"], "name": r.engine["name"], "version": r.engine_version, "image": engines.image(r),
