@@ -6,10 +6,11 @@ from __future__ import annotations
 from planner.evaluate import efficiency_for, link, math_precision, memory_plan
 from planner.physics import arch, memory
 
-SECTIONS = ("defaults", "kv", "weights", "memory", "decode", "prefill", "latency", "breach", "cost")
+SECTIONS = ("defaults", "checkpoint", "kv", "weights", "memory", "decode", "prefill", "latency", "breach", "cost", "cold_start")
 METRIC_SECTION = {"kv_bytes_per_token": "kv", "weights": "weights", "memory": "memory", "max_concurrent_sequences": "memory",
                   "decode": "decode", "itl_p95": "latency", "ttft_p95": "latency", "e2e_p95": "latency", "prefill": "prefill",
-                  "breach_rps": "breach", "cost": "cost", "usd_per_month": "cost"}
+                  "breach_rps": "breach", "cost": "cost", "usd_per_month": "cost", "repo": "checkpoint",
+                  "download": "checkpoint", "cold_start_s": "cold_start", "startup": "cold_start"}
 
 
 def _gb(x: float) -> str:
@@ -31,6 +32,20 @@ def explain(res, metric: str | None = None) -> str:
 
     section("defaults", "values the spec left out", [f"{p} = {v}  ({why})" for p, v, why in r.defaults] or ["(none)"])
 
+    ck = r.checkpoint
+    from planner.checkpoints import formats
+
+    fmt = formats().get(ck.format, {})
+    section("checkpoint", "what the engine loads", [
+        f"{ck.repo} ({ck.variant or 'variant unknown'}): stored {ck.stored} as {ck.format} ({fmt.get('description', 'assumed')})",
+        f"why: {ck.why}",
+        (f"the engine quantizes it at load time: --quantization {ck.online_quant} -> {ck.runtime_format} in GPU memory"
+         if ck.online_quant else "loaded as stored (no --quantization flag)"),
+        f"download = routed experts x {fmt.get('expert_bytes_per_param', ck.expert_bytes_per_param):g} B + other body x "
+        f"{fmt.get('body_bytes_per_param', ck.body_bytes_per_param):g} B + embeddings/LM head x 2 B = {ck.download_gb:,.1f} GB",
+        f"resident = {ck.resident_gb:,.1f} GB over the replica before the TP x PP split",
+        f"source: {ck.source}"])
+
     lay = arch.kv_layout(m)
     kvb = arch.KV_DTYPE_BYTES[r.kv_cache]
     att = m.get("attention", {}).get("type", "gqa")
@@ -50,10 +65,11 @@ def explain(res, metric: str | None = None) -> str:
     section("kv", "KV cache bytes per token", kv_lines)
 
     p = arch.params(m)
-    wb = memory.bytes_per_param(r.weights, r.quant_group_size)
     mem = memory_plan(r)
+    body = p.total - p.embed - p.lm_head - p.expert_total
     section("weights", "weights per GPU", [
-        f"body params {p.total - p.embed - p.lm_head:,.0f} x {wb:.4g} B ({r.weights}, group {r.quant_group_size}) / (TP {r.tp} x PP {r.pp})"
+        f"(body params {body:,.0f} x {ck.body_bytes_per_param:.4g} B + routed experts {p.expert_total:,.0f} x "
+        f"{ck.expert_bytes_per_param:.4g} B) ({ck.runtime_format}) / (TP {r.tp} x PP {r.pp})"
         f" + embeddings/LM head {p.embed + p.lm_head:,.0f} x 2 B / TP {r.tp} = {_gb(mem.weights_gb * 1e9)}",
         f"source: catalog model {m['id']} ({p.total / 1e9:.1f} B params)"])
 
@@ -115,6 +131,13 @@ def explain(res, metric: str | None = None) -> str:
             f"price: {c['price_source']}",
             f"$/1M output tokens = monthly cost / (output tokens/s at normal load x 3600 x 730 / 1e6) = "
             f"${(c.get('usd_per_million_output_tokens') or 0):,.2f}",
-            f"cold start = weights {_gb(memory.weight_bytes_per_gpu(p, wb, 1, 1))} / {r.storage_gb_per_s:g} GB/s + 60 s engine start "
-            f"= {c['cold_start_s']:.0f} s"])
+            ])
+    cs = est["cold_start"]
+    section("cold_start", "from pod creation to serving (hardware.storage)", [
+        f"weights from {cs['source']}: {cs['download_gb']:,.1f} GB ({ck.repo})",
+        f"download {cs['download_s']:,.0f} s at {r.storage['download_gb_per_s']:g} GB/s (first pod; "
+        + ("every new pod downloads" if cs["source"] in ("hub", "staged") else "later pods read the cache" if cs["source"] == "pvc"
+           else "none: the node holds the weights") + ")",
+        f"load {cs['load_s']:,.0f} s at {r.storage['read_gb_per_s']:g} GB/s + engine start {cs['engine_start_s']:.0f} s",
+        f"first pod {cs['first_start_s']:,.0f} s; a scale-out pod {cs['scale_out_s']:,.0f} s"])
     return "\n".join(out) + "\n"

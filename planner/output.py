@@ -35,6 +35,8 @@ def estimate_json(est: dict | None) -> dict | None:
     out["cost"] = {k: c.get(k) for k in ("usd_per_month", "usd_per_million_output_tokens", "usd_per_gpu_hour",
                                           "gpus_billed", "cold_start_s")}
     out["roofline"] = est.get("roofline")
+    out["checkpoint"] = est.get("checkpoint")
+    out["cold_start"] = est.get("cold_start")
     return _clean(out)
 
 
@@ -85,6 +87,10 @@ def to_text(results) -> str:
         est = r.estimate
         if est:
             m, p, c, cap = est["memory"], est.get("performance"), est.get("cost") or {}, est.get("capacity") or {}
+            ck = est.get("checkpoint")
+            if ck:
+                how = f", quantized at load time (--quantization {ck['online_quantization']})" if ck["online_quantization"] else ""
+                lines.append(f"  checkpoint  {t(ck['repo'])} ({ck['format']}{how}), {ck['download_gb']:.1f} GB download")
             lines.append(f"  memory/GPU  weights {m['weights_gb_per_gpu']:.1f} GB + KV pool {m['kv_cache_gb_per_gpu']:.1f} GB "
                          f"(usable {m['usable_gb_per_gpu']:.1f} GB); {m['max_concurrent_sequences']:,} sequences fit")
             if p:
@@ -161,7 +167,13 @@ def to_markdown(results) -> str:
         est = r.estimate
         if est:
             m, p, c, cap = est["memory"], est.get("performance"), est.get("cost") or {}, est.get("capacity") or {}
-            out += ["| estimate | |", "|---|---|",
+            ck = est.get("checkpoint")
+            out += ["| estimate | |", "|---|---|"]
+            if ck:
+                out.append(f"| checkpoint | {_code(ck['repo'])} ({ck['format']}"
+                           + (f", quantized at load time: `--quantization {ck['online_quantization']}`" if ck["online_quantization"] else "")
+                           + f"), {ck['download_gb']:.1f} GB download |")
+            out += [
                     f"| memory per GPU | weights {m['weights_gb_per_gpu']:.1f} GB + KV {m['kv_cache_gb_per_gpu']:.1f} GB of "
                     f"{m['usable_gb_per_gpu']:.1f} GB usable; {m['max_concurrent_sequences']:,} sequences |"]
             if p:

@@ -1,0 +1,370 @@
+"""One plan, one truth (issue 11): what `render` emits is read back and compared with what `check` planned.
+
+For every example spec and a matrix of engine x GPU vendor x weight precision x weights source, the
+rendered command line, engine config and manifests are parsed and each planned value is looked up in
+them: the checkpoint repository, its quantization flag, TP/PP/EP, max sequences, KV dtype, memory fraction,
+image vendor, GPU resource, volume size and probe timing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, run_cli
+from planner.render import render
+from planner.run import check_spec
+
+SPECS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.yaml"))
+TARGETS = ("engine", "k8s", "alerts", "bench")
+
+KV_FLAG = {"vllm": ("--kv-cache-dtype", {"bf16": "auto", "fp8": "fp8"}),
+           "sglang": ("--kv-cache-dtype", {"bf16": "auto", "fp8": "fp8_e4m3"}),
+           "trtllm": (None, {"bf16": "auto", "fp8": "fp8"})}
+FLAGS = {"vllm": {"tp": "--tensor-parallel-size", "pp": "--pipeline-parallel-size", "seqs": "--max-num-seqs",
+                  "frac": "--gpu-memory-utilization", "quant": "--quantization"},
+         "sglang": {"tp": "--tp-size", "pp": "--pp-size", "seqs": "--max-running-requests", "frac": "--mem-fraction-static",
+                    "quant": "--quantization", "ep": "--ep-size"},
+         "trtllm": {"tp": "--tp_size", "pp": "--pp_size", "seqs": "--max_batch_size",
+                    "frac": "--kv_cache_free_gpu_memory_fraction", "ep": "--ep_size"}}
+IMAGE_REPO = {("vllm", "nvidia"): "vllm/vllm-openai:", ("vllm", "amd"): "vllm/vllm-openai-rocm:",
+              ("vllm", "google"): "vllm/vllm-tpu:", ("sglang", "nvidia"): "lmsysorg/sglang:v",
+              ("sglang", "amd"): "lmsysorg/sglang:v", ("trtllm", "nvidia"): "nvcr.io/nvidia/tensorrt-llm/release:"}
+
+
+def opt(args: list[str], flag: str):
+    """The value of `flag` in an argument list (None for a switch, KeyError when absent)."""
+    for i, a in enumerate(args):
+        if a == flag:
+            return args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else None
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    raise KeyError(flag)
+
+
+def parse_gib(q: str) -> float:
+    assert q.endswith("Gi"), q
+    return float(q[:-2])
+
+
+def round_trip(res, files: dict[str, str]) -> None:
+    """Every planned value, found in the rendered artifacts."""
+    r, est = res.resolved, res.estimate
+    plan = json.loads(json.dumps(est, default=str))
+    ck = plan["checkpoint"]
+    eng = r.engine["id"]
+    f = FLAGS[eng]
+    serve = shlex.split(files["engine/serve.sh"].split("exec ", 1)[1])
+    k8s_name = "k8s/leaderworkerset.yaml" if "k8s/leaderworkerset.yaml" in files else "k8s/deployment.yaml"
+    obj = yaml.safe_load(files[k8s_name])
+    if obj["kind"] == "Deployment":
+        pods = [obj["spec"]["template"]]
+    else:
+        t = obj["spec"]["leaderWorkerTemplate"]
+        pods = [t["leaderTemplate"], t["workerTemplate"]]
+    pod = pods[0]
+    c = pod["spec"]["containers"][0]
+    args = c["args"]
+    # the model repository: the checkpoint check resolved, in serve.sh, the container and bench.sh
+    model_in_args = opt(args, "--model-path") if eng == "sglang" else args[0]
+    model_in_serve = opt(serve, "--model-path") if eng == "sglang" else serve[2 if eng == "vllm" else 1]
+    assert model_in_args == model_in_serve == ck["repo"] == r.model_name
+    assert opt(shlex.split(files["bench.sh"].split("exec ", 1)[1]), "--model") == ck["repo"]
+    assert pod["metadata"]["annotations"]["planfile.dev/checkpoint"] == ck["repo"]
+    # the quantization flag: present exactly when the engine quantizes at load time
+    if ck["online_quantization"]:
+        assert opt(args, f["quant"]) == ck["online_quantization"]
+    elif "quant" in f:
+        with pytest.raises(KeyError):
+            opt(args, f["quant"])
+    # parallelism and the batch the KV pool holds
+    assert int(opt(args, f["tp"])) == r.tp and int(opt(args, f["pp"])) == r.pp
+    if r.ep > 1 and "ep" in f:
+        assert int(opt(args, f["ep"])) == r.ep
+    held = plan["memory"]["max_concurrent_sequences"] * r.pp
+    assert int(opt(args, f["seqs"])) == max(1, min(r.max_num_seqs, held))
+    assert float(opt(args, f["frac"])) == pytest.approx(r.gpu_memory_utilization)
+    kv_flag, kv_map = KV_FLAG[eng]
+    if kv_flag:
+        assert opt(args, kv_flag) == kv_map[r.kv_cache]
+    else:
+        cfg = yaml.safe_load(files["engine/extra-llm-api-options.yaml"])
+        assert cfg["kv_cache_config"]["dtype"] == kv_map[r.kv_cache]
+        assert cfg["kv_cache_config"]["free_gpu_memory_fraction"] == pytest.approx(r.gpu_memory_utilization)
+    if eng == "vllm":
+        cfg = yaml.safe_load(files["engine/vllm-config.yaml"])
+        assert cfg["max-num-seqs"] == int(opt(args, f["seqs"])) and cfg["kv-cache-dtype"] == kv_map[r.kv_cache]
+        assert cfg.get("quantization") == ck["online_quantization"]
+    # image of the GPU's vendor, the vendor's device resource on every pod
+    assert c["image"].startswith(IMAGE_REPO[(eng, r.gpu["vendor"])])
+    resource = r.gpu["kubernetes"]["resource"]
+    per_pod = r.gpus_per_replica // len(pods) if len(pods) > 1 else r.gpus_per_replica
+    for p in pods:
+        lim = p["spec"]["containers"][0]["resources"]["limits"]
+        req = p["spec"]["containers"][0]["resources"]["requests"]
+        assert lim[resource] == req[resource] == str(per_pod)
+        assert {"cpu", "memory"} <= set(req)
+    other = {"nvidia.com/gpu", "amd.com/gpu", "google.com/tpu", "habana.ai/gaudi"} - {resource}
+    assert not other & set(c["resources"]["limits"])
+    # the model volume holds the checkpoint actually downloaded, where the spec says the weights come from
+    vol = next(v for v in pod["spec"]["volumes"] if v["name"] == "model-cache")
+    source = plan["cold_start"]["source"]
+    if source in ("hub", "staged"):
+        assert parse_gib(vol["emptyDir"]["sizeLimit"]) * 2**30 >= ck["download_gb"] * 1e9
+        assert "ephemeral-storage" in c["resources"]["requests"]
+    elif source == "pvc":
+        claim = vol["persistentVolumeClaim"]["claimName"]
+        if "k8s/pvc.yaml" in files:
+            pvc = yaml.safe_load(files["k8s/pvc.yaml"])
+            assert pvc["metadata"]["name"] == claim
+            assert parse_gib(pvc["spec"]["resources"]["requests"]["storage"]) * 2**30 >= ck["download_gb"] * 1e9
+    else:
+        assert "hostPath" in vol
+        assert {"name": "HF_HUB_OFFLINE", "value": "1"} in c["env"]
+    inits = pod["spec"].get("initContainers") or []
+    assert bool(inits) == (source == "staged")
+    if inits:
+        assert inits[0]["command"][:3] == ["hf", "download", ck["repo"]]
+    # the startup probe covers what the engine container itself waits for: 2 x that + 60 s
+    cs = plan["cold_start"]
+    own = cs["load_s"] + cs["engine_start_s"] + (cs["download_s"] if source in ("hub", "pvc") else 0.0)
+    probe = c["startupProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 2 * own + 60
+    assert probe["periodSeconds"] * (probe["failureThreshold"] - 1) < 2 * own + 60
+    # no fixed replica count under an autoscaler
+    if r.autoscale:
+        assert "replicas" not in obj["spec"]
+    else:
+        assert obj["spec"]["replicas"] == r.replicas
+
+
+@pytest.fixture(scope="module")
+def in_root():
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    yield
+    os.chdir(cwd)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_example_renders_what_check_planned(in_root, spec):
+    res = check_spec(spec)
+    assert res.status == "pass", [f.message for f in res.findings if f.severity == "error"]
+    round_trip(res, render(res, (ROOT / spec).read_bytes(), TARGETS))
+
+
+GPUS = {"h100-sxm": "nvidia", "b200": "nvidia", "mi300x": "amd", "tpu-v6e": "google"}
+MATRIX = list(itertools.product(("vllm", "sglang", "trtllm"), GPUS, ("bf16", "fp8", "fp4", "int4"), ("hub", "pvc", "node-local", "staged")))
+
+
+def matrix_spec(engine, gpu, weights, source):
+    model = "llama-3.1-8b"
+    tp = 4 if gpu == "tpu-v6e" else 1
+    storage = {"source": source}
+    if source == "node-local":
+        storage["path"] = "/mnt/hf"
+    return {"apiVersion": "planfile/v1", "kind": "Deployment", "metadata": {"name": "m"},
+            "model": {"id": model}, "precision": {"weights": weights, "kv_cache": "fp8" if gpu != "tpu-v6e" else "bf16"},
+            "hardware": {"gpu": gpu, "gpus_per_replica": tp, "replicas": 2, "storage": storage},
+            "parallelism": {"tensor": tp}, "engine": {"name": engine},
+            "workload": {"archetype": "chat", "input_tokens": 1024, "output_tokens": 256, "arrival_rate_rps": 2},
+            "slo": {"ttft_ms": {"p95": 5000}, "itl_ms": {"p95": 200}}, "cost": {"usd_per_gpu_hour": 2.0}}
+
+
+@pytest.mark.parametrize("engine,gpu,weights,source", MATRIX, ids=["-".join(x) for x in MATRIX])
+def test_matrix_round_trip(tmp_path, engine, gpu, weights, source):
+    p = tmp_path / "m.yaml"
+    p.write_text(yaml.safe_dump(matrix_spec(engine, gpu, weights, source)))
+    res = check_spec(str(p), breach=False)
+    if res.status == "invalid":
+        # a pair that does not exist is refused by check with a reason, never rendered wrong
+        assert {f.id for f in res.findings if f.severity == "error"} <= {"PF109", "PF118"}, [f.message for f in res.findings]
+        return
+    errors = [f for f in res.findings if f.severity == "error"]
+    if errors:
+        assert {f.id for f in errors} <= {"PF602"}, [f.message for f in errors]
+        return
+    round_trip(res, render(res, p.read_bytes(), TARGETS))
+
+
+def test_matrix_covers_every_vendor_and_online_quantization():
+    """The matrix is not vacuous: it renders AMD, TPU, online-quantized and pre-quantized plans."""
+    seen = set()
+    for engine, gpu, weights, source in MATRIX:
+        if source != "hub":
+            continue
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "m.yaml"
+            p.write_text(yaml.safe_dump(matrix_spec(engine, gpu, weights, source)))
+            res = check_spec(str(p), breach=False)
+            if res.status != "invalid" and not any(f.severity == "error" for f in res.findings):
+                ck = res.resolved.checkpoint
+                seen.add((GPUS[gpu], "online" if ck.online_quant else ck.format))
+    assert {("amd", "bf16"), ("google", "bf16"), ("nvidia", "fp8"), ("nvidia", "nvfp4"), ("nvidia", "awq"),
+            ("amd", "fp8")} <= seen, seen
+
+
+# what was seen -------------------------------------------------------------------------------------------------
+
+def spec_text(**over) -> str:
+    base = {"apiVersion": "planfile/v1", "kind": "Deployment", "metadata": {"name": "x"},
+            "model": {"id": "meta-llama/Llama-3.1-70B-Instruct"}, "precision": {"weights": "fp8"},
+            "hardware": {"gpu": "h200-sxm", "replicas": 2}, "engine": {"name": "vllm"},
+            "workload": {"archetype": "chat", "arrival_rate_rps": 1}}
+    for k, v in over.items():
+        base[k] = v
+    return yaml.safe_dump(base)
+
+
+def test_an_instruct_alias_with_fp8_loads_an_fp8_instruct_checkpoint(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(spec_text())
+    res = check_spec(str(p), breach=False)
+    ck = res.resolved.checkpoint
+    assert ck.variant == "instruct" and ck.stored == "fp8" and "Instruct" in ck.repo and ck.online_quant is None
+    args = yaml.safe_load(render(res, p.read_bytes(), ("k8s",))["k8s/deployment.yaml"])["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[0] == ck.repo and args[0] != "meta-llama/Llama-3.1-70B"
+    # Llama-3.1-70B FP8: 70.55e9 params; 2 x 128,256 x 8,192 embeddings/LM head at 2 B, the rest at 1 B:
+    # (70.55e9 - 2.10e9) x 1 + 2.10e9 x 2 = 72.65 GB — what check plans and what the engine loads
+    assert ck.download_gb == pytest.approx(72.65, abs=0.1)
+    assert res.estimate["memory"]["weights_gb_per_gpu"] == pytest.approx(ck.resident_gb, abs=0.01)  # JSON rounds to 0.01 GB
+
+
+@pytest.mark.parametrize("spec, repo", [("specs/agent-qwen3-32b.yaml", "Qwen/Qwen3-32B-FP8"),
+                                        ("specs/small-llama-3.1-8b-l4.yaml", "nvidia/Llama-3.1-8B-Instruct-FP8")])
+def test_bundled_fp8_specs_load_fp8_weights(in_root, spec, repo):
+    res = check_spec(spec, breach=False)
+    assert res.resolved.checkpoint.repo == repo and res.resolved.checkpoint.stored == "fp8"
+
+
+def test_online_quantization_downloads_bf16_and_plans_fp8(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(spec_text(model={"id": "llama-3.1-70b", "quantized_checkpoint": False}))
+    res = check_spec(str(p), breach=False)
+    ck = res.resolved.checkpoint
+    assert ck.online_quant == "fp8_per_tensor" and ck.stored == "bf16"
+    assert ck.download_gb == pytest.approx(2 * 70.55, abs=0.1)  # the BF16 shards (70.55e9 params x 2 B) are fetched and read
+    assert ck.resident_gb == pytest.approx(72.65, abs=0.1)
+    cs = res.estimate["cold_start"]
+    assert cs["download_gb"] == pytest.approx(ck.download_gb)
+
+
+def test_hf_config_without_name_is_an_error_and_import_hf_has_no_fake_repo(tmp_path):
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
+           "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256,
+           "max_position_embeddings": 131072}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.json").write_text(json.dumps(cfg))
+    p = tmp_path / "s.yaml"
+    p.write_text(spec_text(model={"hf_config": "config/config.json"}))
+    res = check_spec(str(p), breach=False)
+    assert res.status == "invalid" and any(f.id == "PF119" for f in res.findings)
+    r = run_cli("catalog", "import-hf", str(tmp_path / "config" / "config.json"))
+    assert r.returncode == 0 and "hf_id: config" not in r.stdout and "hf_id: null" in r.stdout
+
+
+@pytest.mark.parametrize("gpu, engine, image", [("mi300x", "vllm", "vllm/vllm-openai-rocm:v0.33.0"),
+                                                ("mi300x", "sglang", "lmsysorg/sglang:v0.5.23-rocm720-mi30x"),
+                                                ("mi355x", "sglang", "lmsysorg/sglang:v0.5.23-rocm720-mi35x"),
+                                                ("tpu-v6e", "vllm", "vllm/vllm-tpu:v0.33.0")])
+def test_amd_and_tpu_get_their_own_images(tmp_path, gpu, engine, image):
+    tp = 4 if gpu.startswith("tpu") else 1
+    p = tmp_path / "s.yaml"
+    p.write_text(spec_text(model={"id": "llama-3.1-8b"}, precision={"weights": "bf16", "kv_cache": "bf16"},
+                           hardware={"gpu": gpu, "gpus_per_replica": tp, "replicas": 2}, parallelism={"tensor": tp},
+                           engine={"name": engine}))
+    res = check_spec(str(p), breach=False)
+    assert res.status != "invalid", [f.message for f in res.findings]
+    dep = yaml.safe_load(render(res, p.read_bytes(), ("k8s",))["k8s/deployment.yaml"])
+    spec = dep["spec"]["template"]["spec"]
+    assert spec["containers"][0]["image"] == image
+    if gpu.startswith("tpu"):
+        assert spec["nodeSelector"]["cloud.google.com/gke-tpu-topology"] == "2x2"
+        assert spec["containers"][0]["resources"]["limits"]["google.com/tpu"] == "4"
+
+
+def test_gaudi_without_an_image_is_refused(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(spec_text(model={"id": "llama-3.1-8b"}, precision={"weights": "bf16"}, hardware={"gpu": "gaudi3", "replicas": 2}))
+    res = check_spec(str(p), breach=False)
+    assert any(f.id == "PF602" and "engine.image" in f.message for f in res.findings)
+
+
+@pytest.mark.parametrize("source, first, scale_out", [("hub", True, True), ("staged", True, True), ("pvc", True, False),
+                                                      ("node-local", False, False)])
+def test_cold_start_follows_the_weights_source(tmp_path, source, first, scale_out):
+    storage = {"source": source, **({"path": "/mnt/hf"} if source == "node-local" else {})}
+    p = tmp_path / "s.yaml"
+    p.write_text(spec_text(hardware={"gpu": "h200-sxm", "replicas": 2, "storage": storage}))
+    cs = check_spec(str(p), breach=False).estimate["cold_start"]
+    # 72.65 GB over 0.5 GB/s = 145 s of download; read at 6 GB/s (1 GB/s from a PVC); 60 s engine start
+    read = 72.65 / (1.0 if source == "pvc" else 6.0)
+    assert cs["download_s"] == pytest.approx(145.3 if first else 0.0, abs=0.5)
+    assert cs["scale_out_s"] == pytest.approx((145.3 if scale_out else 0.0) + read + 60, abs=0.6)
+
+
+def test_autoscaled_trtllm_is_refused_not_rendered_as_one_replica(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(spec_text(model={"id": "llama-3.1-8b"}, hardware={"gpu": "h200-sxm", "autoscale": {"min": 2, "max": 6}},
+                           engine={"name": "trtllm"}))
+    res = check_spec(str(p), breach=False)
+    assert any(f.id == "PF602" and "autoscale" in f.message.lower() or "scale on" in f.message for f in res.findings)
+
+
+def test_render_without_the_report_extra_writes_everything_else(tmp_path, monkeypatch, in_root):
+    import planner.render.charts as charts
+
+    def missing():
+        raise charts.ChartsUnavailable("the report needs matplotlib: pip install 'planfile[report]'")
+
+    monkeypatch.setattr(charts, "_plt", missing)
+    res = check_spec("specs/chat-llama-3.1-70b.yaml", breach=False)
+    notes: list[str] = []
+    files = render(res, (ROOT / "specs/chat-llama-3.1-70b.yaml").read_bytes(), notes=notes)
+    assert {"engine/serve.sh", "k8s/deployment.yaml", "report.md", "report.html"} <= set(files)
+    assert not any(k.startswith("charts/") for k in files) and len(notes) == 1 and "planfile[report]" in notes[0]
+
+
+def test_version_flag():
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("planfile ")
+
+
+def test_report_latency_chart_at_the_planned_load_equals_check(in_root, tmp_path):
+    from planner import curves
+
+    p = tmp_path / "r1.yaml"
+    p.write_text(yaml.safe_dump({"apiVersion": "planfile/v1", "kind": "Deployment", "metadata": {"name": "r1"},
+                                 "model": {"id": "deepseek-r1"}, "precision": {"weights": "fp8", "kv_cache": "fp8"},
+                                 "hardware": {"gpu": "h200-sxm", "gpus_per_replica": 8, "replicas": 2},
+                                 "parallelism": {"tensor": 8, "expert": 8}, "engine": {"name": "sglang"},
+                                 "workload": {"archetype": "chat", "input_tokens": {"mean": 2000, "p95": 6000, "max": 8192},
+                                              "output_tokens": {"mean": 500, "p95": 1500, "max": 2048},
+                                              "concurrency": 64, "peak_factor": 2},
+                                 "slo": {"ttft_ms": {"p95": 3000}, "itl_ms": {"p95": 100}}}))
+    for spec in (str(p), "specs/chat-llama-3.1-70b.yaml", "specs/batch-summarize-l40s.yaml"):
+        res = check_spec(spec, breach=False)
+        c = curves.latency_curve(res.resolved, res.estimate)
+        perf = res.estimate["performance"]
+        i = c["x"].index(perf["load"])
+        assert c["ttft_p95_ms"][i] == perf["ttft_ms"]["p95"] and c["itl_p95_ms"][i] == perf["itl_ms"]["p95"]
+        if res.resolved.mode != "offline":  # offline throughput is the analytic saturation, not a plotted value
+            assert c["output_tokens_per_s"][i] == perf["output_tokens_per_s"]
+
+
+def test_sweep_at_the_planned_load_equals_check(in_root):
+    res = check_spec("specs/chat-llama-3.1-70b.yaml", breach=False)
+    r = run_cli("sweep", "specs/chat-llama-3.1-70b.yaml", "--vary", "arrival_rate_rps=6", "--format", "json")
+    row = json.loads(r.stdout)[0]
+    # sweep sets the normal load; the peak factor 1.5 still applies: 6 x 1.5 = 9 req/s, check's peak
+    assert row["ttft_p95_ms"] == pytest.approx(res.estimate["performance"]["ttft_ms"]["p95"], rel=1e-9)
+    assert math.isclose(row["itl_p95_ms"], res.estimate["performance"]["itl_ms"]["p95"], rel_tol=1e-9)
