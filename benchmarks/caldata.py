@@ -59,7 +59,7 @@ def spec_text(row: dict) -> str:
     return f"""apiVersion: planfile/v1
 kind: Deployment
 metadata: {{name: cal-{row['id'].lower()}}}
-model: {{id: {model}}}
+model: {{id: {model}, name: "benchmark/{model}-{prec}", quantized_checkpoint: {"true" if prec not in ("fp16", "bf16") else "false"}}}
 precision: {{weights: {prec}, kv_cache: {kv}}}
 hardware: {{gpu: {gpu}, gpus_per_replica: {tp * pp}, replicas: 1}}
 parallelism: {{tensor: {tp}, pipeline: {pp}}}

@@ -3,8 +3,9 @@
 Reads `vllm bench serve --save-result` JSON files and CSV files with the columns of
 shared/calibration/benchmarks.csv; predicts each measurement with the spec (its load replaced by the
 measured one: request rate, concurrency or offline, fixed ISL/OSL) through the same evaluate() as check;
-fits MFU, MBU (weights and KV) and the per-step overhead for the spec's engine x GPU by grid search on
-throughput (saturated runs) and mean ITL (online runs), as benchmarks/calibrate.py does for the catalog.
+fits the engine factors the measurements identify (kernel scale, per-step and per-prefill-step host time,
+per-request time to first token) by grid search on throughput (saturated runs) and mean ITL (online runs),
+as benchmarks/calibrate.py does for the catalog, and judges the fit on held-out runs.
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ import numpy as np
 
 from planner.physics.serving import Lengths
 
-MFU = np.linspace(0.2, 0.95, 16)
-MBU = np.linspace(0.3, 1.0, 15)
-OVH_MS = np.array([0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 20.0])
-OVERHEAD_PRIOR = 0.002  # per ms of per-step overhead: CUDA-graph engines run 1-5 ms; only data may ask for more
 
 
 class ResultsError(ValueError):
@@ -226,43 +223,75 @@ def summary(rows: list[dict]) -> dict:
             for k, v in sorted(by.items())}
 
 
+SCALES = np.round(np.concatenate([np.linspace(0.4, 1.0, 13), np.linspace(1.05, 2.5, 30)]), 4)
+FLOORS = np.array([0.2, 0.35, 0.5, 0.65, 0.8, 1.0, 1.25, 1.6, 2.0, 2.5, 3.2])
+STEP_MS = np.array([0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
+PREFILL_MS = np.array([0.0, 1.0, 3.0, 8.0])
+OVERHEAD_PRIOR = 0.002  # per ms of host time per step: engines with CUDA graphs run ~1 ms; only data may ask for more
+
+
+def _parts(v, shp, sysm, decode, dctx, prefill, pctx):
+    """(kernel seconds without floors, the kernels' floors, communication seconds, has prefill) of one step,
+    at kernel_scale 1: the step is kernel_scale x (kernel + floor_scale x floors) + communication + host."""
+    from planner.physics import step
+
+    shp_ = np.shape(np.asarray(decode) + np.asarray(prefill))
+    out = []
+    for fs in (0.0, 1.0):
+        c = step.coefficients(dataclasses.replace(sysm, kernel_scale=1.0, floor_scale=fs, step_overhead_s=0.0,
+                                                  prefill_overhead_s=0.0), shp)
+        g, mo, at, cm, _ = step.terms(c, decode, dctx, prefill, pctx, np.maximum)
+        out.append((np.broadcast_to(np.asarray(g + mo + at, dtype=float), shp_), np.broadcast_to(np.asarray(cm, dtype=float), shp_)))
+    (k0, cm), (k1, _) = out
+    return k0, k1 - k0, cm, np.asarray(prefill, dtype=float) > 0
+
+
 def grid_predictions(r, m: Measurement, grid: tuple) -> dict:
-    """Predictions of one measurement for every candidate of grid = (mfu, mbu, mbu_kv, overhead_ms) arrays:
-    output tokens/s of a saturated (offline) run, mean ITL in ms of an online run. {} when it does not fit.
+    """Predictions of one measurement for every candidate of grid = (kernel_scale, floor_scale,
+    step_overhead_ms, prefill_overhead_ms) arrays (broadcast together): output tokens/s of a saturated run,
+    mean ITL in ms of an online run. {} when the configuration does not fit.
 
-    Mean ITL is the mean iteration time at the load's steady state, found per candidate by fixed-point
-    iteration: with step time dt, a replica at rate lambda decodes D = lambda x OSL x dt sequences and
-    prefills P = lambda x ISL x dt prompt tokens per step (Little's law); at fixed concurrency C,
-    D = C and P = C x ISL / OSL. Vectorized over the whole grid, no simulation."""
+    The step time is kernel_scale x kernel time + communication + host time, so the kernel time is computed
+    once per operating point, not per candidate. Mean ITL is the mean iteration time at the load's steady
+    state: at fixed concurrency C, D = C and P = C x ISL / OSL; at rate lambda, D = lambda x OSL x dt and
+    P = D x ISL / OSL (Little's law), a fixed point in dt solved per candidate over a tabulated kernel time."""
     from planner.evaluate import limits, memory_plan, step_function, tokens_per_step
-    from planner.physics import serving, step
+    from planner.physics import serving
 
-    gm, gb, gk, go = grid
+    gs, gf, go, gp = np.broadcast_arrays(*[np.asarray(x, dtype=float) for x in grid])
     v = scenario(r, m)
     mem = memory_plan(v)
     if not mem.fits or mem.kv_tokens <= 0:
         return {}
-    sysm, shp, _ = step_function(v)
-    sg = dataclasses.replace(sysm, mfu=gm, mbu=gb, mbu_kv=gk, overhead_s=go / 1e3)
+    sysm, shp, fn = step_function(v)
     lim = limits(v, mem)
     ve = v.replicas * v.pp
+    tps = tokens_per_step(v)
 
-    def grid_step(*a):
-        return step.step_time(sg, shp, *a)
+    def dt_of(kern, floors, comm, pre):
+        return gs * (kern + gf * floors) + comm + go / 1e3 + pre * gp / 1e3
 
     if m.mode == "offline":
-        off = serving.steady_offline(grid_step, lim, m.isl, m.osl, tokens_per_step(v))
-        return {"output_tokens_per_s": off["output_tokens_per_s"] * ve}
+        off = serving.steady_offline(fn, lim, m.isl, m.osl, tps)
+        D = off["batch"]
+        if D <= 0:
+            return {}
+        P = D * m.isl / (m.osl / tps)
+        kern, fl, comm, pre = _parts(v, shp, sysm, D, m.isl + m.osl / 2.0, P, m.isl / 2.0)
+        return {"output_tokens_per_s": D * tps / dt_of(kern, fl, comm, pre) * ve}
+    ratio = m.isl / m.osl
     if m.mode == "concurrency":
         c = min(m.concurrency / ve, lim.max_seqs)
-        dt = grid_step(c, m.isl + m.osl / 2, c * m.isl / m.osl, m.isl / 2)
-    else:
-        lam = m.rate / ve
-        dt = np.full(gm.shape, 0.02)
-        for _ in range(30):
-            d = np.minimum(lam * m.osl * dt, lim.max_seqs)
-            p = np.minimum(lam * m.isl * dt, lim.token_budget)
-            dt = 0.5 * dt + 0.5 * grid_step(d, m.isl + m.osl / 2, p, m.isl / 2)
+        kern, fl, comm, pre = _parts(v, shp, sysm, c, m.isl + m.osl / 2, c * ratio, m.isl / 2)
+        return {"itl_ms_mean": dt_of(kern, fl, comm, pre) * 1e3}
+    lam = m.rate / ve
+    ds = np.unique(np.clip(np.geomspace(0.05, max(lim.max_seqs, 1), 48), 0.05, lim.max_seqs))
+    kt, ft, ct, _ = _parts(v, shp, sysm, ds, np.full_like(ds, m.isl + m.osl / 2), np.minimum(ds * ratio, lim.token_budget),
+                           np.full_like(ds, m.isl / 2))
+    dt = np.full(gs.shape, 0.02)
+    for _ in range(40):
+        d = np.clip(lam * m.osl * dt, ds[0], ds[-1])
+        dt = 0.5 * dt + 0.5 * dt_of(np.interp(d, ds, kt), np.interp(d, ds, ft), np.interp(d, ds, ct), True)
     return {"itl_ms_mean": dt * 1e3}
 
 
@@ -275,16 +304,112 @@ def check_metadata(ms: list[Measurement], r, spec_path: str, allow_other: bool =
                                "pass the matching spec, or --any-spec to compare anyway")
 
 
+def identifiable(ms: list[Measurement]) -> list[str]:
+    """The factors the measurements can tell apart (issue: one run at one load identifies one number).
+
+    One saturated or online run identifies a kernel scale; runs at several shapes or loads also separate a
+    per-step host time; online runs whose steps mix prefill and decode also a per-prefill-step host time;
+    measured TTFT identifies the per-request time to first token."""
+    thr = [m for m in ms if "output_tokens_per_s" in m.metrics and m.mode == "offline"]
+    itl = [m for m in ms if m.metrics.get("itl_ms_mean") and m.mode != "offline"]
+    shapes = {(m.mode, round(m.isl), round(m.osl), m.rate, m.concurrency) for m in thr + itl}
+    out = []
+    if thr or itl:
+        out.append("kernel_scale")
+    if len(shapes) >= 3:
+        out.append("step_overhead_ms")
+    if len(shapes) >= 6:
+        out.append("floor_scale")
+    if len(itl) >= 4:
+        out.append("prefill_overhead_ms")
+    if any(m.metrics.get("ttft_ms_mean") for m in ms):
+        out.append("request_overhead_ms")
+    return out
+
+
+def fit(r, ms: list[Measurement], params: list[str] | None = None) -> dict:
+    """Grid search of the identifiable factors on saturated throughput and online mean ITL (log error), then
+    the per-request TTFT time as the median residual of the TTFT rows."""
+    from planner.evaluate import efficiency_for
+
+    params = identifiable(ms) if params is None else params
+    base = efficiency_for(r.engine["id"], r.gpu, r.calibration, r.weights)
+    s0 = base["kernel_scale"] * base.get("vendor_scale", 1.0)
+    axes = [SCALES if "kernel_scale" in params else np.array([s0]),
+            FLOORS if "floor_scale" in params else np.array([base.get("floor_scale", 1.0)]),
+            STEP_MS if "step_overhead_ms" in params else np.array([base["step_overhead_ms"]]),
+            PREFILL_MS if "prefill_overhead_ms" in params else np.array([base["prefill_overhead_ms"]])]
+    grid = np.meshgrid(*axes, indexing="ij")
+    terms: dict[str, list[np.ndarray]] = {"throughput": [], "itl": []}
+    for m in ms:
+        pred = grid_predictions(r, m, grid)
+        if "output_tokens_per_s" in pred and "output_tokens_per_s" in m.metrics and m.mode == "offline":
+            terms["throughput"].append(np.abs(np.log(pred["output_tokens_per_s"] / m.metrics["output_tokens_per_s"])))
+        if "itl_ms_mean" in pred and m.metrics.get("itl_ms_mean"):
+            terms["itl"].append(np.abs(np.log(pred["itl_ms_mean"] / m.metrics["itl_ms_mean"])))
+    out = {"kernel_scale": round(float(s0), 4), "floor_scale": float(base.get("floor_scale", 1.0)),
+           "step_overhead_ms": float(base["step_overhead_ms"]),
+           "prefill_overhead_ms": float(base["prefill_overhead_ms"]), "request_overhead_ms": float(base["request_overhead_ms"])}
+    if terms["throughput"] or terms["itl"]:
+        obj = OVERHEAD_PRIOR * (grid[2] + grid[3])
+        for kind in terms.values():
+            if kind:
+                obj = obj + np.median(np.stack(kind), axis=0)
+        i = np.unravel_index(np.argmin(obj), obj.shape)
+        out.update(kernel_scale=round(float(grid[0][i]), 4), floor_scale=float(grid[1][i]),
+                   step_overhead_ms=float(grid[2][i]), prefill_overhead_ms=float(grid[3][i]))
+    if "request_overhead_ms" in params:
+        fitted = dataclasses.replace(r, calibration=dict(out, engine=r.engine["id"], gpu=r.gpu["id"], request_overhead_ms=0.0))
+        res = []
+        for m in ms:
+            if m.metrics.get("ttft_ms_mean"):
+                p = predict(fitted, m).get("ttft_ms_mean")
+                if p is not None and math.isfinite(p):
+                    res.append(m.metrics["ttft_ms_mean"] - p)
+        if res:
+            out["request_overhead_ms"] = round(max(0.0, float(np.median(res))), 1)
+    out["fitted"] = params
+    out["measurements"] = len(ms)
+    return out
+
+
+def _errors(r, ms, calibration) -> list[float]:
+    rr = dataclasses.replace(r, calibration=calibration) if calibration else r
+    return [abs(x["error_pct"]) for x in compare(rr, ms) if x["error_pct"] is not None]
+
+
 def calibrate(r, ms: list[Measurement]) -> dict:
-    """Fit, then judge the fit on data it did not see where there is enough of it."""
+    """Fit only what the data identify, and judge the fit on data it did not see: with three or more
+    measurements each one is predicted by a fit on the others (leave one out); with fewer there is nothing
+    to hold out, so the fit must at least not make any metric worse in sample. A fit that makes the held-out
+    error worse is not accepted."""
     before = summary(compare(r, ms))
-    fitted = fit(r, ms)
-    after = summary(compare(dataclasses.replace(r, calibration=fitted), ms))
-    worse = [k for k in before if k in after and after[k]["median_abs_error_pct"] > before[k]["median_abs_error_pct"] + 1e-9]
-    accepted = not worse
-    verdict = ("the fit does not make any metric worse" if accepted else
-               "the fitted factors make " + ", ".join(worse) + " worse than the catalog's")
-    return {"fitted": fitted, "before": before, "after": after, "accepted": accepted, "verdict": verdict}
+    params = identifiable(ms)
+    fitted = fit(r, ms, params)
+    cal = dict(fitted, engine=r.engine["id"], gpu=r.gpu["id"])
+    after = summary(compare(dataclasses.replace(r, calibration=cal), ms))
+    held = None
+    if len(ms) >= 3:
+        prior_err, held_err = [], []
+        for i, m in enumerate(ms):
+            rest = ms[:i] + ms[i + 1:]
+            f = dict(fit(r, rest, identifiable(rest)), engine=r.engine["id"], gpu=r.gpu["id"])
+            prior_err += _errors(r, [m], None)
+            held_err += _errors(r, [m], f)
+        held = {"n": len(held_err), "median_abs_error_pct_catalog": float(np.median(prior_err)) if prior_err else None,
+                "median_abs_error_pct_fitted": float(np.median(held_err)) if held_err else None}
+        accepted = bool(held_err) and held["median_abs_error_pct_fitted"] <= held["median_abs_error_pct_catalog"] + 1e-9
+        verdict = (f"held-out (leave-one-out) median |error| {held['median_abs_error_pct_catalog']:.1f} % with the catalog's "
+                   f"factors, {held['median_abs_error_pct_fitted']:.1f} % fitted on the other runs")
+        if not accepted:
+            verdict = "the fit makes the held-out error worse: " + verdict
+    else:
+        worse = [k for k in before if k in after and after[k]["median_abs_error_pct"] > before[k]["median_abs_error_pct"] + 1e-9]
+        accepted = not worse
+        verdict = (f"{len(ms)} measurement(s): nothing to hold out; fitted only {', '.join(params) or 'nothing'}"
+                   + ("" if accepted else "; it makes " + ", ".join(worse) + " worse"))
+    return {"fitted": fitted, "params": params, "before": before, "after": after, "held_out": held,
+            "accepted": accepted, "verdict": verdict}
 
 
 def report_text(rep: dict) -> str:
@@ -295,8 +420,9 @@ def report_text(rep: dict) -> str:
         return out
 
     f = rep["fitted"]
-    desc = ", ".join(f"{k} {f[k]:g}" for k in ("mfu", "mbu", "mbu_kv", "overhead_ms") if k in f)
-    return "\n".join(lines("before (catalog factors):", rep["before"]) + lines(f"after ({desc}):", rep["after"])
+    desc = ", ".join(f"{k} {f[k]:g}" for k in ("kernel_scale", "floor_scale", "step_overhead_ms", "prefill_overhead_ms", "request_overhead_ms")
+                     if k in rep["params"])
+    return "\n".join(lines("before (catalog factors):", rep["before"]) + lines(f"after ({desc or 'nothing fitted'}):", rep["after"])
                      + [f"verdict: {rep['verdict']}"]) + "\n"
 
 
@@ -305,32 +431,13 @@ def calibration_file(r, ms: list[Measurement], rep: dict, out_name: str) -> str:
 
     f = rep["fitted"]
     doc = {"engine": r.engine["id"], "engine_version": r.engine_version, "gpu": r.gpu["id"]}
-    doc.update({k: f[k] for k in ("mfu", "mbu", "mbu_kv", "overhead_ms") if k in f})
+    doc.update({k: f[k] for k in rep["params"]})
+    doc["fitted"] = list(rep["params"])
+    doc["measurements"] = len(ms)
     doc["source"] = f"planfile calibrate on {len(ms)} measurement(s): " + ", ".join(sorted({Path(m.source.split(':')[0]).name for m in ms}))
     doc["error_before"], doc["error_after"] = rep["before"], rep["after"]
-    return ("# Efficiency factors fitted by planfile calibrate; reference it from the spec as\n"
+    if rep["held_out"]:
+        doc["held_out"] = rep["held_out"]
+    doc["verdict"] = rep["verdict"]
+    return ("# Engine factors fitted by planfile calibrate; reference it from the spec as\n"
             f"#   calibration: {out_name}\n" + yaml.safe_dump(doc, sort_keys=False))
-
-
-def fit(r, ms: list[Measurement]) -> dict:
-    """Grid search of (MFU, MBU, MBU_KV, overhead) on saturated throughput and online mean ITL."""
-    grid = np.meshgrid(MFU, MBU, MBU, OVH_MS, indexing="ij")
-    gm, gb, gk, go = grid
-    terms: dict[str, list[np.ndarray]] = {"throughput": [], "itl": []}
-    for m in ms:
-        pred = grid_predictions(r, m, grid)
-        if "output_tokens_per_s" in pred and "output_tokens_per_s" in m.metrics:
-            terms["throughput"].append(np.abs(np.log(pred["output_tokens_per_s"] / m.metrics["output_tokens_per_s"])))
-        if "itl_ms_mean" in pred and m.metrics.get("itl_ms_mean"):
-            terms["itl"].append(np.abs(np.log(pred["itl_ms_mean"] / m.metrics["itl_ms_mean"])))
-    if not terms["throughput"] and not terms["itl"]:
-        raise ResultsError("no measurement constrains the efficiency factors: give a saturated run (request_rate inf) "
-                           "with output_throughput, or online runs with mean ITL")
-    # each kind of measurement weighs the same, however many rows of it there are
-    obj = OVERHEAD_PRIOR * go
-    for kind in terms.values():
-        if kind:
-            obj = obj + np.median(np.stack(kind), axis=0)
-    i = np.unravel_index(np.argmin(obj), obj.shape)
-    return {"mfu": round(float(gm[i]), 3), "mbu": round(float(gb[i]), 3), "mbu_kv": round(float(gk[i]), 3),
-            "overhead_ms": float(go[i]), "measurements": sum(len(v) for v in terms.values())}

@@ -13,7 +13,7 @@ import yaml
 
 from planner.resources import data_dir
 
-KINDS = ("gpus", "models", "checkpoints", "prices", "archetypes", "engines", "efficiency")
+KINDS = ("gpus", "models", "checkpoints", "prices", "archetypes", "engines", "efficiency", "kernels")
 
 
 def _norm(s: str) -> str:
@@ -96,19 +96,15 @@ def prices_for_gpu(gpu_id: str) -> list[dict]:
     return sorted((p for p in raw("prices")["prices"] if p["gpu"] == gpu_id), key=lambda p: p["usd_per_gpu_hour"])
 
 
-def efficiency(engine: str, generation: str) -> dict:
-    """Efficiency factors for an engine on a GPU generation, falling back as the file says."""
+def efficiency(engine: str, vendor: str = "nvidia") -> dict:
+    """The engine's host costs and kernel scale (catalog/efficiency.yaml), with the vendor factor applied
+    for vendors whose kernel curves are borrowed."""
     eff = raw("efficiency")
-    table = eff["factors"]
-    key = f"{engine}/{generation}"
-    seen = set()
-    while key not in table:
-        if key in seen:
-            break
-        seen.add(key)
-        key = eff["fallbacks"].get(key) or eff["fallbacks"].get(f"*/{generation}") or eff["fallbacks"].get(f"{engine}/*") or "default"
-    entry = dict(table.get(key, table["default"]))
-    entry["key"] = key
+    entry = dict(eff["engines"][engine])
+    v = eff["vendors"].get(vendor)
+    entry["vendor_scale"] = float(v["kernel_scale"]) if v else 1.0
+    entry["vendor_source"] = v["source"] if v else ""
+    entry["key"] = f"{engine}" + (f" on {vendor}" if v else "")
     return entry
 
 

@@ -44,31 +44,62 @@ def link(gpu: dict, tp: int, gpus_per_node: int) -> tuple[float, float, str]:
     return PCIE_GB_PER_S.get(ic.get("pcie_gen") or 4, 25.0) * 1e9, PCIE_LATENCY_S, "pcie"
 
 
-def efficiency_for(engine: str, gpu: dict, calibration: dict | None = None) -> dict:
-    eff = catalog.efficiency(engine, gpu["generation"])
+PRECISION_CLASS = {"bf16": "16bit", "fp16": "16bit", "fp8": "8bit", "int8": "8bit", "fp4": "4bit", "int4": "4bit"}
+
+
+def efficiency_for(engine: str, gpu: dict, calibration: dict | None = None, weights: str = "bf16") -> dict:
+    """Host costs and the engine/vendor kernel scale for this GPU and weight precision (catalog, or the spec's
+    calibration file). The catalog's kernel scale may differ per precision class (16-, 8-, 4-bit kernels)."""
+    eff = catalog.efficiency(engine, gpu["vendor"])
+    ks = eff["kernel_scale"]
+    if isinstance(ks, dict):
+        eff["kernel_scale"] = float(ks.get(PRECISION_CLASS.get(weights, "16bit"), 1.0))
     if calibration:
-        for k in ("mfu", "mbu", "mbu_kv", "overhead_ms"):
+        for k in ("step_overhead_ms", "prefill_overhead_ms", "request_overhead_ms", "kernel_scale", "floor_scale"):
             if k in calibration:
                 eff[k] = float(calibration[k])
+        if "kernel_scale" in calibration:
+            eff["vendor_scale"] = 1.0  # a calibration measured on this GPU already includes the vendor
         eff["key"] = "calibration file"
     der = gpu.get("laptop_derating")
     if der:
         f = der["thermal"] * der["power"] * der["sustained"]
-        eff = dict(eff, mfu=eff["mfu"] * f, mbu=eff["mbu"] * f, mbu_kv=eff.get("mbu_kv", eff["mbu"]) * f, derating=f)
+        eff = dict(eff, kernel_scale=eff["kernel_scale"] / f, derating=f)
     return eff
 
 
-def system(gpu: dict, engine: str, weights: str, kv: str, tp, pp, ep, gpus_per_node: int,
-           group_size: int = 128, calibration: dict | None = None, checkpoint=None) -> step.System:
-    eff = efficiency_for(engine, gpu, calibration)
-    mp = math_precision(weights, gpu)
-    bw, lat, _ = link(gpu, int(np.max(tp)), gpus_per_node)
+def system(r: Resolved) -> step.System:
+    """The step model's hardware, kernel curves and engine host costs for a resolved spec."""
+    from planner import kernels
+
+    gpu = r.gpu
+    eff = efficiency_for(r.engine["id"], gpu, r.calibration, r.weights)
+    ck = r.checkpoint
+    mp = math_precision(r.weights, gpu)
+    expert_fmt = ck.runtime_format if ck.format != "mxfp4" else "mxfp4"
+    ks = kernels.kernel_set(gpu, r.engine["id"], ck.runtime_format, expert_fmt, r.kv_cache, r.tp, r.ep, r.pp, r.gpus_per_node)
     return step.System(
-        tp=tp, pp=pp, ep=ep, mem_bw=gpu["memory_bandwidth_tb_per_s"] * 1e12,
+        tp=r.tp, pp=r.pp, ep=r.ep, mem_bw=gpu["memory_bandwidth_tb_per_s"] * 1e12,
         linear_flops=gpu["dense_tflops"][mp] * 1e12, attn_flops=gpu["dense_tflops"]["bf16"] * 1e12,
-        mbu=eff["mbu"], mbu_kv=eff.get("mbu_kv", eff["mbu"]), mfu=eff["mfu"], overhead_s=eff["overhead_ms"] / 1e3, link_bw=bw, link_latency_s=lat,
-        weight_bytes=checkpoint.body_bytes_per_param if checkpoint else memory.bytes_per_param(weights, group_size),
-        expert_weight_bytes=checkpoint.expert_bytes_per_param if checkpoint else None, kv_bytes=arch.KV_DTYPE_BYTES[kv])
+        gemm=ks.gemm, gemm16=ks.gemm16, moe=ks.moe, moe_imbalance=ks.moe_imbalance,
+        decode_attn_t0_s=ks.decode_attn[0], decode_attn_e=ks.decode_attn[1],
+        prefill_attn_t0_s=ks.prefill_attn[0], prefill_attn_e=ks.prefill_attn[1], prefill_attn_s_half=ks.prefill_attn[2],
+        allreduce=ks.allreduce, alltoall=ks.alltoall, p2p=ks.p2p,
+        weight_bytes=ck.body_bytes_per_param, expert_weight_bytes=ck.expert_bytes_per_param,
+        kv_bytes=arch.KV_DTYPE_BYTES[r.kv_cache],
+        step_overhead_s=eff["step_overhead_ms"] / 1e3, prefill_overhead_s=eff["prefill_overhead_ms"] / 1e3,
+        kernel_scale=eff["kernel_scale"] * eff["vendor_scale"], floor_scale=eff.get("floor_scale", 1.0),
+        attention_dp=getattr(r, "attention_dp", 1) or 1)
+
+
+def provenance(r: Resolved) -> tuple:
+    """Where each kernel curve of this configuration comes from (measured here, or borrowed)."""
+    from planner import kernels
+
+    ck = r.checkpoint
+    ks = kernels.kernel_set(r.gpu, r.engine["id"], ck.runtime_format, ck.runtime_format if ck.format != "mxfp4" else "mxfp4",
+                            r.kv_cache, r.tp, r.ep, r.pp, r.gpus_per_node)
+    return ks
 
 
 @dataclass
@@ -130,12 +161,11 @@ def memory_plan(r: Resolved) -> Memory:
 def model_shape(m: dict) -> step.ModelShape:
     p = arch.params(m)
     lay = arch.kv_layout(m)
-    return step.shape(p, lay, m["hidden_size"], arch.attention_flops_per_ctx_token(m))
+    return step.shape(p, lay, m["hidden_size"], arch.attention_flops_per_ctx_token(m), m)
 
 
 def step_function(r: Resolved):
-    sysm = system(r.gpu, r.engine["id"], r.weights, r.kv_cache, r.tp, r.pp, r.ep, r.gpus_per_node,
-                  r.quant_group_size, r.calibration, r.checkpoint)
+    sysm = system(r)
     shp = model_shape(r.model)
     return sysm, shp, step.scalar_step(sysm, shp)
 
@@ -156,12 +186,14 @@ def limits(r: Resolved, mem: Memory) -> serving.Limits:
                           kv_tokens=max(int(mem.kv_tokens // ve), 0), block=r.block_size)
 
 
-def _pcts(sim: serving.SimResult) -> dict:
-    out = {"ttft_ms": {f"p{q}": sim.pct("ttft", q) * 1e3 for q in (50, 90, 95, 99)},
+def _pcts(sim: serving.SimResult, request_s: float = 0.0) -> dict:
+    """Percentiles of a simulation; `request_s` is the engine's per-request time outside the GPU steps
+    (HTTP, tokenization, detokenization), added to every TTFT and end-to-end latency."""
+    out = {"ttft_ms": {f"p{q}": (sim.pct("ttft", q) + request_s) * 1e3 for q in (50, 90, 95, 99)},
            "itl_ms": {f"p{q}": sim.pct("itl", q) * 1e3 for q in (50, 90, 95, 99)},
-           "e2e_s": {f"p{q}": sim.pct("e2e", q) for q in (50, 90, 95, 99)}}
-    out["ttft_ms"]["mean"] = float(np.mean(sim.ttft_s)) * 1e3 if len(sim.ttft_s) else float("nan")
-    out["e2e_s"]["mean"] = float(np.mean(sim.e2e_s)) if len(sim.e2e_s) else float("nan")
+           "e2e_s": {f"p{q}": sim.pct("e2e", q) + request_s for q in (50, 90, 95, 99)}}
+    out["ttft_ms"]["mean"] = (float(np.mean(sim.ttft_s)) + request_s) * 1e3 if len(sim.ttft_s) else float("nan")
+    out["e2e_s"]["mean"] = float(np.mean(sim.e2e_s)) + request_s if len(sim.e2e_s) else float("nan")
     w = sim.itl_w.sum()
     out["itl_ms"]["mean"] = float((sim.itl_s * sim.itl_w).sum() / w) * 1e3 if w else float("nan")
     return out
@@ -194,7 +226,7 @@ def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_flee
         c = max(1, round(conc_fleet / ve_count))
         sim = serving.simulate(fn, lim, r.input, r.output, concurrency=c, n_requests=min(max(n_requests, 4 * c), MAX_SIM_REQUESTS),
                                seed=seed, prefix_tokens=r.prefix_tokens, prefix_hit=r.prefix_hit, tokens_per_step=tps)
-    out = _pcts(sim)
+    out = _pcts(sim, efficiency_for(r.engine["id"], r.gpu, r.calibration)["request_overhead_ms"] / 1e3)
     out["output_tokens_per_s"] = sim.output_tokens_per_s * ve_count
     out["requests_per_s"] = (sim.completed / sim.duration_s * ve_count) if sim.duration_s else 0.0
     out["mean_batch"] = sim.mean_batch

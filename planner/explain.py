@@ -87,20 +87,30 @@ def explain(res, metric: str | None = None) -> str:
         f"max concurrent sequences = floor(pool / sequence) = {mem.max_seqs_mean:,}",
         f"one max-length sequence ({r.max_model_len:,} tokens): {mem.seq_bytes_max / 1e9:,.2f} GB -> fits: {mem.fits}"])
 
-    eff = efficiency_for(r.engine["id"], gpu, r.calibration)
+    eff = efficiency_for(r.engine["id"], gpu, r.calibration, r.weights)
     mp = math_precision(r.weights, gpu)
     bw, lat, kind = link(gpu, r.tp, r.gpus_per_node)
     rl = est["roofline"]
     d = rl["decode"]
+    from planner.evaluate import provenance
+
+    ks = provenance(r)
+    g = ks.gemm
     section("decode", "one decode step (the ITL floor)", [
-        f"batch {d['batch']:g} at context {r.input.mean + r.output.mean / 2:,.0f}: step = memory {d['memory_ms']:.2f} ms + compute "
-        f"{d['compute_ms']:.2f} ms + communication {d['comm_ms']:.2f} ms + overhead {d['overhead_ms']:.2f} ms = {d['step_ms']:.2f} ms",
-        f"memory: weights + KV read / ({gpu['memory_bandwidth_tb_per_s']:g} TB/s x MBU {eff['mbu']:g}; KV kernels MBU "
-        f"{eff.get('mbu_kv', eff['mbu']):g})",
-        f"compute: 2 x active params x tokens / ({gpu['dense_tflops'][mp]:g} TFLOPS dense {mp} x MFU {eff['mfu']:g})",
-        f"communication: TP {r.tp} over {kind}: 2 all-reduces/layer x 2(N-1)/N x tokens x hidden x 2 B / {bw / 1e9:g} GB/s + {lat * 1e6:g} us",
+        f"batch {d['batch']:g} at context {r.input.mean + r.output.mean / 2:,.0f}: step = memory-bound kernels {d['memory_ms']:.2f} ms + "
+        f"compute-bound kernels {d['compute_ms']:.2f} ms + communication {d['comm_ms']:.2f} ms + host {d['overhead_ms']:.2f} ms "
+        f"= {d['step_ms']:.2f} ms",
+        f"each GEMM (M tokens, per-GPU N x K): {g.t0_s * 1e6:.1f} us + max(2NK(M + {g.m_half:g}) / ({gpu['dense_tflops'][mp]:g} TFLOPS "
+        f"{mp} x {g.e_max:g}), (NK x {r.checkpoint.body_bytes_per_param:.4g} B + activations) / ({gpu['memory_bandwidth_tb_per_s']:g} TB/s "
+        f"x {min(g.e_mem, 1.0):g}))",
+        f"decode attention: {ks.decode_attn[0] * 1e6:.1f} us + KV bytes / ({gpu['memory_bandwidth_tb_per_s']:g} TB/s x {ks.decode_attn[1]:g}) per layer",
+        f"communication: TP {r.tp} over {kind}: 2 all-reduces per layer"
+        + (f", {ks.allreduce.latency_s * 1e6:.1f} us + bytes / {ks.allreduce.large_bw / 1e9:.0f} GB/s (large messages)" if ks.allreduce else ""),
+        f"host per step {eff['step_overhead_ms']:g} ms (+{eff['prefill_overhead_ms']:g} ms with prompt tokens); kernel scale "
+        f"{eff['kernel_scale'] * eff.get('vendor_scale', 1.0):g}",
         f"arithmetic intensity {d['intensity_flops_per_byte']:g} FLOP/B vs ridge {rl['ridge_flops_per_byte']:g}: {d['bottleneck']}-bound",
-        f"efficiency source: {eff.get('key')}: {eff.get('source', '')}"])
+        "kernel curves: " + "; ".join(f"{w} from {src}" for w, src in ks.provenance),
+        f"engine factors: {eff.get('key')}: {eff.get('source', '')}"])
     pf = rl["prefill"]
     section("prefill", "prefill of one mean prompt (the TTFT floor)", [
         f"{pf['tokens']:,} tokens: compute {pf['compute_ms']:.1f} ms + memory {pf['memory_ms']:.1f} ms + communication "

@@ -65,7 +65,7 @@ def load_calibration(path: Path, engine_id: str | None = None, gpu_id: str | Non
         raise SideFileProblem([f"{label}:{f.line or 1}:{f.column or 1}: {f.message}" for f in errors])
     data = loaded.data
     if not isinstance(data, dict):
-        raise SideFileProblem([f"{label}:1:1: a calibration file is a mapping (engine:, gpu:, mfu:, ...)"])
+        raise SideFileProblem([f"{label}:1:1: a calibration file is a mapping (engine:, gpu:, kernel_scale:, ...)"])
 
     def where(parts):
         from planner.diagnostics import pointer_join

@@ -84,5 +84,12 @@ def test_every_price_and_factor_names_its_source_and_date():
 
     for p in catalog.raw("prices")["prices"]:
         assert p["source"] and p["as_of"] and catalog.gpus().get(p["gpu"]).entry, p
-    for k, f in catalog.raw("efficiency")["factors"].items():
-        assert f["source"], k
+    eff = catalog.raw("efficiency")
+    for section in ("engines", "vendors"):
+        for k, f in eff[section].items():
+            assert f["source"].strip(), (section, k)
+    kernels = catalog.raw("kernels")
+    assert "aiconfigurator" in kernels["source"] and "Apache-2.0" in kernels["source"]
+    for gpu, frameworks in kernels["kernels"].items():
+        for fw, entry in frameworks.items():
+            assert entry["version"], (gpu, fw)  # the measured tables' engine version

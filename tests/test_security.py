@@ -57,7 +57,7 @@ def test_calibration_cannot_be_a_system_file(tmp_path):
 
 
 def test_calibration_for_another_engine_or_gpu_is_refused(tmp_path):
-    (tmp_path / "c.yaml").write_text("engine: trtllm\ngpu: h200-sxm\nmfu: 0.5\n")
+    (tmp_path / "c.yaml").write_text("engine: trtllm\ngpu: h200-sxm\nkernel_scale: 1.1\n")
     res = check_spec(str(spec_file(tmp_path, FAILING.read_text() + "calibration: c.yaml\n")))
     assert "PF116" in ids(res) and "do not transfer" in next(f.message for f in res.findings if f.id == "PF116")
 

@@ -1,19 +1,33 @@
-"""Roofline step times of one scheduler iteration, and tensor/expert-parallel communication.
+"""Step times of one scheduler iteration, as the sum of its kernels.
 
-One iteration of a continuous-batching engine runs `decode` sequences one token each and `prefill`
-prompt tokens (chunked prefill) through the model. Its time is
+One iteration of a continuous-batching engine runs `decode` sequences one token each and `prefill` prompt
+tokens (chunked prefill) through the model. Per pipeline stage its time is the sum, over the layers of the
+stage, of
 
-    t = max(GEMM FLOPs / (peak x MFU), weight bytes / (bandwidth x MBU))
-      + max(attention FLOPs / (peak x MFU), KV bytes / (bandwidth x MBU)) + t_comm + t_overhead
+- the GEMMs (attention projections, dense MLP, shared experts; the LM head once): each
+  t0 + max(2NK(M + m_half)/(P e_max), (NK b + 2M(N+K))/(B e_mem)) with M = the step's tokens and N x K the
+  per-GPU slice of the weight (so the compute ramp is on tokens, and TP shrinks N x K, not M);
+- the routed experts of MoE layers: a grouped GEMM over the experts the tokens reach, at tokens x k / E
+  tokens per expert, times the expert-parallel load imbalance;
+- decode attention (paged: KV bytes read / (B e) + t0) and prefill attention (flash: causal FLOPs at an
+  efficiency that ramps with the sequence length);
+- tensor-parallel all-reduces (two per layer) and expert-parallel all-to-all (two per MoE layer), each
+  a + S/B_inf + S (1/B_0 - 1/B_inf) / (1 + S/S_c) for S bytes, measured per GPU and group size;
 
-per pipeline stage (GEMMs and attention are separate kernels, so each has its own roofline); a virtual engine's step passes all pp stages. FLOPs: 2 x active matmul params per
-token + attention (QK^T and AV over the context). Bytes: the weights the step touches (MoE: only the
-experts the batch routes to) + the KV cache it reads. All arguments broadcast as numpy arrays.
+plus the engine's host time per step (scheduling, sampling; more when the step carries a prefill chunk).
+A virtual engine's step passes all pp stages. The efficiencies, floors and collective curves are the
+catalog's (catalog/kernels.yaml, fitted to measured kernel tables by tools/fit_kernels.py).
+
+The formulas live in one function, `terms`, written with `+ - * /`, `**` and a `mx` (max) argument, so the
+same source runs on numpy arrays (the vectorized planner: `mx=np.maximum`) and on Python floats (the
+simulator's per-iteration closure, `scalar_step`: `mx=max`) — there is no second copy to keep in sync.
+Pure: no I/O, no catalog access.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -22,26 +36,59 @@ from planner.physics.arch import KVLayout, Params
 
 
 @dataclass(frozen=True)
-class System:
-    """One replica's hardware and engine efficiency; every field a float or a broadcastable array."""
+class Gemm:
+    """A GEMM kernel curve: floor t0 (s), compute efficiency ramp e_max x M / (M + m_half), memory efficiency."""
 
-    tp: object
-    pp: object
-    ep: object
-    mem_bw: object  # bytes/s per GPU
-    linear_flops: object  # FLOP/s per GPU at the weights' math precision (dense)
-    attn_flops: object  # FLOP/s per GPU for attention (16-bit math)
-    mbu: object  # achievable fraction of memory bandwidth when streaming weights (GEMMs)
-    mfu: object  # achievable fraction of dense peak for large matmuls
-    overhead_s: object  # fixed time per iteration: scheduling, launches, sampling
-    link_bw: object  # bytes/s per direction between GPUs of a replica
-    link_latency_s: object  # per collective
-    weight_bytes: object  # bytes per parameter of the transformer body
-    kv_bytes: object  # bytes per KV element
-    mbu_kv: object = None  # fraction of bandwidth paged-attention kernels reach reading the KV cache (None: mbu)
-    expert_weight_bytes: object = None  # bytes per routed-expert parameter (None: weight_bytes)
+    t0_s: float
+    e_max: float
+    m_half: float
+    e_mem: float
+
+
+@dataclass(frozen=True)
+class Collective:
+    """a + S/B_inf + S (1/B_0 - 1/B_inf) / (1 + S/S_c) for S bytes (all-reduce of one group size)."""
+
+    latency_s: float
+    small_bw: float  # bytes/s
+    large_bw: float  # bytes/s
+    knee_bytes: float
+
+    def seconds(self, nbytes, mx=None):
+        return self.latency_s + nbytes / self.large_bw + nbytes * (1 / self.small_bw - 1 / self.large_bw) / (1 + nbytes / self.knee_bytes)
+
+
+@dataclass(frozen=True)
+class System:
+    """One replica's hardware, kernel curves and engine host costs."""
+
+    tp: int
+    pp: int
+    ep: int
+    mem_bw: float  # bytes/s per GPU
+    linear_flops: float  # FLOP/s per GPU at the weights' math precision (dense)
+    attn_flops: float  # FLOP/s per GPU for attention (16-bit math)
+    gemm: Gemm  # body GEMMs at the runtime weight format
+    gemm16: Gemm  # 16-bit GEMMs (LM head)
+    moe: Gemm  # routed-expert grouped GEMM at the expert format
+    moe_imbalance: float  # EP load imbalance (latency ratio, skewed / balanced routing)
+    decode_attn_t0_s: float
+    decode_attn_e: float
+    prefill_attn_t0_s: float
+    prefill_attn_e: float
+    prefill_attn_s_half: float
+    allreduce: Collective | None  # the TP group's all-reduce (None at TP 1)
+    alltoall: Collective | None  # the EP group's dispatch/combine (None without EP)
+    p2p: Collective | None  # pipeline stage hand-off (None at PP 1)
+    weight_bytes: float  # bytes per non-expert body parameter (runtime format)
+    kv_bytes: float  # bytes per KV element
+    expert_weight_bytes: float | None = None  # bytes per routed-expert parameter (None: weight_bytes)
+    step_overhead_s: float = 0.0  # host time of every iteration
+    prefill_overhead_s: float = 0.0  # extra host time of an iteration that carries prompt tokens
+    kernel_scale: float = 1.0  # engine-level multiplier of all GPU kernel time (calibrated, cross-validated)
+    floor_scale: float = 1.0  # multiplier of the kernels' fixed floors (fused kernels and CUDA graphs shorten them)
+    attention_dp: int = 1  # attention data-parallel groups (DeepSeek-style DP attention + EP MoE)
     act_bytes: float = 2.0  # activations exchanged in collectives (16-bit)
-    mfu_half_tokens: float = 64.0  # tokens per GPU at which a GEMM reaches half its asymptotic efficiency
 
 
 @dataclass(frozen=True)
@@ -51,20 +98,66 @@ class ModelShape:
     p: Params
     lay: KVLayout
     hidden: int
-    attn_flops_per_ctx: float  # per query token, per attended token, per layer
+    attn_flops_per_ctx: float  # decode: per query token, per attended token, per layer
     window_tokens: int
+    # per-layer GEMM shapes (N x K, unsplit): attention projections, dense MLP, shared expert MLP
+    attn_in: tuple = ()  # ((N, K), ...) qkv / MLA q and kv projections
+    attn_out: tuple = ()  # ((N, K), ...)
+    mlp: tuple = ()  # dense layers' MLP matrices ((N, K), ...)
+    shared: tuple = ()  # shared experts' matrices per MoE layer
+    expert_params: float = 0.0  # one routed expert's parameters
+    prefill_flops_per_ctx: float = 0.0  # prefill attention FLOPs per (query, context) token pair per layer
+    replicated_attn_in: tuple = ()  # projections every TP rank computes whole (MLA kv_a)
+    heads: int = 1
 
 
-def shape(p: Params, lay: KVLayout, hidden: int, attn_flops_per_ctx: float) -> ModelShape:
-    return ModelShape(p, lay, hidden, attn_flops_per_ctx, lay.window_tokens)
+def shape(p: Params, lay: KVLayout, hidden: int, attn_flops_per_ctx: float, model: dict | None = None) -> ModelShape:
+    """The step model's view of an architecture; `model` (a catalog entry) gives the GEMM shapes."""
+    if model is None:
+        d = p.active_matmul / max(p.num_layers, 1)
+        return ModelShape(p, lay, hidden, attn_flops_per_ctx, lay.window_tokens, attn_in=((d / hidden / 2, hidden),),
+                          attn_out=(), mlp=((d / hidden / 2, hidden),), prefill_flops_per_ctx=attn_flops_per_ctx)
+    h, nh, nkv, hd = model["hidden_size"], model["num_attention_heads"], model["num_kv_heads"], model["head_dim"]
+    a = model["attention"]
+    gated = model.get("mlp") != "gelu"
+    inter = model["intermediate_size"]
+    if a["type"] == "mla":
+        r, rope = a["kv_lora_rank"], a["qk_rope_head_dim"]
+        nope, vd, qr = a.get("qk_nope_head_dim") or 128, a.get("v_head_dim") or 128, a.get("q_lora_rank")
+        attn_in = ((qr, h), (nh * (nope + rope), qr)) if qr else ((nh * (nope + rope), h),)
+        attn_in = attn_in + ((nh * (nope + vd), r),)  # kv_b: the latent up-projection
+        replicated = ((r + rope, h),)  # kv_a: every rank computes the whole latent
+        attn_out = ((h, nh * vd),)
+        prefill = nh * 2 * ((nope + rope) + vd)
+    else:
+        attn_in = (((nh + 2 * nkv) * hd, h),)
+        replicated = ()
+        attn_out = ((h, nh * hd),)
+        prefill = nh * 4 * hd
+    mlp = ((2 * inter if gated else inter, h), (h, inter))
+    moe = model.get("moe")
+    shared, expert = (), 0.0
+    if moe:
+        ei = moe["expert_intermediate_size"]
+        expert = (3 if gated else 2) * h * ei
+        if moe.get("shared_experts"):
+            s = moe["shared_experts"]
+            shared = ((s * (2 * ei if gated else ei), h), (h, s * ei))
+    return ModelShape(p, lay, h, attn_flops_per_ctx, lay.window_tokens, attn_in=attn_in, attn_out=attn_out, mlp=mlp,
+                      shared=shared, expert_params=expert, prefill_flops_per_ctx=prefill, replicated_attn_in=replicated,
+                      heads=nh)
 
 
 def _attended(ctx, lay: KVLayout):
     """Mean attended context per layer: windowed layers see at most the window."""
-    ctx = np.asarray(ctx, dtype=float)
     if not lay.window_layers:
         return ctx
-    return (ctx * lay.full_layers + np.minimum(ctx, lay.window_tokens) * lay.window_layers) / lay.layers
+    w = lay.window_tokens
+    if isinstance(ctx, (int, float)):
+        m = ctx if ctx < w else w
+    else:
+        m = np.minimum(ctx, w)
+    return (ctx * lay.full_layers + m * lay.window_layers) / lay.layers
 
 
 def experts_touched(num_experts: int, k: int, tokens) -> np.ndarray:
@@ -75,73 +168,225 @@ def experts_touched(num_experts: int, k: int, tokens) -> np.ndarray:
     return num_experts * (1.0 - (1.0 - k / num_experts) ** t)
 
 
-def comm_time(sys: System, m: ModelShape, tokens) -> np.ndarray:
-    """Communication of one pipeline stage for `tokens` tokens.
+@dataclass(frozen=True)
+class Coeffs:
+    """Per-configuration constants of `terms` (floats for one configuration, or arrays for many)."""
 
-    Tensor parallel: two all-reduces per layer (after attention and after the MLP), ring algorithm:
-    2(N-1)/N x message / link bandwidth + a fixed latency per collective. Expert parallel: a dispatch
-    and a combine all-to-all per MoE layer, each moving k/N-remote shares of the token activations.
+    gemms: tuple  # ((count per VE step, t0, a, m_half, b, c, tokens divisor), ...)
+    logits: tuple  # (t0, a, m_half, b, c)
+    moe_layers: float
+    moe: tuple  # (t0, W, E_local, k_per_rank, a, m_half, b, c_tok, imbalance)
+    layers: float  # layers a VE step passes (pp stages x layers per stage)
+    dec: tuple  # (t0, seconds per (sequence x attended token))
+    pre: tuple  # (t0, seconds per (query x context token), s_half)
+    ar: tuple  # (count per VE step, latency, 1/B_inf, 1/B_0 - 1/B_inf, knee, bytes per token) or ()
+    a2a: tuple
+    p2p: tuple
+    host: tuple  # (per step, extra per prefill step)
+    scale: float
+    adp: float
+    lay: KVLayout = field(default=None)
+
+
+def coefficients(sys: System, m: ModelShape) -> Coeffs:
+    """The constants of one configuration (every field a float)."""
+    p, lay = m.p, m.lay
+    tp, pp, ep, adp = float(sys.tp), float(sys.pp), float(sys.ep), float(max(sys.attention_dp, 1))
+    per_stage = math.ceil(p.num_layers / pp)  # the slowest stage sets the pace (uneven splits cost a stage)
+    layers = per_stage * pp
+    moe_per_stage = math.ceil(p.moe_layers / pp) if p.moe_layers else 0
+    dense_per_stage = per_stage - moe_per_stage
+    tp_attn = max(tp / adp, 1.0)
+
+    fs = float(sys.floor_scale)
+
+    def g(kind: Gemm, n, k, wb, split):
+        n, k = n / split, k
+        return (kind.t0_s * fs, 2 * n * k / (sys.linear_flops * kind.e_max), kind.m_half,
+                n * k * wb / (sys.mem_bw * min(kind.e_mem, 1.0)), 2 * (n + k) / (sys.mem_bw * min(kind.e_mem, 1.0)))
+
+    wb = float(sys.weight_bytes)
+    gemms = []
+    for n, k in m.attn_in + m.attn_out:
+        gemms.append((per_stage * pp,) + g(sys.gemm, n, k, wb, tp_attn) + (adp,))
+    for n, k in m.replicated_attn_in:
+        gemms.append((per_stage * pp,) + g(sys.gemm, n, k, wb, 1.0) + (adp,))
+    for n, k in m.mlp:
+        gemms.append((dense_per_stage * pp,) + g(sys.gemm, n, k, wb, tp_attn if adp > 1 else tp) + (adp,))
+    for n, k in m.shared:
+        gemms.append((moe_per_stage * pp,) + g(sys.gemm, n, k, wb, tp) + (1.0,))
+    vocab = p.logits_matrix / m.hidden
+    lt = g(sys.gemm16, vocab, m.hidden, 2.0, tp)
+    # routed experts: EP places whole experts (E/ep per rank); without EP each rank holds a 1/tp slice of all
+    eb = float(sys.expert_weight_bytes if sys.expert_weight_bytes is not None else wb)
+    E = float(p.num_experts or 0)
+    if E:
+        split = 1.0 if ep > 1 else tp
+        W = m.expert_params / split
+        e_local = E / ep if ep > 1 else E
+        k_rank = p.experts_per_token / ep if ep > 1 else float(p.experts_per_token)
+        mo = sys.moe
+        moe = (mo.t0_s * fs, W, e_local, k_rank, 2 * W / (sys.linear_flops * mo.e_max), mo.m_half,
+               W * eb / (sys.mem_bw * min(mo.e_mem, 1.0)), 2 * 2 * (m.hidden + W / m.hidden / 3) / (sys.mem_bw * min(mo.e_mem, 1.0)),
+               sys.moe_imbalance if ep > 1 else 1.0)
+    else:
+        moe = (0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+    # attention: heads split over the attention TP group; MLA's latent is read whole by every rank
+    kvpt = float(memory.kv_bytes_per_token_per_gpu(KVLayout(lay.elems_per_token_layer, lay.heads_shardable, 1, 0, 0),
+                                                   sys.kv_bytes, tp_attn, 1))
+    dec = (sys.decode_attn_t0_s * fs, kvpt / (sys.mem_bw * sys.decode_attn_e))
+    pre = (sys.prefill_attn_t0_s * fs, m.prefill_flops_per_ctx / tp_attn / (sys.attn_flops * sys.prefill_attn_e), sys.prefill_attn_s_half)
+    ar = ()
+    if sys.allreduce is not None and tp_attn > 1:
+        c = sys.allreduce
+        ar = (2 * per_stage * pp, c.latency_s, 1 / c.large_bw, 1 / c.small_bw - 1 / c.large_bw, c.knee_bytes,
+              m.hidden * sys.act_bytes * 2 * (tp_attn - 1) / tp_attn)
+    a2a = ()
+    if sys.alltoall is not None and E and ep > 1:
+        c = sys.alltoall
+        a2a = (2 * moe_per_stage * pp, c.latency_s, 1 / c.large_bw, 1 / c.small_bw - 1 / c.large_bw, c.knee_bytes,
+               p.experts_per_token * m.hidden * sys.act_bytes * (ep - 1) / ep / ep)
+    p2p = ()
+    if sys.p2p is not None and pp > 1:
+        c = sys.p2p
+        p2p = (pp - 1, c.latency_s, 1 / c.large_bw, 1 / c.small_bw - 1 / c.large_bw, c.knee_bytes, m.hidden * sys.act_bytes)
+    return Coeffs(tuple(gemms), lt, float(moe_per_stage * pp), moe, float(layers), dec, pre, ar, a2a, p2p,
+                  (float(sys.step_overhead_s), float(sys.prefill_overhead_s)), float(sys.kernel_scale), adp, lay)
+
+
+def _coll(c: tuple, tokens):
+    """Seconds of `count` collectives of `per_token` bytes each per token (c = the Coeffs tuple)."""
+    count, a, inv_large, dinv, knee, per_token = c
+    s = tokens * per_token
+    return count * (a + s * inv_large + s * dinv / (1 + s / knee))
+
+
+def terms(c: Coeffs, decode, decode_ctx, prefill, prefill_ctx, mx) -> tuple:
+    """(gemm, moe, attention, communication, host) seconds of one VE step — the one formula of the step model.
+
+    Every operation is arithmetic or `mx` (max), so `decode`... may be floats or numpy arrays alike.
     """
-    tp = np.asarray(sys.tp, dtype=float)
-    pp = np.asarray(sys.pp, dtype=float)
-    ep = np.asarray(sys.ep, dtype=float)
-    tokens = np.asarray(tokens, dtype=float)
-    msg = tokens * m.hidden * sys.act_bytes
-    layers = m.p.num_layers / pp
-    ar = np.where(tp > 1, 2 * (tp - 1) / tp * msg / sys.link_bw + sys.link_latency_s, 0.0)
-    t = 2 * layers * ar
-    if m.p.moe_layers:
-        a2a = np.where(ep > 1, m.p.experts_per_token * msg * (ep - 1) / ep / ep / sys.link_bw + sys.link_latency_s, 0.0)
-        t = t + 2 * (m.p.moe_layers / pp) * a2a
-    return t
+    tokens = decode + prefill
+    has_dec = decode > 0
+    has_pre = prefill > 0
+    t_gemm = 0.0
+    for count, t0, a, mh, b, cc, div in c.gemms:
+        m_tok = tokens / div
+        t_gemm = t_gemm + count * (t0 + mx(a * (m_tok + mh), b + cc * m_tok))
+    t0, a, mh, b, cc = c.logits
+    m_log = decode + has_pre
+    t_gemm = t_gemm + (t0 + mx(a * (m_log + mh), b + cc * m_log))
+    t_moe = 0.0
+    if c.moe_layers:
+        t0, W, el, k_rank, a, mh, b, cc, imb = c.moe
+        routed = tokens * k_rank
+        active = el * (1 - (1 - 1 / el) ** routed)
+        per = routed / (active + 1e-9) + 1e-9
+        t_moe = c.moe_layers * imb * (t0 + mx(a * routed * (per + mh) / per, b * active + cc * routed))
+    dctx = _attended(decode_ctx, c.lay)
+    pctx = _attended(prefill_ctx, c.lay)
+    d_local = decode / c.adp
+    p_local = prefill / c.adp
+    s = 2 * pctx + 1
+    t_attn = c.layers * (has_dec * c.dec[0] + c.dec[1] * d_local * dctx
+                         + has_pre * c.pre[0] + c.pre[1] * p_local * pctx * (s + c.pre[2]) / s)
+    t_comm = 0.0
+    if c.ar:
+        t_comm = t_comm + _coll(c.ar, tokens / c.adp)
+    if c.a2a:
+        t_comm = t_comm + _coll(c.a2a, tokens)
+    if c.p2p:
+        t_comm = t_comm + _coll(c.p2p, tokens)
+    host = c.host[0] + has_pre * c.host[1]
+    return c.scale * t_gemm, c.scale * t_moe, c.scale * t_attn, t_comm, host
 
 
 def step_components(sys: System, m: ModelShape, decode, decode_ctx, prefill, prefill_ctx) -> dict:
-    """Time components (seconds) of one iteration of one virtual engine.
-
-    decode: sequences decoding one token; decode_ctx: their mean context length.
-    prefill: prompt tokens processed this step; prefill_ctx: mean context those tokens attend to
-    (a fresh prompt of S tokens in one chunk: S/2).
-    """
-    p, lay = m.p, m.lay
-    tp = np.asarray(sys.tp, dtype=float)
-    pp = np.asarray(sys.pp, dtype=float)
+    """Time components (seconds) of one iteration of one virtual engine, vectorized over numpy arrays
+    (any argument, and any System field, may be an array: the planner evaluates many configurations)."""
     decode = np.asarray(decode, dtype=float)
     prefill = np.asarray(prefill, dtype=float)
+    c = coefficients(sys, m) if not _is_array_system(sys) else _vector_coefficients(sys, m)
+    g, mo, at, cm, host = terms(c, decode, np.asarray(decode_ctx, dtype=float), prefill,
+                                np.asarray(prefill_ctx, dtype=float), np.maximum)
+    total = g + mo + at + cm + host
+    # FLOPs and bytes per GPU (for the intensity the roofline finding prints): the same shapes
+    p = m.p
     tokens = decode + prefill
-    gpus = tp * pp
-    # FLOPs per GPU of one stage
-    lin = 2.0 * p.active_matmul * tokens + 2.0 * p.logits_matrix * np.maximum(decode, np.minimum(prefill, 1.0))
-    attn = m.attn_flops_per_ctx * lay.layers * (decode * _attended(decode_ctx, lay) + prefill * _attended(prefill_ctx, lay))
-    tok_gpu = tokens / tp
-    eff = sys.mfu * tok_gpu / (tok_gpu + sys.mfu_half_tokens)
-    eff = np.maximum(eff, 1e-9)
-    # Bytes per GPU of one stage: weights touched + KV read
+    gpus = float(sys.tp)
+    flops = (2.0 * p.active_matmul * tokens + 2.0 * p.logits_matrix * np.maximum(decode, np.minimum(prefill, 1.0))) / gpus
+    flops = flops + m.attn_flops_per_ctx * p.num_layers * (decode * _attended(np.asarray(decode_ctx, float), m.lay)
+                                                            + prefill * _attended(np.asarray(prefill_ctx, float), m.lay)) / gpus
     touched = experts_touched(p.num_experts, p.experts_per_token, tokens)
     eb = sys.weight_bytes if sys.expert_weight_bytes is None else sys.expert_weight_bytes
-    w_bytes = ((p.non_expert - p.embed - p.lm_head) * np.asarray(sys.weight_bytes, dtype=float)
-               + p.expert * touched * p.moe_layers * np.asarray(eb, dtype=float) + p.logits_matrix * 2.0)
-    # KV bytes one GPU reads for the decode batch (TP head sharding/replication, PP layer split)
-    kv_read = decode * _attended(decode_ctx, lay) * memory.kv_bytes_per_token_per_gpu(lay, sys.kv_bytes, tp, pp)
-    bw = sys.mem_bw * sys.mbu
-    # GEMMs and attention are separate kernels that run one after the other: each has its own roofline.
-    gemm_c = lin / gpus / sys.linear_flops / eff
-    gemm_m = w_bytes / gpus / bw
-    attn_c = attn / gpus / sys.attn_flops / eff
-    attn_m = kv_read / (sys.mem_bw * (sys.mbu if sys.mbu_kv is None else sys.mbu_kv))
-    t_gemm = np.maximum(gemm_c, gemm_m)
-    t_attn = np.maximum(attn_c, attn_m)
-    t_compute = np.where(gemm_c >= gemm_m, t_gemm, 0.0) + np.where(attn_c >= attn_m, t_attn, 0.0)
-    t_memory = np.where(gemm_c < gemm_m, t_gemm, 0.0) + np.where(attn_c < attn_m, t_attn, 0.0)
-    bytes_gpu = w_bytes / gpus + kv_read
-    t_comm = comm_time(sys, m, tokens)
-    stage = t_gemm + t_attn + t_comm
-    total = pp * stage + sys.overhead_s
-    flops_gpu = (lin + attn) / gpus
-    return {"compute_s": pp * t_compute, "memory_s": pp * t_memory, "comm_s": pp * t_comm,
-            "overhead_s": np.broadcast_to(sys.overhead_s, np.shape(total)) * 1.0, "total_s": total,
-            "flops_per_gpu": flops_gpu, "bytes_per_gpu": bytes_gpu,
-            "intensity_flops_per_byte": flops_gpu / np.maximum(bytes_gpu, 1.0)}
+    w_bytes = ((p.non_expert - p.embed - p.lm_head) * sys.weight_bytes + p.expert * touched * p.moe_layers * eb
+               + p.logits_matrix * 2.0) / (gpus * sys.pp)
+    kv_read = decode * _attended(np.asarray(decode_ctx, float), m.lay) * memory.kv_bytes_per_token_per_gpu(m.lay, sys.kv_bytes, sys.tp, sys.pp)
+    bytes_gpu = w_bytes + kv_read
+    # what bounds the GPU work: the compute side of every max() vs its memory side
+    compute_s, memory_s = _split(c, decode, np.asarray(decode_ctx, float), prefill, np.asarray(prefill_ctx, float))
+    return {"compute_s": compute_s, "memory_s": memory_s, "comm_s": cm, "overhead_s": np.broadcast_to(host, np.shape(total)) * 1.0,
+            "gemm_s": g, "moe_s": mo, "attention_s": at, "total_s": total,
+            "flops_per_gpu": flops, "bytes_per_gpu": bytes_gpu,
+            "intensity_flops_per_byte": flops / np.maximum(bytes_gpu, 1.0)}
+
+
+def _split(c: Coeffs, decode, dctx, prefill, pctx):
+    """GPU kernel time split into its compute-bound and memory-bound parts (same terms, two views)."""
+    tokens = decode + prefill
+    comp = mem = 0.0
+    for count, t0, a, mh, b, cc, div in c.gemms:
+        m_tok = tokens / div
+        x, y = a * (m_tok + mh), b + cc * m_tok
+        comp = comp + count * np.where(x >= y, t0 + x, 0.0)
+        mem = mem + count * np.where(x < y, t0 + y, 0.0)
+    d_local = decode / c.adp
+    p_local = prefill / c.adp
+    s = 2 * _attended(pctx, c.lay) + 1
+    mem = mem + c.layers * ((decode > 0) * c.dec[0] + c.dec[1] * d_local * _attended(dctx, c.lay))
+    comp = comp + c.layers * ((prefill > 0) * c.pre[0] + c.pre[1] * p_local * _attended(pctx, c.lay) * (s + c.pre[2]) / s)
+    return c.scale * comp, c.scale * mem
+
+
+def _is_array_system(sys: System) -> bool:
+    return any(np.ndim(getattr(sys, f)) > 0 for f in ("tp", "pp", "ep", "mem_bw", "linear_flops", "step_overhead_s",
+                                                       "kernel_scale", "floor_scale", "weight_bytes"))
+
+
+def _vector_coefficients(sys: System, m: ModelShape) -> Coeffs:
+    """Coefficients when System fields are arrays (calibration grids, the vectorized planner): the same
+    `coefficients`, evaluated element by element over the broadcast configurations, then stacked."""
+    fields = ("tp", "pp", "ep", "mem_bw", "linear_flops", "attn_flops", "step_overhead_s", "prefill_overhead_s",
+              "kernel_scale", "floor_scale", "weight_bytes", "kv_bytes", "attention_dp")
+    arrays = np.broadcast_arrays(*[np.asarray(getattr(sys, f), dtype=float) for f in fields])
+    shape_ = arrays[0].shape
+    flat = [a.ravel() for a in arrays]
+    cs = []
+    for i in range(flat[0].size):
+        kw = {f: (int(flat[j][i]) if f in ("tp", "pp", "ep", "attention_dp") else float(flat[j][i])) for j, f in enumerate(fields)}
+        cs.append(coefficients(replace(sys, **kw), m))
+
+    def stack(get):
+        return np.asarray([get(c) for c in cs], dtype=float).reshape(shape_)
+
+    def stack_tuple(get, n):
+        return tuple(stack(lambda c, i=i: get(c)[i]) for i in range(n))
+
+    n_g = len(cs[0].gemms)
+    gemms = tuple(stack_tuple(lambda c, j=j: c.gemms[j], 7) for j in range(n_g))
+    ar = stack_tuple(lambda c: c.ar or (0,) * 6, 6) if any(c.ar for c in cs) else ()
+    a2a = stack_tuple(lambda c: c.a2a or (0,) * 6, 6) if any(c.a2a for c in cs) else ()
+    p2p = stack_tuple(lambda c: c.p2p or (0,) * 6, 6) if any(c.p2p for c in cs) else ()
+    if ar:
+        ar = ar[:4] + (np.where(ar[4] > 0, ar[4], 1.0),) + ar[5:]
+    if a2a:
+        a2a = a2a[:4] + (np.where(a2a[4] > 0, a2a[4], 1.0),) + a2a[5:]
+    if p2p:
+        p2p = p2p[:4] + (np.where(p2p[4] > 0, p2p[4], 1.0),) + p2p[5:]
+    return Coeffs(gemms, stack_tuple(lambda c: c.logits, 5), float(cs[0].moe_layers) if cs[0].moe_layers else 0.0,
+                  stack_tuple(lambda c: c.moe, 9), stack(lambda c: c.layers), stack_tuple(lambda c: c.dec, 2),
+                  stack_tuple(lambda c: c.pre, 3), ar, a2a, p2p, stack_tuple(lambda c: c.host, 2), stack(lambda c: c.scale),
+                  stack(lambda c: c.adp), m.lay)
 
 
 def step_time(sys: System, m: ModelShape, decode, decode_ctx, prefill, prefill_ctx) -> np.ndarray:
@@ -149,58 +394,18 @@ def step_time(sys: System, m: ModelShape, decode, decode_ctx, prefill, prefill_c
 
 
 def bottleneck(parts: dict) -> np.ndarray:
-    """'compute' | 'memory' | 'communication' per element: what most of the step time is bound by."""
-    stack = np.stack(np.broadcast_arrays(parts["compute_s"], parts["memory_s"], parts["comm_s"]))
-    return np.array(["compute", "memory", "communication"])[np.argmax(stack, axis=0)]
+    """'compute' | 'memory' | 'communication' | 'host' per element: what most of the step time is bound by."""
+    stack = np.stack(np.broadcast_arrays(parts["compute_s"], parts["memory_s"], parts["comm_s"], parts["overhead_s"]))
+    return np.array(["compute", "memory", "communication", "host"])[np.argmax(stack, axis=0)]
 
 
 def scalar_step(sys: System, m: ModelShape):
-    """step_time for one configuration as a plain-float closure: the simulator calls it once per
-    iteration, where numpy's per-call overhead on scalars would dominate (~10x slower). Same formulas as
-    step_components; tests/physics check the two agree."""
-    p, lay = m.p, m.lay
-    tp, pp, ep = float(sys.tp), float(sys.pp), float(sys.ep)
-    gpus = tp * pp
-    mfu, half = float(sys.mfu), float(sys.mfu_half_tokens)
-    lin_k, logits_k = 2.0 * p.active_matmul, 2.0 * p.logits_matrix
-    attn_k = m.attn_flops_per_ctx * lay.layers
-    full, win, wtok, layers = lay.full_layers, lay.window_layers, lay.window_tokens, lay.layers
-    E, k = p.num_experts, p.experts_per_token
-    wb = float(sys.weight_bytes)
-    w_fixed = (p.non_expert - p.embed - p.lm_head) * wb + p.logits_matrix * 2.0
-    w_expert = p.expert * p.moe_layers * float(sys.weight_bytes if sys.expert_weight_bytes is None else sys.expert_weight_bytes)
-    kvpt = float(memory.kv_bytes_per_token_per_gpu(lay, sys.kv_bytes, tp, pp))
-    bw = float(sys.mem_bw) * float(sys.mbu)
-    bw_kv = float(sys.mem_bw) * float(sys.mbu if sys.mbu_kv is None else sys.mbu_kv)
-    lin_peak, attn_peak = float(sys.linear_flops), float(sys.attn_flops)
-    ar_k = 2 * (tp - 1) / tp / float(sys.link_bw) * m.hidden * sys.act_bytes if tp > 1 else 0.0
-    ar_lat = float(sys.link_latency_s) if tp > 1 else 0.0
-    tp_layers = 2 * p.num_layers / pp
-    a2a_k = (k * m.hidden * sys.act_bytes * (ep - 1) / ep / ep / float(sys.link_bw)) if (p.moe_layers and ep > 1) else 0.0
-    a2a_lat = float(sys.link_latency_s) if (p.moe_layers and ep > 1) else 0.0
-    moe_layers2 = 2 * p.moe_layers / pp
-    overhead = float(sys.overhead_s)
-
-    def att(c: float) -> float:
-        if not win:
-            return c
-        return (c * full + min(c, wtok) * win) / layers
+    """step_time of one configuration as a plain-float closure for the simulator (numpy's per-call overhead
+    on scalars would dominate): the same `terms`, with Python floats and the builtin max."""
+    c = coefficients(sys, m)
 
     def fn(decode, decode_ctx, prefill, prefill_ctx) -> float:
-        decode, prefill = float(decode), float(prefill)
-        tokens = decode + prefill
-        lin = lin_k * tokens + logits_k * max(decode, min(prefill, 1.0))
-        da = att(float(decode_ctx))
-        attn = attn_k * (decode * da + prefill * att(float(prefill_ctx)))
-        tok_gpu = tokens / tp
-        eff = max(mfu * tok_gpu / (tok_gpu + half), 1e-9)
-        touched = E * (1.0 - (1.0 - k / E) ** tokens) if E else 0.0
-        w_bytes = w_fixed + w_expert * touched
-        kv_read = decode * da * kvpt
-        t = max(lin / gpus / lin_peak / eff, w_bytes / gpus / bw) + max(attn / gpus / attn_peak / eff, kv_read / bw_kv)
-        comm = tp_layers * (ar_k * tokens + ar_lat) if tp > 1 else 0.0
-        if a2a_k:
-            comm += moe_layers2 * (a2a_k * tokens + a2a_lat)
-        return pp * (t + comm) + overhead
+        g, mo, at, cm, host = terms(c, float(decode), float(decode_ctx), float(prefill), float(prefill_ctx), max)
+        return g + mo + at + cm + host
 
     return fn

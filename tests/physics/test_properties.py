@@ -9,12 +9,29 @@ from planner.physics import arch, memory, serving, step
 
 M = catalog.models().get("llama-3.1-70b").entry
 P, LAY = arch.params(M), arch.kv_layout(M)
-SHAPE = step.shape(P, LAY, M["hidden_size"], arch.attention_flops_per_ctx_token(M))
+SHAPE = step.shape(P, LAY, M["hidden_size"], arch.attention_flops_per_ctx_token(M), M)
+H200_FP8 = step.Gemm(13.7e-6, 0.56, 100.0, 0.82)
 
 
 def system(bw=3.35e12, tp=2):
-    return step.System(tp=tp, pp=1, ep=1, mem_bw=bw, linear_flops=1979e12, attn_flops=989e12, mbu=0.7, mfu=0.6,
-                       overhead_s=2e-3, link_bw=450e9, link_latency_s=8e-6, weight_bytes=1.0, kv_bytes=1.0)
+    return step.System(tp=tp, pp=1, ep=1, mem_bw=bw, linear_flops=1979e12, attn_flops=989e12, gemm=H200_FP8,
+                       gemm16=step.Gemm(4e-6, 0.8, 80.0, 0.8), moe=H200_FP8, moe_imbalance=1.0, decode_attn_t0_s=12e-6,
+                       decode_attn_e=0.6, prefill_attn_t0_s=13e-6, prefill_attn_e=0.8, prefill_attn_s_half=1000.0,
+                       allreduce=step.Collective(3e-6, 100e9, 260e9, 5e6) if tp > 1 else None, alltoall=None, p2p=None,
+                       weight_bytes=1.0, kv_bytes=1.0, step_overhead_s=1e-3, prefill_overhead_s=2e-3)
+
+
+@given(batch=st.integers(1, 512), extra=st.integers(1, 512), ctx=st.integers(1, 32768))
+def test_a_bigger_batch_never_steps_faster(batch, extra, ctx):
+    s = system()
+    assert float(step.step_time(s, SHAPE, batch + extra, ctx, 0, 0)) >= float(step.step_time(s, SHAPE, batch, ctx, 0, 0))
+
+
+@given(batch=st.integers(0, 256), ctx=st.integers(1, 32768), prefill=st.integers(0, 8192), pctx=st.integers(1, 16384))
+def test_scalar_and_vector_paths_are_one_formula(batch, ctx, prefill, pctx):
+    s = system()
+    fn = step.scalar_step(s, SHAPE)
+    assert fn(batch, ctx, prefill, pctx) == float(step.step_time(s, SHAPE, batch, ctx, prefill, pctx))
 
 
 @given(bw=st.floats(1e11, 1e13), extra=st.floats(1.0, 4.0), batch=st.integers(1, 512), ctx=st.integers(1, 32768))

@@ -1,0 +1,173 @@
+"""The kernel curves a configuration runs with: from catalog/kernels.yaml (fitted to measured kernel tables)
+for the GPU and engine, or borrowed from the nearest measured GPU — and then said so.
+
+Efficiencies are dimensionless (fractions of each GPU's own peak FLOP/s and bandwidth) and floors are
+times, so a curve measured on an H200 transfers to an H200 NVL or a GH200 through their own peaks; it
+transfers less well across vendors, which is why a borrowed curve is reported (`provenance`) and widens
+the error band (planner.accuracy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from planner import catalog
+from planner.physics.step import Collective, Gemm
+
+# GPUs without kernel tables use the measured GPU of the same architecture; vendors without any use the
+# nearest NVIDIA part by generation and a vendor factor fitted end to end (catalog/efficiency.yaml).
+BORROW = {
+    "a100-sxm-40gb": "a100-sxm-80gb", "a100-pcie-80gb": "a100-sxm-80gb", "a10": "a100-sxm-80gb", "a10g": "a100-sxm-80gb",
+    "l4": "l40s", "rtx-4090": "l40s", "rtx-4090-laptop": "l40s",
+    "h100-pcie": "h100-sxm", "h100-nvl": "h100-sxm", "gh200": "h200-sxm", "gh200-144gb": "h200-sxm", "h200-nvl": "h200-sxm",
+    "rtx-5090": "rtx-pro-6000", "rtx-5090-laptop": "rtx-pro-6000",
+    "mi250x": "a100-sxm-80gb", "mi300x": "h200-sxm", "mi325x": "h200-sxm", "mi355x": "b200",
+    "gaudi3": "h200-sxm", "tpu-v5e": "a100-sxm-80gb", "tpu-v6e": "h200-sxm",
+}
+FORMAT_KERNEL = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8-block": "fp8-block", "nvfp4": "nvfp4", "mxfp4": "bf16",
+                 "awq": "int4", "gptq": "int4", "int8-w8a8": "int8-w8a8"}
+MOE_KERNEL = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8-block": "fp8-block", "nvfp4": "nvfp4", "mxfp4": "mxfp4",
+              "awq": "bf16", "gptq": "bf16", "int8-w8a8": "fp8"}
+# weight bytes per parameter of each GEMM kernel's format: a curve borrowed from another format keeps its
+# efficiencies, but its small-M term (2NK x m_half / peak: time proportional to the weight matrix, which at
+# small M is the weight stream) scales with the bytes the borrowing format actually streams
+KERNEL_WEIGHT_BYTES = {"bf16": 2.0, "fp8": 1.0, "fp8-block": 1.0, "int8-w8a8": 1.0, "nvfp4": 0.5625, "int4": 0.5}
+NET_LATENCY_S, NET_BW = 30e-6, 50e9  # InfiniBand/RoCE, 400 Gb/s per GPU
+PCIE_BW = {3: 12e9, 4: 25e9, 5: 50e9, 6: 100e9}
+
+
+@lru_cache(maxsize=None)
+def table() -> dict:
+    return catalog.raw("kernels")["kernels"]
+
+
+@dataclass(frozen=True)
+class KernelSet:
+    gemm: Gemm
+    gemm16: Gemm
+    moe: Gemm
+    moe_imbalance: float
+    decode_attn: tuple  # (t0 s, efficiency)
+    prefill_attn: tuple  # (t0 s, e_max, s_half)
+    allreduce: Collective | None
+    alltoall: Collective | None
+    p2p: Collective | None
+    provenance: tuple  # ((what, where it came from), ...)
+    measured_gpu: str
+    borrowed: bool
+
+
+def _gemm(d: dict) -> Gemm:
+    return Gemm(d["t0_us"] * 1e-6, d["e_max"], d["m_half"], d["e_mem"])
+
+
+def _frameworks(entry: dict, engine: str) -> list[str]:
+    order = [engine] + [f for f in ("trtllm", "vllm", "sglang") if f != engine]
+    return [f for f in order if f in entry]
+
+
+def _find(entry: dict, engine: str, path: tuple):
+    """(value, framework) of the first framework (the spec's engine first) that has `path`."""
+    for fw in _frameworks(entry, engine):
+        node = entry[fw]
+        for k in path:
+            node = node.get(k) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if node is not None:
+            return node, fw
+    return None, None
+
+
+def _collective(curves: dict | None, n: int) -> Collective | None:
+    if not curves:
+        return None
+    sizes = sorted(int(k) for k in curves)
+    pick = min(sizes, key=lambda s: (abs(s - n), -s))
+    c = curves[pick] if pick in curves else curves[str(pick)]
+    # beyond the measured group size the ring's per-GPU traffic grows by (n-1)/n: scale the latency term
+    lat = c["latency_us"] * 1e-6 * (max(n, pick) / pick)
+    return Collective(lat, c["small_gb_per_s"] * 1e9, c["large_gb_per_s"] * 1e9, c["knee_mb"] * 1e6)
+
+
+def _link_collective(gpu: dict, n: int, gpus_per_node: int) -> Collective:
+    """A collective from the link's nominal speed when no curve was measured (75 % of it; ~1 ms knee)."""
+    ic = gpu["interconnect"]
+    if n > gpus_per_node:
+        return Collective(NET_LATENCY_S, NET_BW * 0.2, NET_BW, 4e6)
+    if ic.get("nvlink_gb_per_s_bidirectional") and n <= ic.get("nvlink_domain_gpus", 1):
+        bw = ic["nvlink_gb_per_s_bidirectional"] / 2 * 1e9 * 0.75
+        return Collective(8e-6, bw * 0.1, bw, 2e6)
+    bw = PCIE_BW.get(ic.get("pcie_gen") or 4, 25e9) * 0.75
+    return Collective(25e-6, bw * 0.2, bw, 2e6)
+
+
+def kernel_set(gpu: dict, engine: str, runtime_format: str, expert_format: str, kv_cache: str, tp: int, ep: int, pp: int,
+               gpus_per_node: int) -> KernelSet:
+    gid = gpu["id"]
+    src = gid if gid in table() else BORROW.get(gid, "h100-sxm")
+    borrowed = src != gid
+    entry = table()[src]
+    prov = []
+    where = f"{src}" + (f" (borrowed: no kernel tables for {gid})" if borrowed else "")
+
+    def got(what, path, fallback_path=None):
+        v, fw = _find(entry, engine, path)
+        if v is None and fallback_path:
+            v, fw = _find(entry, engine, fallback_path)
+            if v is not None:
+                prov.append((what, f"{where} {fw} {fallback_path[-1]} curve (no {path[-1]} table)"))
+                return v
+        if v is not None:
+            prov.append((what, f"{where} {fw} {entry[fw].get('version', '')}".strip()))
+        return v
+
+    kfmt = FORMAT_KERNEL.get(runtime_format, "bf16")
+    g = got(f"GEMM {kfmt}", ("gemm", kfmt), ("gemm", "bf16"))
+    g16 = got("GEMM bf16 (LM head)", ("gemm", "bf16"))
+    mfmt = MOE_KERNEL.get(expert_format, "bf16")
+    mo = got(f"MoE {mfmt}", ("moe", mfmt), ("moe", "bf16"))
+    if mo is not None and (mo.get("median_err_pct", 0) > 25 or mo["e_max"] < 0.15):
+        prov.append(("MoE", f"the measured grouped-GEMM fit is poor (median error {mo.get('median_err_pct')} %, e_max "
+                            f"{mo['e_max']}): not used"))
+        mo = None
+    kvk = "fp8" if kv_cache in ("fp8", "int8", "int4") else "bf16"
+    dec = got(f"decode attention {kvk} KV", ("decode_attention", kvk), ("decode_attention", "bf16"))
+    pre = got("prefill attention", ("prefill_attention",))
+    gemm = _gemm(g)
+    if g is not None and _find(entry, engine, ("gemm", kfmt))[0] is None and kfmt != "bf16":
+        ratio = KERNEL_WEIGHT_BYTES.get(kfmt, 2.0) / 2.0
+        gemm = Gemm(gemm.t0_s, gemm.e_max, gemm.m_half * ratio, gemm.e_mem)
+    if mo is None:
+        moe, imb = Gemm(gemm.t0_s * 3, gemm.e_max * 0.5, gemm.m_half, gemm.e_mem * 0.8), 1.1
+        prov.append(("MoE", f"{where}: no grouped-GEMM table: dense GEMM curve at half the compute efficiency"))
+    else:
+        moe, imb = _gemm(mo), float(mo.get("imbalance", 1.0))
+    ar = None
+    group = tp
+    if group > 1:
+        if group > gpus_per_node:
+            ar = _link_collective(gpu, group, gpus_per_node)
+            prov.append(("all-reduce", f"network: {NET_BW / 1e9:g} GB/s per GPU, {NET_LATENCY_S * 1e6:g} us"))
+        else:
+            curves, fw = _find(entry, engine, ("allreduce",))
+            pcie_only = not (gpu["interconnect"].get("nvlink_gb_per_s_bidirectional"))
+            if curves and not borrowed and not pcie_only:
+                ar = _collective(curves, group)
+                prov.append(("all-reduce", f"{src} {fw} custom all-reduce / NCCL, {group} GPUs"))
+            elif pcie_only:
+                # the measured PCIe box (aiconfigurator's L40S) shows ~1 GB/s at 8 GPUs, i.e. no peer-to-peer; servers
+                # with P2P reach a large fraction of the PCIe link: use the link's nominal speed
+                ar = _link_collective(gpu, group, gpus_per_node)
+                prov.append(("all-reduce", f"{gid} PCIe nominal speed x 0.75 (peer-to-peer assumed)"))
+            else:
+                ar = _link_collective(gpu, group, gpus_per_node)
+                prov.append(("all-reduce", f"{gid} link nominal speed x 0.75 (no measured collective)"))
+    a2a = None
+    if ep > 1:
+        curves, fw = _find(entry, engine, ("allreduce",))
+        a2a = _collective(curves, ep) if curves and not borrowed and ep <= gpus_per_node else _link_collective(gpu, ep, gpus_per_node)
+    p2p = _link_collective(gpu, 2, 1 if tp * pp > gpus_per_node else gpus_per_node) if pp > 1 else None
+    return KernelSet(gemm, _gemm(g16), moe, imb, (dec["t0_us"] * 1e-6, dec["e"]),
+                     (pre["t0_us"] * 1e-6, pre["e_max"], pre["s_half"]), ar, a2a, p2p, tuple(prov), src, borrowed)
