@@ -136,25 +136,28 @@ def memory_plan(r: Resolved) -> Memory:
     lay = arch.kv_layout(m)
     total = gpu["memory_gib"] * memory.GIB
     ck = r.checkpoint
-    w = float(memory.weight_bytes_per_gpu(p, ck.body_bytes_per_param, r.tp, r.pp, ck.expert_bytes_per_param))
+    adp = max(r.attention_dp, 1)
+    tp_attn = r.tp // adp  # GPUs of one attention group: the KV heads (an MLA latent: not at all) split over these
+    w = float(memory.weight_bytes_per_gpu(p, ck.body_bytes_per_param, r.tp, r.pp, ck.expert_bytes_per_param, adp))
     act = float(memory.activation_bytes_per_gpu(m["hidden_size"], m["intermediate_size"], m["vocab_size"],
                                                  r.max_num_batched_tokens, min(r.max_num_seqs, 1024), r.tp))
     runtime = eng["runtime_overhead_gib"] * memory.GIB
     pool = float(memory.kv_pool_bytes_per_gpu(eng["memory_mode"], total, r.gpu_memory_utilization, w, act, runtime))
     kvb = arch.KV_DTYPE_BYTES[r.kv_cache]
-    seq_mean = float(memory.kv_bytes_per_seq_per_gpu(lay, r.input.mean + r.output.mean, kvb, r.tp, r.pp, r.block_size))
-    seq_max = float(memory.kv_bytes_per_seq_per_gpu(lay, r.max_model_len, kvb, r.tp, r.pp, r.block_size))
-    per_tok = float(memory.kv_bytes_per_token_per_gpu(lay, kvb, r.tp, r.pp))
+    seq_mean = float(memory.kv_bytes_per_seq_per_gpu(lay, r.input.mean + r.output.mean, kvb, tp_attn, r.pp, r.block_size))
+    seq_max = float(memory.kv_bytes_per_seq_per_gpu(lay, r.max_model_len, kvb, tp_attn, r.pp, r.block_size))
+    per_tok = float(memory.kv_bytes_per_token_per_gpu(lay, kvb, tp_attn, r.pp))
     # vLLM and SGLang cap their own use at the fraction; TensorRT-LLM's fraction applies to the KV pool only
     usable = total if eng["memory_mode"] == "fraction_of_free_after_weights" else total * r.gpu_memory_utilization
     fits = pool >= seq_max and pool > 0
     shortfall = (seq_max - pool) if not fits else 0.0
     # KV pool in "tokens at the mean context": what the simulator's token accounting uses
     seq_tokens_equiv = max(seq_mean / max(r.input.mean + r.output.mean, 1), 1e-9)
-    kv_tokens = int(max(pool, 0) / seq_tokens_equiv)
+    # each attention group keeps its own sequences: the replica holds attention_dp pools' worth of them
+    kv_tokens = int(max(pool, 0) / seq_tokens_equiv) * adp
     return Memory(total / 1e9, usable / 1e9, w / 1e9, act / 1e9, runtime / 1e9, pool / 1e9,
                   arch.kv_bytes_per_token(m, r.kv_cache), per_tok, seq_mean, seq_max,
-                  int(memory.max_concurrent_seqs(pool, seq_mean)), int(memory.max_concurrent_seqs(pool, seq_max)),
+                  int(memory.max_concurrent_seqs(pool, seq_mean)) * adp, int(memory.max_concurrent_seqs(pool, seq_max)) * adp,
                   kv_tokens, fits, shortfall / 1e9)
 
 
@@ -182,8 +185,11 @@ def tokens_per_step(r: Resolved) -> float:
 
 def limits(r: Resolved, mem: Memory) -> serving.Limits:
     ve = r.pp  # virtual engines (pipeline micro-batches) per replica
-    return serving.Limits(max_seqs=max(int(r.max_num_seqs // ve), 1), token_budget=int(r.max_num_batched_tokens),
-                          kv_tokens=max(int(mem.kv_tokens // ve), 0), block=r.block_size)
+    # attention groups schedule on their own: limits the engine applies per group add up over the replica
+    groups = max(r.attention_dp, 1) if r.engine.get("dp_attention_limits", "per_rank") == "per_rank" else 1
+    return serving.Limits(max_seqs=max(int(r.max_num_seqs * groups // ve), 1), token_budget=int(r.max_num_batched_tokens * groups),
+                          kv_tokens=max(int(mem.kv_tokens // ve), 0), block=r.block_size,
+                          no_evict=r.scheduler_policy == "guaranteed-no-evict")
 
 
 def _pcts(sim: serving.SimResult, request_s: float = 0.0) -> dict:
@@ -200,16 +206,17 @@ def _pcts(sim: serving.SimResult, request_s: float = 0.0) -> dict:
 
 
 def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_fleet: int = 0,
-             n_requests: int = 1500, seed: int = 0) -> dict:
+             n_requests: int = 1500, seed: int = 0, finite: bool = False) -> dict:
     """Simulate one virtual engine at its share of the fleet load and scale back up.
 
     An open-loop load above twice the analytic saturation rate is not simulated: its queue grows
     without bound (rho > 1), so TTFT and end-to-end latency are infinite and decode runs at the batch
-    limit. A closed loop is simulated with at most MAX_SIM_REQUESTS requests (bounded memory)."""
+    limit. A closed loop is simulated with at most MAX_SIM_REQUESTS requests (bounded memory).
+    finite: simulate the spec's finite run (workload.requests) instead of the steady state."""
     ve_count = r.replicas * r.pp
     lim = limits(r, mem)
     tps = tokens_per_step(r)
-    if rate_fleet:
+    if rate_fleet and not (finite and r.requests):
         off = serving.steady_offline(fn, lim, r.input.mean, r.output.mean, tps)
         if off["requests_per_s"] > 0 and rate_fleet / ve_count > 2 * off["requests_per_s"]:
             inf = {f"p{q}": math.inf for q in (50, 90, 95, 99)}
@@ -219,18 +226,27 @@ def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_flee
                     "output_tokens_per_s": off["output_tokens_per_s"] * ve_count,
                     "requests_per_s": off["requests_per_s"] * ve_count, "mean_batch": off["batch"], "preemptions": 0,
                     "overloaded": True}
+    common = dict(seed=seed, prefix_tokens=r.prefix_tokens, prefix_hit=r.prefix_hit, tokens_per_step=tps)
+    if finite and r.requests:
+        # a finite run (workload.requests): the fleet's N requests, each virtual engine its share, all counted
+        common.update(n_requests=max(1, math.ceil(r.requests / ve_count)), warmup_frac=0.0)
     if rate_fleet:
-        sim = serving.simulate(fn, lim, r.input, r.output, rate_rps=rate_fleet / ve_count, n_requests=n_requests,
-                               seed=seed, prefix_tokens=r.prefix_tokens, prefix_hit=r.prefix_hit, tokens_per_step=tps)
+        common.setdefault("n_requests", n_requests)
+        sim = serving.simulate(fn, lim, r.input, r.output, rate_rps=rate_fleet / ve_count, **common)
+    elif r.mode == "offline" and finite and r.requests:
+        sim = serving.simulate(fn, lim, r.input, r.output, **common)  # every request queued at t = 0
     else:
         c = max(1, round(conc_fleet / ve_count))
-        sim = serving.simulate(fn, lim, r.input, r.output, concurrency=c, n_requests=min(max(n_requests, 4 * c), MAX_SIM_REQUESTS),
-                               seed=seed, prefix_tokens=r.prefix_tokens, prefix_hit=r.prefix_hit, tokens_per_step=tps)
+        common.setdefault("n_requests", min(max(n_requests, 4 * c), MAX_SIM_REQUESTS))
+        sim = serving.simulate(fn, lim, r.input, r.output, concurrency=c, **common)
     out = _pcts(sim, efficiency_for(r.engine["id"], r.gpu, r.calibration)["request_overhead_ms"] / 1e3)
     out["output_tokens_per_s"] = sim.output_tokens_per_s * ve_count
     out["requests_per_s"] = (sim.completed / sim.duration_s * ve_count) if sim.duration_s else 0.0
     out["mean_batch"] = sim.mean_batch
-    out["preemptions"] = sim.preemptions
+    out["preemptions"] = sim.preemptions * ve_count
+    if finite and r.requests:
+        out["requests_completed"] = sim.completed * ve_count
+        out["duration_s"] = sim.duration_s
     return out
 
 
@@ -251,8 +267,8 @@ def perf_at(r: Resolved, mem: Memory, fn, load: float) -> dict:
     """Simulated throughput and latency percentiles at one fleet load on the spec's load axis. Every
     number of that kind (check at peak, sweep, the report's latency curve) comes from this one call."""
     if r.mode == "rate":
-        return run_load(r, mem, fn, rate_fleet=load, n_requests=LOAD_REQUESTS)
-    return run_load(r, mem, fn, conc_fleet=int(round(load)), n_requests=LOAD_REQUESTS)
+        return run_load(r, mem, fn, rate_fleet=load, n_requests=LOAD_REQUESTS, finite=True)
+    return run_load(r, mem, fn, conc_fleet=int(round(load)), n_requests=LOAD_REQUESTS, finite=True)
 
 
 def slo_ok(perf: dict, slo: dict) -> bool:
@@ -363,6 +379,9 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
         sim = perf_at(r, mem, fn, planned_load(r, off))
         for k in ("ttft_ms", "itl_ms", "e2e_s"):
             perf[k] = sim[k]
+        if r.requests:  # a finite run's throughput includes its ramp-up and drain
+            for k in ("output_tokens_per_s", "requests_per_s", "mean_batch"):
+                perf[k] = sim[k]
         normal_tps = perf["output_tokens_per_s"]
     elif r.mode == "concurrency":
         perf = perf_at(r, mem, fn, planned_load(r))

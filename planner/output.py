@@ -27,6 +27,9 @@ def estimate_json(est: dict | None) -> dict | None:
         out["performance"] = {k: perf[k] for k in ("output_tokens_per_s", "output_tokens_per_s_per_gpu", "requests_per_s",
                                                   "ttft_ms", "itl_ms", "e2e_s", "bottleneck")}
         out["performance"]["saturation_output_tokens_per_s"] = perf.get("saturation_output_tokens_per_s")
+        for k in ("requests_completed", "duration_s", "preemptions"):  # a finite run (workload.requests)
+            if k in perf:
+                out["performance"][k] = perf[k]
     else:
         out["performance"] = None
     cap = est.get("capacity") or {}

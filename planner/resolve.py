@@ -84,6 +84,10 @@ class Resolved:
     checkpoint: object = None  # planner.checkpoints.Checkpoint: what the engine loads
     revision: str | None = None
     checkpoint_inputs: dict = field(default_factory=dict)  # spec fields the checkpoint was resolved from
+    attention_dp: int = 1  # attention data-parallel groups inside a replica (parallelism.attention_data)
+    scheduler_policy: str = "max-utilization"  # max-utilization | guaranteed-no-evict
+    requests: int | None = None  # a finite run of this many requests (workload.requests); None: steady state
+    slo_confidence: float | None = None  # slo.confidence: SLOs required at this quantile of the error band
 
 
 def with_checkpoint(r: "Resolved") -> "Resolved":
@@ -145,6 +149,7 @@ def resolve(loaded: Loaded) -> Resolved:
     kv = prec.get("kv_cache") or default("/precision/kv_cache", arch.get("kv_cache", "bf16"), f"archetype {arch['id']}")
     par = d.get("parallelism", {})
     tp, pp, ep = par.get("tensor", 1), par.get("pipeline", 1), par.get("expert", 1)
+    adp = par.get("attention_data", 1)
     hw = d["hardware"]
     gpr = hw.get("gpus_per_replica", tp * pp)
     auto = hw.get("autoscale")
@@ -213,7 +218,12 @@ def resolve(loaded: Loaded) -> Resolved:
     ck = checkpoints.resolve(model, weights, eng, gpu, **ck_in)
     if not d["model"].get("name"):
         default("/model/name", ck.repo, ck.why)
+    policy = e.get("scheduler_policy") or default("/engine/scheduler_policy", eng["scheduler_policy_default"],
+                                                  f"{eng['name']} default")
+    slo_conf = slo.get("confidence") if isinstance(slo, dict) else None
+    slo = {k: v for k, v in slo.items() if k != "confidence"}
     return Resolved(
+        attention_dp=int(adp), scheduler_policy=policy, requests=wl.get("requests"), slo_confidence=slo_conf,
         name=d["metadata"]["name"], namespace=d["metadata"].get("namespace", "default"), model=model,
         model_name=ck.repo, checkpoint=ck, checkpoint_inputs=ck_in, revision=d["model"].get("revision"),
         served_name=d["model"].get("served_name") or d["metadata"]["name"],

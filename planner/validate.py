@@ -295,6 +295,22 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
             add("PF112", "expert-parallel-invalid", f"expert: {ep} is more than the {n} GPUs of a replica",
                 "/parallelism/expert", f"use expert: {n} or fewer")
 
+    adp = par.get("attention_data", 1)
+    if isinstance(adp, int) and not isinstance(adp, bool) and adp > 1:
+        if isinstance(tp, int) and tp % adp:
+            add("PF120", "attention-data-invalid", f"attention_data: {adp} does not divide tensor: {tp} (each attention "
+                "group takes tensor / attention_data GPUs)", "/parallelism/attention_data",
+                f"use a divisor of {tp}, e.g. attention_data: {tp}")
+        elif model is not None and not model.get("moe"):
+            add("PF120", "attention-data-invalid", f"attention_data: {adp} is set, but {model['id']} is not a mixture-of-"
+                "experts model: data-parallel attention only pays off with expert-parallel MoE layers between the groups",
+                "/parallelism/attention_data", "remove attention_data and use replicas for a dense model")
+    policy = _get(d, "engine", "scheduler_policy")
+    if eng and isinstance(policy, str) and policy not in eng.get("scheduler_policies", [policy]):
+        add("PF121", "scheduler-policy-unsupported", f"{eng['name']} has no {policy} scheduler; it runs "
+            + " or ".join(eng["scheduler_policies"]), "/engine/scheduler_policy",
+            f"remove scheduler_policy ({eng['name']} default: {eng['scheduler_policy_default']})")
+
     auto = _get(d, "hardware", "autoscale")
     if isinstance(auto, dict) and isinstance(auto.get("min"), int) and isinstance(auto.get("max"), int) and auto["min"] > auto["max"]:
         add("PF110", "autoscale-range", f"autoscale min {auto['min']} is above max {auto['max']}", "/hardware/autoscale/min")

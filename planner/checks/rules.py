@@ -34,6 +34,8 @@ for _id, _slug, _summary in [
     ("PF116", "calibration-file", "The calibration file does not exist."),
     ("PF117", "invalid-label", "A metadata label is not a valid Kubernetes label key or value."),
     ("PF118", "checkpoint-unavailable", "No checkpoint the engine loads on this GPU delivers precision.weights (the engine would load other weights than planned)."),
+    ("PF120", "attention-data-invalid", "parallelism.attention_data does not divide tensor, or the model is not a mixture of experts."),
+    ("PF121", "scheduler-policy-unsupported", "engine.scheduler_policy is not a policy this engine can be configured with."),
     ("PF119", "model-name-required", "A model given by hf_config needs model.name: the repository or path the engine loads."),
 ]:
     describe(_id, _slug, "error", _summary, _summary)

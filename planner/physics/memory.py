@@ -30,7 +30,7 @@ def bytes_per_param(precision: str, group_size: int = 128) -> float:
     return WEIGHT_BYTES[precision]
 
 
-def weight_bytes_per_gpu(p: Params, wbytes, tp, pp, expert_bytes=None) -> np.ndarray:
+def weight_bytes_per_gpu(p: Params, wbytes, tp, pp, expert_bytes=None, attention_dp=1) -> np.ndarray:
     """Weights resident on one GPU.
 
     Transformer layers (attention, MLPs, all experts) are split over tp x pp GPUs; expert parallelism
@@ -38,13 +38,17 @@ def weight_bytes_per_gpu(p: Params, wbytes, tp, pp, expert_bytes=None) -> np.nda
     another width than the rest (gpt-oss: MXFP4 experts, BF16 attention). Embedding and LM head stay in
     16-bit in quantized checkpoints (FP8/AWQ/GPTQ/NVFP4 leave them unquantized) and are vocab-parallel
     over TP on the first and last pipeline stage; the busiest GPU holds one of them.
+
+    With attention data parallelism (attention_dp groups of tp / attention_dp GPUs) every group holds a
+    whole copy of the non-expert weights split over its own GPUs; the routed experts stay split over all tp.
     """
     tp = np.asarray(tp, dtype=float)
     pp = np.asarray(pp, dtype=float)
+    tp_dense = tp / np.asarray(attention_dp, dtype=float)
     eb = np.asarray(wbytes if expert_bytes is None else expert_bytes, dtype=float)
     body = p.total - p.embed - p.lm_head - p.expert_total
     head = np.where(pp > 1, max(p.embed, p.lm_head), p.embed + p.lm_head)
-    return (body * np.asarray(wbytes, dtype=float) + p.expert_total * eb) / (tp * pp) + head * 2.0 / tp
+    return (body * np.asarray(wbytes, dtype=float) / tp_dense + p.expert_total * eb / tp) / pp + head * 2.0 / tp_dense
 
 
 def kv_bytes_per_token_per_gpu(lay: KVLayout, kv_bytes, tp, pp, layers_full_only: bool = False) -> np.ndarray:

@@ -5,7 +5,12 @@ pure-decode iterations in one go (between an arrival, a completion and a KV-pool
 not change, and the step time only drifts with the growing context), so it runs tens of thousands of
 requests per second. Scheduling follows vLLM V1: FCFS admission while the batch limit, the token budget
 and free KV blocks allow; decodes first, then prompt chunks up to the token budget; when the KV pool
-is full the newest running request is preempted and later recomputed.
+is full the newest running request is preempted and later recomputed (`max-utilization`); or, as
+TensorRT-LLM's default GUARANTEED_NO_EVICT, a request is admitted only when the blocks for its whole
+sequence (prompt plus requested output) are free, and nothing is ever preempted (`no_evict`).
+
+A run ends when its last request finishes: the horizon is bounded by events (iterations), never by a
+simulated-time limit, so a light load or a long output is simulated to completion.
 
 `step_fn(decode, decode_ctx, prefill, prefill_ctx) -> seconds` is the step-time model (physics.step).
 """
@@ -49,6 +54,7 @@ class Limits:
     token_budget: int  # tokens per iteration (max-num-batched-tokens)
     kv_tokens: int  # KV pool in tokens (per sequence token cost already folded in)
     block: int = 16
+    no_evict: bool = False  # admit only whole sequences (prompt + output) that fit; never preempt
 
 
 @dataclass
@@ -63,7 +69,7 @@ class SimResult:
     preemptions: int
     mean_batch: float
     steps: int = 0
-    truncated: bool = False  # stopped at max_sim_s or max_steps with requests unfinished
+    truncated: bool = False  # stopped at max_steps with requests unfinished
 
     def pct(self, which: str, q: float) -> float:
         if which == "itl":
@@ -87,9 +93,13 @@ class SimResult:
 def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: float | None = None,
              concurrency: int | None = None, n_requests: int = 2000, seed: int = 0,
              prefix_tokens: int = 0, prefix_hit: float = 0.0, tokens_per_step: float = 1.0,
-             warmup_frac: float = 0.1, max_sim_s: float = 36000.0, max_steps: int = 60_000) -> SimResult:
+             warmup_frac: float = 0.1, max_steps: int | None = None) -> SimResult:
     """Simulate one virtual engine. Exactly one of rate_rps (Poisson open loop), concurrency (closed
     loop: a new request the moment one finishes) or neither (offline: all queued at t=0).
+
+    warmup_frac: the first requests left out of the percentiles (steady state); 0 for a finite run in
+    which every request counts, as a benchmark reports it. max_steps bounds the iterations (default: far
+    above what n requests need; a run cut there reports its unfinished requests as unbounded latency).
 
     prefix_tokens/prefix_hit: a cached shared prefix skips that much prefill for hits.
     tokens_per_step: mean tokens a decode step emits per sequence (speculative decoding > 1).
@@ -105,6 +115,11 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
     else:
         arrivals = np.zeros(n)
     closed = concurrency is not None and not rate_rps
+    if max_steps is None:
+        # every iteration either carries a prompt chunk or ends a pure-decode run at an event (an arrival,
+        # a completion, a full pool): ~ 4 n events plus the chunks of every prompt (twice, for recomputes)
+        chunks = int(prompts.sum() // max(limits.token_budget // 2, 1))
+        max_steps = 8 * n + 4 * chunks + 10_000
     # per-request state as Python lists: element access in the event loop is ~5x faster than numpy's
     first = [math.nan] * n
     done_t = [math.nan] * n
@@ -128,6 +143,11 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
     start_g: dict[int, float] = {}
     sum_ctx0 = 0.0  # sum over decoding of (ctx at decode start - start_g)
     used_kv = 0  # KV tokens held by prefilling sequences (decoding ones: derived)
+    reserved = 0  # no-evict: KV tokens reserved for the whole sequences of every admitted request
+    no_evict = limits.no_evict
+    preempted_now = False  # an iteration that preempted admits nothing (vLLM V1 scheduler)
+    held = [0] * n  # KV tokens a prefilling request holds
+    booked = [0] * n  # no-evict reservation of each admitted request
     t = 0.0
     itl_vals: list[float] = []
     itl_w: list[float] = []
@@ -154,17 +174,27 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
             break
         admit_ready(t)
         running = len(decoding) + len(prefilling)
-        # admission (FCFS, head-of-line): batch slot and KV blocks for the whole prompt
-        while waiting and running < limits.max_seqs:
+        # admission (FCFS, head-of-line): a batch slot and KV blocks for the prompt (plus what a preempted
+        # request had generated, recomputed with it) — or, no-evict, for the whole sequence to completion
+        while waiting and running < limits.max_seqs and not preempted_now:
             r = waiting[0]
-            need = int(prompts[r]) + blk
-            if decoding_kv() + used_kv + need > limits.kv_tokens and running > 0:
-                break
+            if no_evict:
+                whole = int(prompts[r]) + int(outs[r]) + blk
+                if reserved + whole > limits.kv_tokens and running > 0:
+                    break
+                reserved += whole
+                booked[r] = whole
+            else:
+                need = int(prompts[r]) + int(generated[r]) + blk
+                if decoding_kv() + used_kv + need > limits.kv_tokens and running > 0:
+                    break
             waiting.popleft()
             prefilling.append(r)
-            ctx[r] = cached[r]
-            used_kv += int(prompts[r])
+            ctx[r] = cached[r] if not generated[r] else 0
+            held[r] = to_prefill[r] + (cached[r] if not generated[r] else 0)
+            used_kv += held[r]
             running += 1
+        preempted_now = False
         D = len(decoding)
         if D == 0 and not prefilling:
             if next_arrival >= n:
@@ -196,7 +226,7 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
             if next_arrival < n and arrivals[next_arrival] < math.inf and D < limits.max_seqs:
                 k = min(k, max(1, math.ceil((arrivals[next_arrival] - t) / max(dt0, 1e-9))))
             free = limits.kv_tokens - (decoding_kv() + used_kv)
-            k_kv = int(free // max(D * tokens_per_step, 1))
+            k_kv = int(free // max(D * tokens_per_step, 1)) if not no_evict else k
             if k_kv < 1:
                 # KV pool full: preempt the newest decoding request (vLLM recompute policy)
                 if D > 1:
@@ -211,6 +241,7 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
                     ctx[victim] = 0
                     waiting.appendleft(victim)
                     preempt += 1
+                    preempted_now = True
                     continue
                 k_kv = 1
             k = max(1, min(k, k_kv))
@@ -231,7 +262,7 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
             ctx[r] += take
             if to_prefill[r] <= 0:
                 prefilling.remove(r)
-                used_kv -= int(prompts[r])
+                used_kv -= held[r]
                 if math.isnan(first[r]):
                     first[r] = t
                     generated[r] = 1
@@ -239,6 +270,7 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
                 if generated[r] >= outs[r]:
                     done_t[r] = t
                     finished += 1
+                    reserved -= booked[r]
                     if closed and release < n:
                         arrivals[release] = t
                         release += 1
@@ -255,11 +287,10 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
             sum_ctx0 -= ctx[r] - start_g[r]
             done_t[r] = t
             finished += 1
+            reserved -= booked[r]
             if closed and release < n:
                 arrivals[release] = t
                 release += 1
-        if t > max_sim_s:
-            break
     arrivals = np.asarray(arrivals, dtype=float)
     first = np.asarray(first, dtype=float)
     done_t = np.asarray(done_t, dtype=float)

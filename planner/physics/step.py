@@ -319,9 +319,12 @@ def step_components(sys: System, m: ModelShape, decode, decode_ctx, prefill, pre
                                                             + prefill * _attended(np.asarray(prefill_ctx, float), m.lay)) / gpus
     touched = experts_touched(p.num_experts, p.experts_per_token, tokens)
     eb = sys.weight_bytes if sys.expert_weight_bytes is None else sys.expert_weight_bytes
-    w_bytes = ((p.non_expert - p.embed - p.lm_head) * sys.weight_bytes + p.expert * touched * p.moe_layers * eb
-               + p.logits_matrix * 2.0) / (gpus * sys.pp)
-    kv_read = decode * _attended(np.asarray(decode_ctx, float), m.lay) * memory.kv_bytes_per_token_per_gpu(m.lay, sys.kv_bytes, sys.tp, sys.pp)
+    adp_w = max(float(np.max(sys.attention_dp)), 1.0)
+    w_bytes = (((p.non_expert - p.embed - p.lm_head) * sys.weight_bytes + p.logits_matrix * 2.0) * adp_w
+               + p.expert * touched * p.moe_layers * eb) / (gpus * sys.pp)
+    adp = np.maximum(np.asarray(sys.attention_dp, dtype=float), 1.0)
+    kv_read = (decode / adp * _attended(np.asarray(decode_ctx, float), m.lay)
+               * memory.kv_bytes_per_token_per_gpu(m.lay, sys.kv_bytes, np.asarray(sys.tp, dtype=float) / adp, sys.pp))
     bytes_gpu = w_bytes + kv_read
     # what bounds the GPU work: the compute side of every max() vs its memory side
     compute_s, memory_s = _split(c, decode, np.asarray(decode_ctx, float), prefill, np.asarray(prefill_ctx, float))
@@ -340,6 +343,19 @@ def _split(c: Coeffs, decode, dctx, prefill, pctx):
         x, y = a * (m_tok + mh), b + cc * m_tok
         comp = comp + count * np.where(x >= y, t0 + x, 0.0)
         mem = mem + count * np.where(x < y, t0 + y, 0.0)
+    t0, a, mh, b, cc = c.logits
+    m_log = decode + (prefill > 0)
+    x, y = a * (m_log + mh), b + cc * m_log
+    comp = comp + np.where(x >= y, t0 + x, 0.0)
+    mem = mem + np.where(x < y, t0 + y, 0.0)
+    if c.moe_layers:
+        t0, W, el, k_rank, a, mh, b, cc, imb = c.moe
+        routed = tokens * k_rank
+        active = el * (1 - (1 - 1 / el) ** routed)
+        per = routed / (active + 1e-9) + 1e-9
+        x, y = a * routed * (per + mh) / per, b * active + cc * routed
+        comp = comp + c.moe_layers * imb * np.where(x >= y, t0 + x, 0.0)
+        mem = mem + c.moe_layers * imb * np.where(x < y, t0 + y, 0.0)
     d_local = decode / c.adp
     p_local = prefill / c.adp
     s = 2 * _attended(pctx, c.lay) + 1

@@ -127,10 +127,15 @@ def vllm(r: Resolved, est: dict, rank: str | None = None) -> Launch:
     L.add("--host", "0.0.0.0")
     L.add("--port", r.port, "/engine/port")
     L.add("--served-model-name", r.served_name, "/model/served_name")
-    L.add("--tensor-parallel-size", r.tp, "/parallelism/tensor")
+    adp = max(r.attention_dp, 1)
+    # data-parallel attention: vLLM runs attention_data engine ranks of tensor / attention_data GPUs each,
+    # the MoE layers expert-parallel over all of them (EP size = TP x DP)
+    L.add("--tensor-parallel-size", r.tp // adp, "/parallelism/tensor")
     L.add("--pipeline-parallel-size", r.pp, "/parallelism/pipeline")
-    if r.ep > 1:
-        L.add("--enable-expert-parallel", None, "/parallelism/expert")
+    if adp > 1:
+        L.add("--data-parallel-size", adp, "/parallelism/attention_data")
+    if r.ep > 1 or adp > 1:
+        L.add("--enable-expert-parallel", None, "/parallelism/expert" if r.ep > 1 else "/parallelism/attention_data")
         if r.ep != r.tp:
             L.notes.append(f"vLLM sets the expert-parallel size to TP x DP = {r.tp}, not {r.ep}")
     L.add("--max-model-len", r.max_model_len, "/engine/max_model_len")
@@ -194,6 +199,10 @@ def sglang(r: Resolved, est: dict, rank: str | None = None) -> Launch:
     L.add("--pp-size", r.pp, "/parallelism/pipeline")
     if r.ep > 1:
         L.add("--ep-size", r.ep, "/parallelism/expert")
+    if r.attention_dp > 1:
+        # SGLang's DP attention: --tp-size stays the replica's GPU count, --dp-size attention groups of it
+        L.add("--enable-dp-attention", None, "/parallelism/attention_data")
+        L.add("--dp-size", r.attention_dp, "/parallelism/attention_data")
     kv = SGLANG_KV.get(r.kv_cache)
     if kv is None:
         L.errors.append(("/precision/kv_cache", f"SGLang has no {r.kv_cache} KV cache (it accepts auto, fp8_e4m3, fp8_e5m2, "
@@ -277,7 +286,14 @@ def trtllm(r: Resolved, est: dict, rank: str | None = None) -> Launch:
         "enable_chunked_prefill": r.chunked_prefill,
         "cuda_graph_config": {"enable_padding": True, "max_batch_size": min(seqs, 512)},
         "enable_iter_perf_stats": True,
+        # admission when KV runs short: planfile simulated this policy (engine.scheduler_policy)
+        "scheduler_config": {"capacity_scheduler_policy": r.scheduler_policy.upper().replace("-", "_")},
     }
+    if r.attention_dp > 1:
+        if r.attention_dp != r.tp:
+            L.errors.append(("/parallelism/attention_data", f"TensorRT-LLM's enable_attention_dp runs one attention rank per "
+                             f"GPU: attention_data must equal tensor ({r.tp}), not {r.attention_dp}"))
+        cfg["enable_attention_dp"] = True
     if r.kv_offload and r.kv_offload.get("capacity_gb"):
         cfg["kv_cache_config"]["host_cache_size"] = int(r.kv_offload["capacity_gb"] * 1e9)
     s = _spec(r, L, TRTLLM_SPEC)

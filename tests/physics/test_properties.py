@@ -75,3 +75,19 @@ def test_latency_grows_with_load():
     ttft = [serving.simulate(fn, lim, serving.Lengths(1000, 1000, 1000, 1000), serving.Lengths(200, 200, 200, 200),
                              rate_rps=r, n_requests=600, seed=1).pct("ttft", 95) for r in (1, 5, 15, 40)]
     assert ttft == sorted(ttft)
+
+
+MIXTRAL = catalog.models().get("mixtral-8x7b").entry
+MIXTRAL_SHAPE = step.shape(arch.params(MIXTRAL), arch.kv_layout(MIXTRAL), MIXTRAL["hidden_size"],
+                           arch.attention_flops_per_ctx_token(MIXTRAL), MIXTRAL)
+
+
+@given(batch=st.integers(0, 256), ctx=st.integers(1, 32768), prefill=st.integers(0, 8192), pctx=st.integers(1, 16384),
+       moe=st.booleans())
+def test_the_parts_explain_prints_add_up_to_the_step(batch, ctx, prefill, pctx, moe):
+    """explain prints step = memory-bound + compute-bound kernels + communication + host: the split must
+    cover every kernel (MoE and the LM head included), or the printed sum is not the step."""
+    shape = MIXTRAL_SHAPE if moe else SHAPE
+    parts = step.step_components(system(), shape, batch, ctx, prefill, pctx)
+    total = float(parts["compute_s"] + parts["memory_s"] + parts["comm_s"] + parts["overhead_s"])
+    assert abs(total - float(parts["total_s"])) <= 1e-12 + 1e-9 * float(parts["total_s"])
