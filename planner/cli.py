@@ -94,7 +94,7 @@ def _parser():
 
     e = sub.add_parser("explain", help="Explain a check id (what, why, fix), or a spec's numbers: formulas, values, sources.")
     e.add_argument("what", nargs="?", help="A check id (PF201), or a spec file.")
-    e.add_argument("--metric", help="With a spec: one section (kv, weights, memory, decode, prefill, ttft_p95, itl_p95, breach, cost).")
+    e.add_argument("--metric", help="With a spec: one section (kv, weights, memory, decode, prefill, ttft_p95, itl_p95, breach, cost, accuracy).")
     e.add_argument("--list", dest="list_all", action="store_true", help="List every check id.")
 
     cat = sub.add_parser("catalog", help="Browse the catalog of GPUs, models, checkpoints, prices, archetypes and engines.")

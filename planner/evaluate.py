@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner import catalog
+from planner import accuracy, catalog
 from planner.physics import arch, memory, serving, step
 from planner.resolve import Resolved
 
@@ -78,17 +78,22 @@ def system(r: Resolved) -> step.System:
     mp = math_precision(r.weights, gpu)
     expert_fmt = ck.runtime_format if ck.format != "mxfp4" else "mxfp4"
     ks = kernels.kernel_set(gpu, r.engine["id"], ck.runtime_format, expert_fmt, r.kv_cache, r.tp, r.ep, r.pp, r.gpus_per_node)
+    ts = accuracy.time_scale(r)  # slo.confidence: every step time at the pessimistic edge of the error band
+
+    def slow(c):
+        return None if c is None or ts == 1.0 else step.Collective(c.latency_s * ts, c.small_bw / ts, c.large_bw / ts, c.knee_bytes)
+
     return step.System(
         tp=r.tp, pp=r.pp, ep=r.ep, mem_bw=gpu["memory_bandwidth_tb_per_s"] * 1e12,
         linear_flops=gpu["dense_tflops"][mp] * 1e12, attn_flops=gpu["dense_tflops"]["bf16"] * 1e12,
         gemm=ks.gemm, gemm16=ks.gemm16, moe=ks.moe, moe_imbalance=ks.moe_imbalance,
         decode_attn_t0_s=ks.decode_attn[0], decode_attn_e=ks.decode_attn[1],
         prefill_attn_t0_s=ks.prefill_attn[0], prefill_attn_e=ks.prefill_attn[1], prefill_attn_s_half=ks.prefill_attn[2],
-        allreduce=ks.allreduce, alltoall=ks.alltoall, p2p=ks.p2p,
+        allreduce=slow(ks.allreduce) or ks.allreduce, alltoall=slow(ks.alltoall) or ks.alltoall, p2p=slow(ks.p2p) or ks.p2p,
         weight_bytes=ck.body_bytes_per_param, expert_weight_bytes=ck.expert_bytes_per_param,
         kv_bytes=arch.KV_DTYPE_BYTES[r.kv_cache],
-        step_overhead_s=eff["step_overhead_ms"] / 1e3, prefill_overhead_s=eff["prefill_overhead_ms"] / 1e3,
-        kernel_scale=eff["kernel_scale"] * eff["vendor_scale"], floor_scale=eff.get("floor_scale", 1.0),
+        step_overhead_s=eff["step_overhead_ms"] / 1e3 * ts, prefill_overhead_s=eff["prefill_overhead_ms"] / 1e3 * ts,
+        kernel_scale=eff["kernel_scale"] * eff["vendor_scale"] * ts, floor_scale=eff.get("floor_scale", 1.0),
         attention_dp=getattr(r, "attention_dp", 1) or 1)
 
 
@@ -239,7 +244,7 @@ def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_flee
         c = max(1, round(conc_fleet / ve_count))
         common.setdefault("n_requests", min(max(n_requests, 4 * c), MAX_SIM_REQUESTS))
         sim = serving.simulate(fn, lim, r.input, r.output, concurrency=c, **common)
-    out = _pcts(sim, efficiency_for(r.engine["id"], r.gpu, r.calibration)["request_overhead_ms"] / 1e3)
+    out = _pcts(sim, efficiency_for(r.engine["id"], r.gpu, r.calibration)["request_overhead_ms"] / 1e3 * accuracy.time_scale(r))
     out["output_tokens_per_s"] = sim.output_tokens_per_s * ve_count
     out["requests_per_s"] = (sim.completed / sim.duration_s * ve_count) if sim.duration_s else 0.0
     out["mean_batch"] = sim.mean_batch
@@ -357,7 +362,7 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
     """The estimate of a resolved spec (JSON-contract fields plus details)."""
     mem = memory_plan(r)
     out: dict = {"memory": mem.to_json(), "offload": offload(r, mem), "checkpoint": r.checkpoint.to_json(),
-                 "cold_start": cold_start(r)}
+                 "cold_start": cold_start(r), "accuracy": accuracy.to_json(r)}
     sysm, shp, fn = step_function(r)
     gpus = r.gpus_per_replica * r.replicas
     price = r.price_usd_per_gpu_hour

@@ -6,11 +6,13 @@ from __future__ import annotations
 from planner.evaluate import efficiency_for, link, math_precision, memory_plan
 from planner.physics import arch, memory
 
-SECTIONS = ("defaults", "checkpoint", "kv", "weights", "memory", "decode", "prefill", "latency", "breach", "cost", "cold_start")
+SECTIONS = ("defaults", "checkpoint", "kv", "weights", "memory", "decode", "prefill", "latency", "breach", "cost", "cold_start",
+            "accuracy")
 METRIC_SECTION = {"kv_bytes_per_token": "kv", "weights": "weights", "memory": "memory", "max_concurrent_sequences": "memory",
                   "decode": "decode", "itl_p95": "latency", "ttft_p95": "latency", "e2e_p95": "latency", "prefill": "prefill",
                   "breach_rps": "breach", "cost": "cost", "usd_per_month": "cost", "repo": "checkpoint",
-                  "download": "checkpoint", "cold_start_s": "cold_start", "startup": "cold_start"}
+                  "download": "checkpoint", "cold_start_s": "cold_start", "startup": "cold_start", "confidence": "accuracy",
+                  "error": "accuracy"}
 
 
 def _gb(x: float) -> str:
@@ -142,6 +144,17 @@ def explain(res, metric: str | None = None) -> str:
             f"$/1M output tokens = monthly cost / (output tokens/s at normal load x 3600 x 730 / 1e6) = "
             f"${(c.get('usd_per_million_output_tokens') or 0):,.2f}",
             ])
+    acc = est.get("accuracy")
+    if acc:
+        from planner.output import accuracy_text
+
+        lines = [accuracy_text(acc)]
+        for m, b in acc["metrics"].items():
+            where = ", ".join(f"{k} {v}" for k, v in b["from"].items()) or "every held-out row"
+            lines.append(f"{m}: {b['n']} held-out rows ({where}); measured/predicted p10 {b['ratio_p10']:.2f}, "
+                         f"p90 {b['ratio_p90']:.2f}; p90 |error| {b['p90_abs_error_pct']:g} %")
+        lines.append("bands: catalog/accuracy.yaml, leave-one-GPU-generation-out residuals (benchmarks/accuracy.py)")
+        section("accuracy", "how sure: the held-out error of this regime", lines)
     cs = est["cold_start"]
     section("cold_start", "from pod creation to serving (hardware.storage)", [
         f"weights from {cs['source']}: {cs['download_gb']:,.1f} GB ({ck.repo})",

@@ -40,7 +40,25 @@ def estimate_json(est: dict | None) -> dict | None:
     out["roofline"] = est.get("roofline")
     out["checkpoint"] = est.get("checkpoint")
     out["cold_start"] = est.get("cold_start")
+    out["accuracy"] = est.get("accuracy")
     return _clean(out)
+
+
+def accuracy_text(acc: dict | None) -> str:
+    """One line: the held-out error band of the regime, what it borrows, and the confidence margin."""
+    if not acc:
+        return ""
+    parts = [f"{label} ±{acc['metrics'][m]['p90_abs_error_pct']:.0f} %"
+             for m, label in (("throughput", "throughput"), ("itl", "ITL"), ("ttft", "TTFT")) if m in acc["metrics"]]
+    reg = acc["regime"]
+    line = ("held-out p90 |error| " + ", ".join(parts) if parts else "no held-out measurements") + \
+        f" ({reg['generation']} {reg['precision']} {reg['moe']} {reg['engine']})"
+    if acc["borrowed"]:
+        what = {"generation": f"{reg['generation']} GPUs", "precision": f"{reg['precision']} weights", "engine": reg["engine"]}
+        line += "; band borrowed: no measurements of " + " or ".join(what[k] for k in acc["borrowed"])
+    if acc.get("slo_confidence"):
+        line += f"; slo.confidence {acc['slo_confidence']:g}: times x {acc['time_scale']:.2f}"
+    return line
 
 
 def to_json(results) -> str:
@@ -102,6 +120,8 @@ def to_text(results) -> str:
                 lines.append(f"  latency     p95 TTFT {_fmt(p['ttft_ms'].get('p95'), ',.0f', ' ms')}, "
                              f"p95 ITL {_fmt(p['itl_ms'].get('p95'), ',.1f', ' ms')}, "
                              f"p95 e2e {_fmt(p['e2e_s'].get('p95'), ',.1f', ' s')}")
+                if est.get("accuracy"):
+                    lines.append(f"  accuracy    {t(accuracy_text(est['accuracy']))}")
             if cap.get("breach_rps") is not None:
                 lines.append(f"  capacity    breach point {cap['breach_rps']:.1f} req/s vs peak {cap['peak_rps']:.1f} "
                              f"req/s (headroom {cap['headroom_pct']:+.0f} %)")
@@ -182,6 +202,8 @@ def to_markdown(results) -> str:
             if p:
                 out.append(f"| throughput | {_fmt(p['output_tokens_per_s'])} output tokens/s ({_fmt(p['output_tokens_per_s_per_gpu'])} per GPU) |")
                 out.append(f"| p95 TTFT / ITL | {_fmt(p['ttft_ms'].get('p95'), ',.0f', ' ms')} / {_fmt(p['itl_ms'].get('p95'), ',.1f', ' ms')} |")
+                if est.get("accuracy"):
+                    out.append(f"| accuracy | {_md(accuracy_text(est['accuracy']))} |")
             if cap.get("breach_rps") is not None:
                 out.append(f"| breach point | {cap['breach_rps']:.1f} req/s vs peak {cap['peak_rps']:.1f} ({cap['headroom_pct']:+.0f} %) |")
             if c.get("usd_per_month") is not None:

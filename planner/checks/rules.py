@@ -358,6 +358,44 @@ def int4_kv(r, est):
     return [finding("PF407", f"int4 KV cache at {r.max_model_len:,}-token context", "/precision/kv_cache", "kv_cache: fp8")]
 
 
+@register("PF408", "borrowed-calibration", "warning", "The prediction rests on kernel curves or measurements of other hardware.")
+def borrowed(r, est):
+    """What: no measured kernel tables exist for this GPU (its curves are borrowed from the nearest
+    measured GPU, through this GPU's own peaks), the vendor's kernel speed is a prior, or no end-to-end
+    measurement of this GPU generation was held out to size the error band. Warning: the band shown is
+    another hardware's. Info: only the engine differs (the band is from another engine's runs on the same
+    generation).
+
+    Fix: measure this deployment (`vllm bench serve --save-result`) and reference the result of
+    `planfile calibrate` as `calibration:`; until then treat the numbers with the margin of
+    `slo.confidence`."""
+    from planner.evaluate import provenance
+
+    acc = est.get("accuracy") or {}
+    if r.calibration:
+        return []
+    ks = provenance(r)
+    what = []
+    if ks.borrowed:
+        what.append(f"kernel curves of {ks.measured_gpu} (no kernel tables for {r.gpu['id']})")
+    eff = est.get("efficiency") or {}
+    if eff.get("vendor_source"):
+        what.append(f"the {r.gpu['vendor'].upper()} kernel-speed prior (x{eff['vendor_scale']:g}, not fitted)")
+    if "generation" in acc.get("borrowed", []):
+        what.append(f"an error band from other GPU generations (no measured {r.gpu['generation']} runs)")
+    if what:
+        return [finding("PF408", "prediction borrows " + "; ".join(what), "/hardware/gpu",
+                        "calibrate on a measured run: planfile calibrate <results> --spec <this spec>")]
+    other = [k for k in ("engine", "precision") if k in acc.get("borrowed", [])]
+    if other:
+        missing = " or ".join({"engine": f"{r.engine['name']} runs", "precision": f"{acc['regime']['precision']} weights"}[k]
+                              for k in other)
+        return [finding("PF408", f"error band from other measured runs on {r.gpu['generation']} GPUs: none of {missing}",
+                        "/engine/name" if "engine" in other else "/precision/weights",
+                        "calibrate on a measured run: planfile calibrate <results> --spec <this spec>", severity="info")]
+    return []
+
+
 @register("PF502", "cost-per-token-target", "error", "Cost per million output tokens is above the target.")
 def per_token(r, est):
     """What: monthly cost / output tokens at the planned (normal) load exceeds

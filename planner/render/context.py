@@ -238,6 +238,8 @@ def delivery(r, est: dict, gpus_per_pod: int, nodes: int) -> dict:
 
 def build(res, spec_text: bytes) -> dict:
     """Template context for one checked spec (run.Result with an estimate)."""
+    from planner.output import accuracy_text
+
     r, est = res.resolved, res.estimate
     nodes = engines.multinode(r)
     single = engines.launch(r, est, None if nodes == 1 else "leader")
@@ -280,6 +282,7 @@ def build(res, spec_text: bytes) -> dict:
                    "metrics": single.metrics_prefix is not None, "notes": single.notes, "planned": single.values,
                    "served_name": r.served_name, "model": r.model_name},
         "checkpoint": r.checkpoint.to_json(),
+        "accuracy": dict(est.get("accuracy") or {}, line=accuracy_text(est.get("accuracy"))),
         "gpu": {"id": gpu["id"], "name": gpu["name"], "resource": resource, "vendor": gpu["vendor"],
                 "node_selector": node_selector, "product_verified": k8s.get("product_verified", False), "per_pod": gpus_per_pod},
         "resources": {"requests": dict(dv["requests"], **{resource: str(gpus_per_pod)}),
