@@ -104,6 +104,7 @@ def efficiency(engine: str, vendor: str = "nvidia") -> dict:
     v = eff["vendors"].get(vendor)
     entry["vendor_scale"] = float(v["kernel_scale"]) if v else 1.0
     entry["vendor_source"] = v["source"] if v else ""
+    entry["vendor_fitted"] = bool(v.get("fitted")) if v else False
     entry["key"] = f"{engine}" + (f" on {vendor}" if v else "")
     return entry
 

@@ -127,11 +127,25 @@ def kernel_set(gpu: dict, engine: str, runtime_format: str, expert_format: str, 
     g = got(f"GEMM {kfmt}", ("gemm", kfmt), ("gemm", "bf16"))
     g16 = got("GEMM bf16 (LM head)", ("gemm", "bf16"))
     mfmt = MOE_KERNEL.get(expert_format, "bf16")
-    mo = got(f"MoE {mfmt}", ("moe", mfmt), ("moe", "bf16"))
-    if mo is not None and (mo.get("median_err_pct", 0) > 25 or mo["e_max"] < 0.15):
-        prov.append(("MoE", f"the measured grouped-GEMM fit is poor (median error {mo.get('median_err_pct')} %, e_max "
-                            f"{mo['e_max']}): not used"))
-        mo = None
+    mo = None
+    # the engine's grouped-GEMM curve first, then the other frameworks' on this GPU (same format), then bf16;
+    # a fit that is poor or unphysical (the memory side far below any tuned kernel: an untuned configuration
+    # in the tables) is passed over and said so
+    for fmt in dict.fromkeys((mfmt, "bf16")):
+        for fw in _frameworks(entry, engine):
+            cand = (entry[fw].get("moe") or {}).get(fmt)
+            if cand is None:
+                continue
+            if cand.get("median_err_pct", 0) > 25 or cand["e_max"] < 0.15 or cand["e_mem"] < 0.3:
+                prov.append(("MoE", f"{where} {fw} {fmt} grouped-GEMM fit not used (median error {cand.get('median_err_pct')} %, "
+                                    f"e_max {cand['e_max']}, e_mem {cand['e_mem']}: poor or untuned)"))
+                continue
+            mo = cand
+            note = "" if (fw, fmt) == (engine, mfmt) else f" ({fw}'s {fmt} curve)"
+            prov.append((f"MoE {mfmt}", f"{where} {fw} {entry[fw].get('version', '')}{note}".strip()))
+            break
+        if mo is not None:
+            break
     kvk = "fp8" if kv_cache in ("fp8", "int8", "int4") else "bf16"
     dec = got(f"decode attention {kvk} KV", ("decode_attention", kvk), ("decode_attention", "bf16"))
     pre = got("prefill attention", ("prefill_attention",))

@@ -380,7 +380,8 @@ def borrowed(r, est):
         what.append(f"kernel curves of {ks.measured_gpu} (no kernel tables for {r.gpu['id']})")
     eff = est.get("efficiency") or {}
     if eff.get("vendor_source"):
-        what.append(f"the {r.gpu['vendor'].upper()} kernel-speed prior (x{eff['vendor_scale']:g}, not fitted)")
+        what.append(f"the {r.gpu['vendor'].upper()} kernel-speed factor x{eff['vendor_scale']:g} ("
+                    + ("fitted on MLPerf throughput ratios, not on kernels)" if eff.get("vendor_fitted") else "a prior, not fitted)"))
     if "generation" in acc.get("borrowed", []):
         what.append(f"an error band from other GPU generations (no measured {r.gpu['generation']} runs)")
     if what:
