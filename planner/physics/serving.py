@@ -221,9 +221,9 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
         else:
             # pure decode run: until a completion, an arrival that can be admitted, or the KV pool fills
             k_done = max(1, math.ceil((heap[0][0] - g) / tokens_per_step)) if heap else 1
-            dt0 = float(step_fn(D, mean_dctx, 0, 0.0))
             k = k_done
             if next_arrival < n and arrivals[next_arrival] < math.inf and D < limits.max_seqs:
+                dt0 = float(step_fn(D, mean_dctx, 0, 0.0))
                 k = min(k, max(1, math.ceil((arrivals[next_arrival] - t) / max(dt0, 1e-9))))
             free = limits.kv_tokens - (decoding_kv() + used_kv)
             k_kv = int(free // max(D * tokens_per_step, 1)) if not no_evict else k

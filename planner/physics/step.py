@@ -261,35 +261,54 @@ def _coll(c: tuple, tokens):
     return count * (a + s * inv_large + s * dinv / (1 + s / knee))
 
 
-def terms(c: Coeffs, decode, decode_ctx, prefill, prefill_ctx, mx) -> tuple:
+def terms(c: Coeffs, decode, decode_ctx, prefill, prefill_ctx, mx, split: list | None = None) -> tuple:
     """(gemm, moe, attention, communication, host) seconds of one VE step — the one formula of the step model.
 
     Every operation is arithmetic or `mx` (max), so `decode`... may be floats or numpy arrays alike.
+    `split`, a list [0.0, 0.0], receives the GPU kernel time split into its compute-bound and memory-bound
+    parts (the side of each max() that won; decode attention streams KV, prefill attention computes): what
+    `explain` prints and the bottleneck is named from, from the same expressions.
     """
     tokens = decode + prefill
     has_dec = decode > 0
     has_pre = prefill > 0
+
+    def kern(weight, t0, x, y):
+        if split is not None:
+            big = x >= y
+            split[0] = split[0] + weight * np.where(big, t0 + x, 0.0)
+            split[1] = split[1] + weight * np.where(big, 0.0, t0 + y)
+        return weight * (t0 + mx(x, y))
+
     t_gemm = 0.0
-    for count, t0, a, mh, b, cc, div in c.gemms:
-        m_tok = tokens / div
-        t_gemm = t_gemm + count * (t0 + mx(a * (m_tok + mh), b + cc * m_tok))
+    if split is None:  # the simulator's hot path: the same expressions as kern(), without the split
+        for count, t0, a, mh, b, cc, div in c.gemms:
+            m_tok = tokens / div
+            t_gemm = t_gemm + count * (t0 + mx(a * (m_tok + mh), b + cc * m_tok))
+    else:
+        for count, t0, a, mh, b, cc, div in c.gemms:
+            m_tok = tokens / div
+            t_gemm = t_gemm + kern(count, t0, a * (m_tok + mh), b + cc * m_tok)
     t0, a, mh, b, cc = c.logits
     m_log = decode + has_pre
-    t_gemm = t_gemm + (t0 + mx(a * (m_log + mh), b + cc * m_log))
+    t_gemm = t_gemm + kern(1.0, t0, a * (m_log + mh), b + cc * m_log)
     t_moe = 0.0
     if c.moe_layers:
         t0, W, el, k_rank, a, mh, b, cc, imb = c.moe
         routed = tokens * k_rank
         active = el * (1 - (1 - 1 / el) ** routed)
         per = routed / (active + 1e-9) + 1e-9
-        t_moe = c.moe_layers * imb * (t0 + mx(a * routed * (per + mh) / per, b * active + cc * routed))
+        t_moe = kern(c.moe_layers * imb, t0, a * routed * (per + mh) / per, b * active + cc * routed)
     dctx = _attended(decode_ctx, c.lay)
     pctx = _attended(prefill_ctx, c.lay)
     d_local = decode / c.adp
     p_local = prefill / c.adp
     s = 2 * pctx + 1
-    t_attn = c.layers * (has_dec * c.dec[0] + c.dec[1] * d_local * dctx
-                         + has_pre * c.pre[0] + c.pre[1] * p_local * pctx * (s + c.pre[2]) / s)
+    t_dec = c.layers * (has_dec * c.dec[0] + c.dec[1] * d_local * dctx)
+    t_pre = c.layers * (has_pre * c.pre[0] + c.pre[1] * p_local * pctx * (s + c.pre[2]) / s)
+    if split is not None:
+        split[0] = c.scale * (split[0] + t_pre)
+        split[1] = c.scale * (split[1] + t_dec)
     t_comm = 0.0
     if c.ar:
         t_comm = t_comm + _coll(c.ar, tokens / c.adp)
@@ -298,7 +317,7 @@ def terms(c: Coeffs, decode, decode_ctx, prefill, prefill_ctx, mx) -> tuple:
     if c.p2p:
         t_comm = t_comm + _coll(c.p2p, tokens)
     host = c.host[0] + has_pre * c.host[1]
-    return c.scale * t_gemm, c.scale * t_moe, c.scale * t_attn, t_comm, host
+    return c.scale * t_gemm, c.scale * t_moe, c.scale * (t_dec + t_pre), t_comm, host
 
 
 def step_components(sys: System, m: ModelShape, decode, decode_ctx, prefill, prefill_ctx) -> dict:
@@ -306,14 +325,19 @@ def step_components(sys: System, m: ModelShape, decode, decode_ctx, prefill, pre
     (any argument, and any System field, may be an array: the planner evaluates many configurations)."""
     decode = np.asarray(decode, dtype=float)
     prefill = np.asarray(prefill, dtype=float)
-    c = coefficients(sys, m) if not _is_array_system(sys) else _vector_coefficients(sys, m)
-    g, mo, at, cm, host = terms(c, decode, np.asarray(decode_ctx, dtype=float), prefill,
-                                np.asarray(prefill_ctx, dtype=float), np.maximum)
+    if _is_array_system(sys):
+        g, mo, at, cm, host, compute_s, memory_s = _grouped(sys, m, decode, np.asarray(decode_ctx, float), prefill,
+                                                            np.asarray(prefill_ctx, float))
+    else:
+        sp = [0.0, 0.0]
+        g, mo, at, cm, host = terms(coefficients(sys, m), decode, np.asarray(decode_ctx, dtype=float), prefill,
+                                    np.asarray(prefill_ctx, dtype=float), np.maximum, sp)
+        compute_s, memory_s = sp
     total = g + mo + at + cm + host
     # FLOPs and bytes per GPU (for the intensity the roofline finding prints): the same shapes
     p = m.p
     tokens = decode + prefill
-    gpus = float(sys.tp)
+    gpus = np.asarray(sys.tp, dtype=float)
     flops = (2.0 * p.active_matmul * tokens + 2.0 * p.logits_matrix * np.maximum(decode, np.minimum(prefill, 1.0))) / gpus
     flops = flops + m.attn_flops_per_ctx * p.num_layers * (decode * _attended(np.asarray(decode_ctx, float), m.lay)
                                                             + prefill * _attended(np.asarray(prefill_ctx, float), m.lay)) / gpus
@@ -326,83 +350,63 @@ def step_components(sys: System, m: ModelShape, decode, decode_ctx, prefill, pre
     kv_read = (decode / adp * _attended(np.asarray(decode_ctx, float), m.lay)
                * memory.kv_bytes_per_token_per_gpu(m.lay, sys.kv_bytes, np.asarray(sys.tp, dtype=float) / adp, sys.pp))
     bytes_gpu = w_bytes + kv_read
-    # what bounds the GPU work: the compute side of every max() vs its memory side
-    compute_s, memory_s = _split(c, decode, np.asarray(decode_ctx, float), prefill, np.asarray(prefill_ctx, float))
     return {"compute_s": compute_s, "memory_s": memory_s, "comm_s": cm, "overhead_s": np.broadcast_to(host, np.shape(total)) * 1.0,
             "gemm_s": g, "moe_s": mo, "attention_s": at, "total_s": total,
             "flops_per_gpu": flops, "bytes_per_gpu": bytes_gpu,
             "intensity_flops_per_byte": flops / np.maximum(bytes_gpu, 1.0)}
 
 
-def _split(c: Coeffs, decode, dctx, prefill, pctx):
-    """GPU kernel time split into its compute-bound and memory-bound parts (same terms, two views)."""
-    tokens = decode + prefill
-    comp = mem = 0.0
-    for count, t0, a, mh, b, cc, div in c.gemms:
-        m_tok = tokens / div
-        x, y = a * (m_tok + mh), b + cc * m_tok
-        comp = comp + count * np.where(x >= y, t0 + x, 0.0)
-        mem = mem + count * np.where(x < y, t0 + y, 0.0)
-    t0, a, mh, b, cc = c.logits
-    m_log = decode + (prefill > 0)
-    x, y = a * (m_log + mh), b + cc * m_log
-    comp = comp + np.where(x >= y, t0 + x, 0.0)
-    mem = mem + np.where(x < y, t0 + y, 0.0)
-    if c.moe_layers:
-        t0, W, el, k_rank, a, mh, b, cc, imb = c.moe
-        routed = tokens * k_rank
-        active = el * (1 - (1 - 1 / el) ** routed)
-        per = routed / (active + 1e-9) + 1e-9
-        x, y = a * routed * (per + mh) / per, b * active + cc * routed
-        comp = comp + c.moe_layers * imb * np.where(x >= y, t0 + x, 0.0)
-        mem = mem + c.moe_layers * imb * np.where(x < y, t0 + y, 0.0)
-    d_local = decode / c.adp
-    p_local = prefill / c.adp
-    s = 2 * _attended(pctx, c.lay) + 1
-    mem = mem + c.layers * ((decode > 0) * c.dec[0] + c.dec[1] * d_local * _attended(dctx, c.lay))
-    comp = comp + c.layers * ((prefill > 0) * c.pre[0] + c.pre[1] * p_local * _attended(pctx, c.lay) * (s + c.pre[2]) / s)
-    return c.scale * comp, c.scale * mem
-
-
 def _is_array_system(sys: System) -> bool:
-    return any(np.ndim(getattr(sys, f)) > 0 for f in ("tp", "pp", "ep", "mem_bw", "linear_flops", "step_overhead_s",
-                                                       "kernel_scale", "floor_scale", "weight_bytes"))
+    return any(np.ndim(getattr(sys, f)) > 0 for f in SYSTEM_ARRAY_FIELDS)
 
 
-def _vector_coefficients(sys: System, m: ModelShape) -> Coeffs:
-    """Coefficients when System fields are arrays (calibration grids, the vectorized planner): the same
-    `coefficients`, evaluated element by element over the broadcast configurations, then stacked."""
-    fields = ("tp", "pp", "ep", "mem_bw", "linear_flops", "attn_flops", "step_overhead_s", "prefill_overhead_s",
-              "kernel_scale", "floor_scale", "weight_bytes", "kv_bytes", "attention_dp")
-    arrays = np.broadcast_arrays(*[np.asarray(getattr(sys, f), dtype=float) for f in fields])
-    shape_ = arrays[0].shape
-    flat = [a.ravel() for a in arrays]
-    cs = []
-    for i in range(flat[0].size):
-        kw = {f: (int(flat[j][i]) if f in ("tp", "pp", "ep", "attention_dp") else float(flat[j][i])) for j, f in enumerate(fields)}
-        cs.append(coefficients(replace(sys, **kw), m))
+SYSTEM_ARRAY_FIELDS = ("tp", "pp", "ep", "mem_bw", "linear_flops", "attn_flops", "step_overhead_s", "prefill_overhead_s",
+                      "kernel_scale", "floor_scale", "weight_bytes", "kv_bytes", "attention_dp")
 
-    def stack(get):
-        return np.asarray([get(c) for c in cs], dtype=float).reshape(shape_)
 
-    def stack_tuple(get, n):
-        return tuple(stack(lambda c, i=i: get(c)[i]) for i in range(n))
-
-    n_g = len(cs[0].gemms)
-    gemms = tuple(stack_tuple(lambda c, j=j: c.gemms[j], 7) for j in range(n_g))
-    ar = stack_tuple(lambda c: c.ar or (0,) * 6, 6) if any(c.ar for c in cs) else ()
-    a2a = stack_tuple(lambda c: c.a2a or (0,) * 6, 6) if any(c.a2a for c in cs) else ()
-    p2p = stack_tuple(lambda c: c.p2p or (0,) * 6, 6) if any(c.p2p for c in cs) else ()
-    if ar:
-        ar = ar[:4] + (np.where(ar[4] > 0, ar[4], 1.0),) + ar[5:]
-    if a2a:
-        a2a = a2a[:4] + (np.where(a2a[4] > 0, a2a[4], 1.0),) + a2a[5:]
-    if p2p:
-        p2p = p2p[:4] + (np.where(p2p[4] > 0, p2p[4], 1.0),) + p2p[5:]
-    return Coeffs(gemms, stack_tuple(lambda c: c.logits, 5), float(cs[0].moe_layers) if cs[0].moe_layers else 0.0,
-                  stack_tuple(lambda c: c.moe, 9), stack(lambda c: c.layers), stack_tuple(lambda c: c.dec, 2),
-                  stack_tuple(lambda c: c.pre, 3), ar, a2a, p2p, stack_tuple(lambda c: c.host, 2), stack(lambda c: c.scale),
-                  stack(lambda c: c.adp), m.lay)
+def _grouped(sys: System, m: ModelShape, decode, dctx, prefill, pctx) -> tuple:
+    """`terms` (with its compute/memory split) when System fields are arrays (calibration grids, the vectorized planner): the
+    operating points are grouped by distinct configuration (a million points hold a few hundred distinct
+    GPU x parallelism x precision systems), and each group runs the one formula with its own coefficients."""
+    raw = [np.asarray(getattr(sys, f), dtype=float) for f in SYSTEM_ARRAY_FIELDS]
+    shape_ = np.broadcast_shapes(*[a.shape for a in raw], np.shape(decode), np.shape(dctx), np.shape(prefill), np.shape(pctx))
+    size = int(np.prod(shape_))
+    varying = [j for j, a in enumerate(raw) if a.ndim > 0]
+    # distinct configurations: factorize each varying field, combine the codes into one integer key
+    key = np.zeros(size, dtype=np.int64)
+    values = []
+    for j in varying:
+        vals, code = np.unique(np.broadcast_to(raw[j], shape_).ravel(), return_inverse=True)
+        key = key * len(vals) + code.ravel()
+        values.append(vals)
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+    ends = np.r_[starts[1:], size]
+    scalar_inputs = all(np.ndim(x) == 0 for x in (decode, dctx, prefill, pctx))
+    scalars = tuple(np.asarray(x, dtype=float) for x in (decode, dctx, prefill, pctx))
+    ins = [] if scalar_inputs else [np.broadcast_to(np.asarray(x, dtype=float), shape_).ravel()
+                                    for x in (decode, dctx, prefill, pctx)]
+    outs = [np.empty(size) for _ in range(7)]
+    for a, b in zip(starts, ends):
+        idx = order[a:b]
+        rest = int(sk[a])
+        kw = {}
+        for col in range(len(varying) - 1, -1, -1):
+            n_vals = len(values[col])
+            kw[SYSTEM_ARRAY_FIELDS[varying[col]]] = float(values[col][rest % n_vals])
+            rest //= n_vals
+        kw.update({f: int(kw[f]) for f in ("tp", "pp", "ep", "attention_dp") if f in kw})
+        c = coefficients(replace(sys, **kw), m)
+        sp = [0.0, 0.0]
+        if scalar_inputs:  # one operating point for every configuration: one evaluation per group
+            parts = terms(c, *scalars, np.maximum, sp) + tuple(sp)
+        else:
+            d, dc, p, pc = (x[idx] for x in ins)
+            parts = terms(c, d, dc, p, pc, np.maximum, sp) + tuple(sp)
+        for o, v in zip(outs, parts):
+            o[idx] = v
+    return tuple(o.reshape(shape_) for o in outs)
 
 
 def step_time(sys: System, m: ModelShape, decode, decode_ctx, prefill, prefill_ctx) -> np.ndarray:
@@ -416,12 +420,57 @@ def bottleneck(parts: dict) -> np.ndarray:
 
 
 def scalar_step(sys: System, m: ModelShape):
-    """step_time of one configuration as a plain-float closure for the simulator (numpy's per-call overhead
-    on scalars would dominate): the same `terms`, with Python floats and the builtin max."""
+    """step_time of one configuration as a plain-float function for the simulator (numpy's per-call
+    overhead on scalars would dominate; so would unpacking the coefficient tuples on every step). It is
+    generated from `terms`' expressions with this configuration's coefficients written in as literals,
+    operation for operation in the same order, so it returns bit for bit what the vectorized path returns
+    (tests/physics/test_properties.py asserts it)."""
     c = coefficients(sys, m)
+    f = repr
 
-    def fn(decode, decode_ctx, prefill, prefill_ctx) -> float:
-        g, mo, at, cm, host = terms(c, float(decode), float(decode_ctx), float(prefill), float(prefill_ctx), max)
-        return g + mo + at + cm + host
+    def mx(x, y):  # max without a call: the builtin's value (the first argument on ties)
+        return f"(_x if (_x := {x}) >= (_y := {y}) else _y)"
 
-    return fn
+    def attended(name):
+        lay = c.lay
+        if not lay.window_layers:
+            return name
+        w = f(lay.window_tokens)
+        return f"(({name}) * {lay.full_layers} + (({name}) if ({name}) < {w} else {w}) * {lay.window_layers}) / {lay.layers}"
+
+    L = ["def fn(decode, decode_ctx, prefill, prefill_ctx):",
+         "    decode = float(decode); decode_ctx = float(decode_ctx); prefill = float(prefill); prefill_ctx = float(prefill_ctx)",
+         "    tokens = decode + prefill", "    has_dec = decode > 0", "    has_pre = prefill > 0", "    t_gemm = 0.0"]
+    for count, t0, a, mh, b, cc, div in c.gemms:
+        L.append(f"    m_tok = tokens / {f(float(div))}")
+        L.append(f"    t_gemm = t_gemm + {f(float(count))} * ({f(float(t0))} + "
+                 + mx(f"{f(float(a))} * (m_tok + {f(float(mh))})", f"{f(float(b))} + {f(float(cc))} * m_tok") + ")")
+    t0, a, mh, b, cc = (float(x) for x in c.logits)
+    L.append("    m_log = decode + has_pre")
+    L.append(f"    t_gemm = t_gemm + 1.0 * ({f(t0)} + " + mx(f"{f(a)} * (m_log + {f(mh)})", f"{f(b)} + {f(cc)} * m_log") + ")")
+    if c.moe_layers:
+        t0, W, el, k_rank, a, mh, b, cc, imb = (float(x) for x in c.moe)
+        L += [f"    routed = tokens * {f(k_rank)}", f"    active = {f(el)} * (1 - (1 - 1 / {f(el)}) ** routed)",
+              "    per = routed / (active + 1e-9) + 1e-9",
+              f"    t_moe = {f(float(c.moe_layers * imb))} * ({f(t0)} + "
+              + mx(f"{f(a)} * routed * (per + {f(mh)}) / per", f"{f(b)} * active + {f(cc)} * routed") + ")"]
+    else:
+        L.append("    t_moe = 0.0")
+    adp = f(float(c.adp))
+    L += [f"    dctx = {attended('decode_ctx')}", f"    pctx = {attended('prefill_ctx')}",
+          f"    d_local = decode / {adp}", f"    p_local = prefill / {adp}", "    s = 2 * pctx + 1",
+          f"    t_dec = {f(float(c.layers))} * (has_dec * {f(float(c.dec[0]))} + {f(float(c.dec[1]))} * d_local * dctx)",
+          f"    t_pre = {f(float(c.layers))} * (has_pre * {f(float(c.pre[0]))} + {f(float(c.pre[1]))} * p_local * pctx * "
+          f"(s + {f(float(c.pre[2]))}) / s)",
+          "    t_comm = 0.0"]
+    for coll, tok in ((c.ar, f"tokens / {adp}"), (c.a2a, "tokens"), (c.p2p, "tokens")):
+        if coll:
+            count, a, inv_large, dinv, knee, per_token = (float(x) for x in coll)
+            L += [f"    s_ = ({tok}) * {f(per_token)}",
+                  f"    t_comm = t_comm + {f(count)} * ({f(a)} + s_ * {f(inv_large)} + s_ * {f(dinv)} / (1 + s_ / {f(knee)}))"]
+    sc = f(float(c.scale))
+    L += [f"    host = {f(float(c.host[0]))} + has_pre * {f(float(c.host[1]))}",
+          f"    return {sc} * t_gemm + {sc} * t_moe + {sc} * (t_dec + t_pre) + t_comm + host"]
+    ns: dict = {}
+    exec(compile("\n".join(L), "<planfile step model>", "exec"), {"max": max}, ns)  # noqa: S102 (numbers only)
+    return ns["fn"]

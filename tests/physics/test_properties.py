@@ -27,11 +27,22 @@ def test_a_bigger_batch_never_steps_faster(batch, extra, ctx):
     assert float(step.step_time(s, SHAPE, batch + extra, ctx, 0, 0)) >= float(step.step_time(s, SHAPE, batch, ctx, 0, 0))
 
 
-@given(batch=st.integers(0, 256), ctx=st.integers(1, 32768), prefill=st.integers(0, 8192), pctx=st.integers(1, 16384))
-def test_scalar_and_vector_paths_are_one_formula(batch, ctx, prefill, pctx):
-    s = system()
-    fn = step.scalar_step(s, SHAPE)
-    assert fn(batch, ctx, prefill, pctx) == float(step.step_time(s, SHAPE, batch, ctx, prefill, pctx))
+def _shape(mid):
+    m = catalog.models().get(mid).entry
+    return step.shape(arch.params(m), arch.kv_layout(m), m["hidden_size"], arch.attention_flops_per_ctx_token(m), m)
+
+
+# dense GQA, MoE, sliding-window layers, MLA: every branch of the formula
+SHAPES = {mid: _shape(mid) for mid in ("llama-3.1-70b", "mixtral-8x7b", "gemma-2-9b", "deepseek-v2-lite")}
+
+
+@given(batch=st.integers(0, 256), ctx=st.integers(1, 32768), prefill=st.integers(0, 8192), pctx=st.integers(1, 16384),
+       mid=st.sampled_from(sorted(SHAPES)), tp=st.sampled_from([1, 2, 8]))
+def test_scalar_and_vector_paths_are_one_formula(batch, ctx, prefill, pctx, mid, tp):
+    """The simulator's generated scalar function returns bit for bit what the vectorized terms() return."""
+    s, shp = system(tp=tp), SHAPES[mid]
+    fn = step.scalar_step(s, shp)
+    assert fn(batch, ctx, prefill, pctx) == float(step.step_time(s, shp, batch, ctx, prefill, pctx))
 
 
 @given(bw=st.floats(1e11, 1e13), extra=st.floats(1.0, 4.0), batch=st.integers(1, 512), ctx=st.integers(1, 32768))
