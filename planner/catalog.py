@@ -22,9 +22,35 @@ def _norm(s: str) -> str:
 
 @lru_cache(maxsize=None)
 def raw(kind: str) -> dict:
-    """The parsed YAML file catalog/<kind>.yaml."""
+    """The parsed YAML file catalog/<kind>.yaml.
+
+    Parsing the catalog is a third of a cold check, so the parsed data is kept in the user cache folder,
+    keyed by the SHA-256 of the file's bytes (never stale: an edited file is a new key). A missing,
+    corrupt or unwritable cache only means parsing again."""
+    import hashlib
+    import marshal
+    import os
+
+    from planner.cache import cache_dir
+
     path = data_dir("catalog") / f"{kind}.yaml"
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    data = path.read_bytes()
+    key = os.path.join(cache_dir(), "catalog", f"{kind}-{hashlib.sha256(data).hexdigest()[:32]}.marshal")
+    try:
+        with open(key, "rb") as fh:
+            return marshal.load(fh)
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    doc = yaml.load(data.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    try:
+        os.makedirs(os.path.dirname(key), exist_ok=True)
+        tmp = f"{key}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            marshal.dump(doc, fh)
+        os.replace(tmp, key)
+    except (OSError, ValueError):
+        pass
+    return doc
 
 
 @dataclass(frozen=True)

@@ -364,7 +364,7 @@ SYSTEM_ARRAY_FIELDS = ("tp", "pp", "ep", "mem_bw", "linear_flops", "attn_flops",
                       "kernel_scale", "floor_scale", "weight_bytes", "kv_bytes", "attention_dp")
 
 
-def _grouped(sys: System, m: ModelShape, decode, dctx, prefill, pctx) -> tuple:
+def _grouped(sys: System, m: ModelShape, decode, dctx, prefill, pctx, split: bool = True) -> tuple:
     """`terms` (with its compute/memory split) when System fields are arrays (calibration grids, the vectorized planner): the
     operating points are grouped by distinct configuration (a million points hold a few hundred distinct
     GPU x parallelism x precision systems), and each group runs the one formula with its own coefficients."""
@@ -387,7 +387,7 @@ def _grouped(sys: System, m: ModelShape, decode, dctx, prefill, pctx) -> tuple:
     scalars = tuple(np.asarray(x, dtype=float) for x in (decode, dctx, prefill, pctx))
     ins = [] if scalar_inputs else [np.broadcast_to(np.asarray(x, dtype=float), shape_).ravel()
                                     for x in (decode, dctx, prefill, pctx)]
-    outs = [np.empty(size) for _ in range(7)]
+    outs = [np.empty(size) for _ in range(7 if split else 5)]
     for a, b in zip(starts, ends):
         idx = order[a:b]
         rest = int(sk[a])
@@ -398,19 +398,28 @@ def _grouped(sys: System, m: ModelShape, decode, dctx, prefill, pctx) -> tuple:
             rest //= n_vals
         kw.update({f: int(kw[f]) for f in ("tp", "pp", "ep", "attention_dp") if f in kw})
         c = coefficients(replace(sys, **kw), m)
-        sp = [0.0, 0.0]
+        sp = [0.0, 0.0] if split else None
         if scalar_inputs:  # one operating point for every configuration: one evaluation per group
-            parts = terms(c, *scalars, np.maximum, sp) + tuple(sp)
+            parts = terms(c, *scalars, np.maximum, sp) + tuple(sp or ())
         else:
             d, dc, p, pc = (x[idx] for x in ins)
-            parts = terms(c, d, dc, p, pc, np.maximum, sp) + tuple(sp)
+            parts = terms(c, d, dc, p, pc, np.maximum, sp) + tuple(sp or ())
         for o, v in zip(outs, parts):
             o[idx] = v
     return tuple(o.reshape(shape_) for o in outs)
 
 
 def step_time(sys: System, m: ModelShape, decode, decode_ctx, prefill, prefill_ctx) -> np.ndarray:
-    return step_components(sys, m, decode, decode_ctx, prefill, prefill_ctx)["total_s"]
+    """Seconds of one iteration (the total of step_components, without its breakdown)."""
+    decode = np.asarray(decode, dtype=float)
+    prefill = np.asarray(prefill, dtype=float)
+    dctx, pctx = np.asarray(decode_ctx, dtype=float), np.asarray(prefill_ctx, dtype=float)
+    if _is_array_system(sys):
+        parts = _grouped(sys, m, decode, dctx, prefill, pctx, split=False)
+    else:
+        parts = terms(coefficients(sys, m), decode, dctx, prefill, pctx, np.maximum)
+    g, mo, at, cm, host = parts[:5]
+    return g + mo + at + cm + host
 
 
 def bottleneck(parts: dict) -> np.ndarray:
@@ -471,6 +480,24 @@ def scalar_step(sys: System, m: ModelShape):
     sc = f(float(c.scale))
     L += [f"    host = {f(float(c.host[0]))} + has_pre * {f(float(c.host[1]))}",
           f"    return {sc} * t_gemm + {sc} * t_moe + {sc} * (t_dec + t_pre) + t_comm + host"]
-    ns: dict = {}
-    exec(compile("\n".join(L), "<planfile step model>", "exec"), {"max": max}, ns)  # noqa: S102 (numbers only)
-    return ns["fn"]
+    source = "\n".join(L)
+    compiled: list = []
+    calls = [0]
+
+    def fn(decode, decode_ctx, prefill, prefill_ctx) -> float:
+        # a configuration stepped a few times (a saturation estimate) is not worth compiling: terms() with
+        # Python floats gives the same value; one the simulator steps thousands of times is compiled once
+        if compiled:
+            return compiled[0](decode, decode_ctx, prefill, prefill_ctx)
+        calls[0] += 1
+        if calls[0] > COMPILE_AFTER_CALLS:
+            ns: dict = {}
+            exec(compile(source, "<planfile step model>", "exec"), {"max": max}, ns)  # noqa: S102 (numbers only)
+            compiled.append(ns["fn"])
+        g, mo, at, cm, host = terms(c, float(decode), float(decode_ctx), float(prefill), float(prefill_ctx), max)
+        return g + mo + at + cm + host
+
+    return fn
+
+
+COMPILE_AFTER_CALLS = 64

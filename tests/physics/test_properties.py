@@ -42,7 +42,11 @@ def test_scalar_and_vector_paths_are_one_formula(batch, ctx, prefill, pctx, mid,
     """The simulator's generated scalar function returns bit for bit what the vectorized terms() return."""
     s, shp = system(tp=tp), SHAPES[mid]
     fn = step.scalar_step(s, shp)
-    assert fn(batch, ctx, prefill, pctx) == float(step.step_time(s, shp, batch, ctx, prefill, pctx))
+    want = float(step.step_time(s, shp, batch, ctx, prefill, pctx))
+    assert fn(batch, ctx, prefill, pctx) == want  # the first calls evaluate terms() with Python floats
+    for _ in range(step.COMPILE_AFTER_CALLS + 1):
+        fn(1, 1, 0, 0)
+    assert fn(batch, ctx, prefill, pctx) == want  # then the generated, compiled function
 
 
 @given(bw=st.floats(1e11, 1e13), extra=st.floats(1.0, 4.0), batch=st.integers(1, 512), ctx=st.integers(1, 32768))
