@@ -38,6 +38,8 @@ def _parser():
     c.add_argument("-f", "--format", choices=FORMATS, default="text", help="Output format.")
     c.add_argument("--no-breach", action="store_true", help="Skip the breach-point search (faster; the findings are the same).")
     c.add_argument("--no-cache", action="store_true", help="Do not read or write the result cache.")
+    c.add_argument("--specs-only", action="store_true", help="Skip files that are not planfile specs (no top-level "
+                   "`apiVersion: planfile/v1`) quietly: for hooks that see every YAML file of a repository.")
 
     r = sub.add_parser("render", help="Render engine configs, Kubernetes manifests, alerts, bench.sh and a report.")
     r.add_argument("spec", help="The spec to render (must pass `planfile check`).")

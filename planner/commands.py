@@ -62,6 +62,23 @@ def _invalid(res) -> None:
     raise Exit(2)
 
 
+SPEC_HEAD_BYTES = 64 * 1024
+
+
+def is_spec_file(path: str) -> bool:
+    """A planfile spec by content: a top-level `apiVersion: planfile/...` line in the first 64 KiB (a rendered
+    Kubernetes manifest, a CI workflow or a Helm values file is not). Unreadable files count as specs, so
+    `check` reports them instead of skipping them."""
+    import re
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(SPEC_HEAD_BYTES)
+    except OSError:
+        return True
+    return re.search(rb"^apiVersion:[ \t]*[\"']?planfile/", head, re.M) is not None
+
+
 def check(args) -> int:
     from planner import cache
     from planner.output import FORMATS
@@ -69,6 +86,10 @@ def check(args) -> int:
 
     _quiet_numpy()
     files = expand(args.files)
+    if getattr(args, "specs_only", False):
+        files = [f for f in files if f == "-" or is_spec_file(f)]
+        if not files:
+            return 0
     stdin = sys.stdin.buffer.read() if "-" in files else None
     results = [check_spec(f, args.fail_on, breach=not args.no_breach, stdin=stdin) for f in files]
     out = FORMATS[args.format](results)

@@ -220,9 +220,12 @@ def to_markdown(results) -> str:
 
 
 def _repo_uri(spec: str) -> str:
-    """A forward-slash path relative to the working directory (the repository root in CI)."""
+    """An RFC 3986 URI reference to the spec: relative to the working directory (the repository root in
+    CI) with every character outside the unreserved set and "/" percent-encoded as UTF-8 (a space, `#`,
+    `%`, non-ASCII), or a file: URI when the spec lies outside it."""
     import os
     from pathlib import Path
+    from urllib.parse import quote
 
     if spec == "-":
         return "stdin"
@@ -231,11 +234,11 @@ def _repo_uri(spec: str) -> str:
         try:
             p = p.resolve().relative_to(Path.cwd().resolve())
         except ValueError:
-            return p.as_posix()
+            return p.resolve().as_uri()
     text = p.as_posix()
     while text.startswith("./"):
         text = text[2:]
-    return text or os.path.basename(spec)
+    return quote(text or os.path.basename(spec), safe="/")
 
 
 SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}

@@ -64,13 +64,41 @@ def test_github_annotations_name_file_and_line():
     assert ",col=" in line and "title=PF401 slo-breach::" in line
 
 
-def test_sarif_validates_against_the_sarif_2_1_0_schema():
-    schema = json.loads((ROOT / "tests" / "data" / "sarif-2.1.0-subset.schema.json").read_text())
+SARIF_SCHEMA = ROOT / "tests" / "data" / "sarif-2.1.0.schema.json"  # the official schema, as the SARIF Multitool 5.7.0 ships it
+
+
+def sarif_errors(doc) -> list[str]:
+    import rfc3986_validator  # noqa: F401  (without it jsonschema skips the uri-reference format)
+
+    schema = json.loads(SARIF_SCHEMA.read_text())
+    v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return [e.message for e in v.iter_errors(doc)]
+
+
+def multitool_errors(path) -> list[str] | None:
+    """SARIF Multitool `validate` (npm @microsoft/sarif-multitool, installed by .ci/run): its error lines;
+    None when it is not installed (CI sets PLANFILE_REQUIRE_VALIDATORS, so there it must be)."""
+    import os
+    import shutil
+    import subprocess
+
+    tool = os.environ.get("PLANFILE_SARIF_MULTITOOL") or shutil.which("sarif-multitool")
+    if not tool:
+        if os.environ.get("PLANFILE_REQUIRE_VALIDATORS"):
+            raise AssertionError("the SARIF Multitool is required (PLANFILE_REQUIRE_VALIDATORS) but not installed")
+        return None
+    out = subprocess.run([tool, "validate", str(path)], capture_output=True, text=True, timeout=300)
+    return [line for line in out.stdout.splitlines() if ": error " in line or ": warning SARIF" in line]
+
+
+def test_sarif_validates_against_the_official_sarif_2_1_0_schema(tmp_path):
     r = run_cli("check", FAILING, "tests/fixtures/checks/pf901-unused-waiver.yaml", "tests/fixtures/invalid/09-unknown-gpu.yaml",
                 "--format", "sarif")
     assert r.returncode == 2
     doc = json.loads(r.stdout)
-    assert list(jsonschema.Draft202012Validator(schema).iter_errors(doc)) == []
+    assert sarif_errors(doc) == []
+    (tmp_path / "out.sarif").write_text(r.stdout)
+    assert multitool_errors(tmp_path / "out.sarif") in (None, [])
     run = doc["runs"][0]
     ids = [x["id"] for x in run["tool"]["driver"]["rules"]]
     assert ids == sorted(set(ids))
@@ -176,3 +204,26 @@ def test_diff_against_a_git_revision(tmp_path):
     assert "deployment.yaml@HEAD" in r.stdout and "~ hardware.replicas: 2 -> 3" in r.stdout
     bad = run_cli("diff", "--rev", "nope", str(spec))
     assert bad.returncode == 2 and "cannot read" in bad.stderr
+
+
+def test_sarif_uris_of_odd_paths_are_percent_encoded_and_point_at_the_file(tmp_path):
+    """A space, a non-ASCII letter, `#` and `%` in a spec path: the SARIF URI must be a valid RFC 3986 reference
+    (the official schema and the Multitool's SARIF1002 reject the raw path) that decodes back to the file."""
+    import shutil
+    import subprocess
+    import sys
+    from urllib.parse import unquote
+
+    d = tmp_path / "odd dir" / "é#%"
+    d.mkdir(parents=True)
+    shutil.copy(ROOT / FAILING, d / "a b.yaml")
+    rel = "odd dir/é#%/a b.yaml"
+    r = subprocess.run([sys.executable, "-m", "planner", "check", rel, "--format", "sarif"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    doc = json.loads(r.stdout)
+    uris = {loc["physicalLocation"]["artifactLocation"]["uri"] for x in doc["runs"][0]["results"] for loc in x["locations"]}
+    assert uris == {"odd%20dir/%C3%A9%23%25/a%20b.yaml"}
+    assert (tmp_path / unquote(uris.pop())).is_file()
+    assert sarif_errors(doc) == []
+    (tmp_path / "odd.sarif").write_text(r.stdout)
+    assert multitool_errors(tmp_path / "odd.sarif") in (None, [])

@@ -29,15 +29,21 @@ def _plt():
     return plt
 
 
-def _svg(fig) -> str:
+def _svg(fig, prefix: str) -> str:
+    """The figure as SVG text to inline in HTML: no XML prolog or DOCTYPE, no RDF metadata (not HTML), and
+    every id prefixed (`prefix-`) with its references, so several charts in one page keep unique ids."""
+    import re
+
     plt = _plt()
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": "planfile"})
     plt.close(fig)
     text = buf.getvalue()
-    # drop the XML prolog and DOCTYPE so the SVG can be inlined in HTML
-    start = text.find("<svg")
-    return text[start:]
+    text = text[text.find("<svg"):]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)
+    text = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', text)
+    text = re.sub(r'(xlink:href|href)="#([^"]+)"', lambda m: f'{m.group(1)}="#{prefix}-{m.group(2)}"', text)
+    return re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", text)
 
 
 def latency(curve: dict) -> str:
@@ -57,7 +63,7 @@ def latency(curve: dict) -> str:
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=7, frameon=False)
     fig.suptitle("Latency vs load (simulated continuous batching)")
-    return _svg(fig)
+    return _svg(fig, "latency")
 
 
 def memory(mem: dict) -> str:
@@ -79,7 +85,7 @@ def memory(mem: dict) -> str:
     ax.set_xlim(0, mem["total_gb_per_gpu"] * 1.01)
     ax.legend(ncol=3, fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.45))
     ax.set_title("Memory per GPU")
-    return _svg(fig)
+    return _svg(fig, "memory")
 
 
 def roofline(rl: dict) -> str:
@@ -100,7 +106,7 @@ def roofline(rl: dict) -> str:
     ax.set_ylabel("TFLOPS per GPU")
     ax.legend(fontsize=7, frameon=False, loc="lower right")
     ax.set_title("Roofline")
-    return _svg(fig)
+    return _svg(fig, "roofline")
 
 
 def gpu_comparison(rows: list[dict]) -> str:
@@ -119,7 +125,7 @@ def gpu_comparison(rows: list[dict]) -> str:
     axes[1].set_xlabel("$ per 1M output tokens at saturation")
     axes[0].tick_params(axis="y", labelsize=7)
     fig.suptitle("The same workload on other GPUs (red: this spec)")
-    return _svg(fig)
+    return _svg(fig, "gpu-comparison")
 
 
 def gpus_vs_load(g: dict) -> str:
@@ -135,7 +141,7 @@ def gpus_vs_load(g: dict) -> str:
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7, frameon=False)
     ax.set_title("GPUs needed vs load")
-    return _svg(fig)
+    return _svg(fig, "gpus-vs-load")
 
 
 def offload(o: dict, replicas: int) -> str:
@@ -156,4 +162,4 @@ def offload(o: dict, replicas: int) -> str:
         ax.set_title("Sessions held in HBM (fleet); no KV offload tier in the spec")
     ax.set_xlabel(f"sessions at the mean context ({o['session_mb_per_gpu']:.1f} MB per GPU each)")
     ax.set_xlim(0, max(vals) * 1.25 if max(vals) else 1)
-    return _svg(fig)
+    return _svg(fig, "offload")

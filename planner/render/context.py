@@ -277,7 +277,7 @@ def build(res, spec_text: bytes) -> dict:
         "labels": labels, "selector": selector,
         "engine": {"id": r.engine["id"], "name": r.engine["name"], "version": r.engine_version, "image": engines.image(r),
                    "command": cmd, "args": args, "worker_command": wcmd, "worker_args": wargs, "port": r.port,
-                   "argv": single.argv(), "config_name": single.config_name, "config": single.config,
+                   "argv": single.argv(), "shell": single.shell_command(), "config_name": single.config_name, "config": single.config,
                    "config_mounted": single.config_mounted, "config_dir": engines.CONFIG_DIR,
                    "metrics": single.metrics_prefix is not None, "notes": single.notes, "planned": single.values,
                    "served_name": r.served_name, "model": r.model_name},

@@ -64,6 +64,23 @@ class Launch:
         head = self.program + ([self.model_flag, self.model] if self.model_flag else [self.model])
         return head + self.options
 
+    def shell_command(self) -> str:
+        """argv as one POSIX shell command line: every word quoted, except that the references planfile
+        writes for Kubernetes to expand, $(VAR), become the shell's "${VAR}" (a script runs in the same
+        environment as the container)."""
+        import re
+        import shlex
+
+        out = []
+        for w in self.argv():
+            if w in self.env_refs:
+                parts = re.split(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", w)
+                out.append("".join(shlex.quote(p) if i % 2 == 0 and p else f'"${{{p}}}"' if i % 2 else ""
+                                   for i, p in enumerate(parts)))
+            else:
+                out.append(shlex.quote(w))
+        return " ".join(out)
+
     def container_command(self) -> tuple[list[str], list[str]]:
         """(command, args) for a container: explicit command so the image's entrypoint does not matter.
 
