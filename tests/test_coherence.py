@@ -368,3 +368,36 @@ def test_sweep_at_the_planned_load_equals_check(in_root):
     # sweep sets the normal load; the peak factor 1.5 still applies: 6 x 1.5 = 9 req/s, check's peak
     assert row["ttft_p95_ms"] == pytest.approx(res.estimate["performance"]["ttft_ms"]["p95"], rel=1e-9)
     assert math.isclose(row["itl_p95_ms"], res.estimate["performance"]["itl_ms"]["p95"], rel_tol=1e-9)
+
+
+SGLANG_OFFLOAD = """apiVersion: planfile/v1
+kind: Deployment
+metadata: {{name: sg-offload}}
+model: {{id: llama-3.1-8b}}
+precision: {{weights: fp8, kv_cache: fp8}}
+hardware: {{gpu: h100-sxm, gpus_per_replica: 1, replicas: 2}}
+engine: {{name: sglang, enable_prefix_caching: {prefix}}}
+workload: {{archetype: chat, arrival_rate_rps: 2, kv_offload: {{tier: cpu, capacity_gb: 300}}}}
+cost: {{usd_per_gpu_hour: 2}}
+"""
+
+
+def test_sglang_offload_with_prefix_caching_off_is_refused_by_check(tmp_path):
+    """ServerArgs refuses --enable-hierarchical-cache with --disable-radix-cache ("mutually exclusive"):
+    check must say so (PF602) rather than let render write a launch SGLang will not start."""
+    p = tmp_path / "s.yaml"
+    p.write_text(SGLANG_OFFLOAD.format(prefix="false"))
+    r = run_cli("check", str(p), "--no-cache", "--no-breach")
+    assert r.returncode == 1 and "PF602" in r.stdout and "mutually exclusive" in r.stdout
+
+
+def test_sglang_hicache_size_is_gb_per_gpu_process(tmp_path):
+    """--hicache-size is GB (10^9 B) per scheduler process (sglang/srt/mem_cache/memory_pool_host.py:
+    host_size * 1e9): 300 GB over a 1-GPU replica is 300, not 279 (GiB)."""
+    p = tmp_path / "s.yaml"
+    p.write_text(SGLANG_OFFLOAD.format(prefix="true"))
+    out = tmp_path / "out"
+    r = run_cli("render", str(p), "--out", str(out), "--only", "engine", "--force")
+    assert r.returncode == 0, r.stderr
+    text = (out / "engine" / "serve.sh").read_text()
+    assert "--hicache-size 300 " in text + " " and "--disable-radix-cache" not in text

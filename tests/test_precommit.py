@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT
 
 
 def _run(cmd, cwd, **kw):
@@ -28,7 +28,8 @@ def repo(tmp_path_factory):
     d = tmp_path_factory.mktemp("userrepo")
     (d / "specs").mkdir()
     shutil.copy(ROOT / "specs" / "chat-llama-3.1-70b.yaml", d / "specs" / "chat.yaml")
-    r = run_cli("render", str(d / "specs" / "chat.yaml"), "--out", str(d / "deploy"), "--only", "engine,k8s,alerts,bench")
+    r = subprocess.run([sys.executable, "-m", "planner", "render", "specs/chat.yaml", "--out", "deploy", "--only",
+                        "engine,k8s,alerts,bench"], cwd=d, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     (d / ".github").mkdir()
     (d / ".github" / "ci.yaml").write_text("on: push\njobs: {}\n")  # other YAML in the repository
@@ -62,6 +63,7 @@ def test_render_check_hook_passes_up_to_date_and_fails_on_drift(repo, tmp_path):
     r = _run(pc + ["run", "planfile-render-check", "--all-files", "--config", str(cfg)], repo, home=tmp_path / "pc2")
     assert r.returncode == 0, r.stdout + r.stderr
     spec = repo / "specs" / "chat.yaml"
-    spec.write_text(spec.read_text().replace("replicas: 4", "replicas: 5"))
+    spec.write_text(spec.read_text().replace("  description: Customer-facing chat assistant.\n",
+                                             "  description: Customer-facing chat assistant.\n  labels: {team: chat}\n"))
     r = _run(pc + ["run", "planfile-render-check", "--all-files", "--config", str(cfg)], repo, home=tmp_path / "pc2")
-    assert r.returncode == 1 and "deploy/k8s/deployment.yaml" in r.stdout
+    assert r.returncode == 1 and "k8s/deployment.yaml" in r.stdout and "deploy differs" in r.stdout
