@@ -64,6 +64,12 @@ def _parser():
     pl.add_argument("--write", help="Write a complete spec for option 1 to this file.")
     pl.add_argument("--force", action="store_true", help="With --write: overwrite an existing file.")
 
+    fx = sub.add_parser("fix", help="Show or apply the verified fixes of a spec's findings (exit 0 fixed or nothing to fix, 1 unresolved, 2 invalid).")
+    fx.add_argument("spec", help="The spec to fix.")
+    fx.add_argument("--id", dest="check_id", help="Only this check's finding (e.g. PF201).")
+    fx.add_argument("--pick", type=_positive_int, default=1, help="Which of a finding's fixes (1 = the cheapest).")
+    fx.add_argument("--apply", action="store_true", help="Write the edit into the spec (comments and layout kept), then re-check.")
+
     d = sub.add_parser("diff", help="What a spec change does to GPUs, cost, memory, latency, breach point and findings.")
     d.add_argument("old", help="The old spec (or, with --rev, the spec in the working tree).")
     d.add_argument("new", nargs="?", help="The new spec (omit with --rev).")

@@ -442,3 +442,87 @@ def catalog_import_hf(args) -> int:
         entry["id"] = entry["name"] = args.id
     sys.stdout.write(yaml.safe_dump({"models": [entry]}, sort_keys=False))
     return 0
+
+
+def fix(args) -> int:
+    """planfile fix SPEC [--id PF201] [--pick N] [--apply]: the verified fixes of the spec's findings; with
+    --apply the chosen edit is written into the file with a round-trip YAML editor (comments, order and
+    layout kept) and the spec is checked again."""
+    from planner.run import check_spec
+
+    _quiet_numpy()
+    res = check_spec(args.spec)
+    if res.status == "invalid":
+        _invalid(res)
+    open_findings = [f for f in res.findings if not f.waived and (args.check_id is None or f.id == args.check_id.upper())]
+    with_fixes = [f for f in open_findings if f.data.get("fixes")]
+    unresolved = [f for f in open_findings if "fixes" in f.data and not f.data["fixes"]]
+    if not args.apply:
+        for f in open_findings:
+            if "fixes" not in f.data:
+                continue
+            sys.stdout.write(f"{f.id} {f.check} (line {f.line}): {f.message}\n")
+            for i, fx in enumerate(f.data["fixes"], 1):
+                edits = ", ".join(f"{e['path']}: {e['from']} -> {e['to']}" for e in fx["edits"])
+                cost = fx.get("usd_per_month_delta")
+                sys.stdout.write(f"  {i}. {edits}" + (f" ({cost:+,.0f} $/month)" if cost is not None else "")
+                                 + (f" — {fx['minimal']}" if fx.get("minimal") else "") + "\n")
+            if not f.data["fixes"]:
+                sys.stdout.write(f"  no verified fix: {f.remediation}\n")
+        if not with_fixes and not unresolved:
+            sys.stdout.write(f"{args.spec}: nothing to fix\n")
+        return 1 if unresolved and not with_fixes else 0
+    if not with_fixes:
+        raise Exit(1, f"fix: no verified fix for {args.check_id or 'any finding'} of {args.spec}; nothing written")
+    target = next((f for f in with_fixes if f.severity == "error"), with_fixes[0])
+    fixes = target.data["fixes"]
+    if args.pick > len(fixes):
+        raise Exit(2, f"fix: {target.id} has {len(fixes)} fix(es); --pick {args.pick} does not exist")
+    chosen = fixes[args.pick - 1]
+    text = Path(args.spec).read_text(encoding="utf-8")
+    try:
+        new_text = apply_edits(text, chosen["edits"])
+    except ValueError as exc:
+        raise Exit(2, f"fix: {exc}") from None
+    from planner.render.out import OutError, atomic_write_text
+
+    try:
+        atomic_write_text(Path(args.spec), new_text)
+    except OutError as exc:
+        raise Exit(2, f"fix: {exc}") from None
+    after = check_spec(args.spec)
+    gone = not any(f.id == target.id and not f.waived for f in after.findings)
+    edits = ", ".join(f"{e['path']}: {e['from']} -> {e['to']}" for e in chosen["edits"])
+    sys.stdout.write(f"{args.spec}: applied {edits} for {target.id}; re-checked: {after.status.upper()}"
+                     + ("" if gone else f" ({target.id} remains)") + "\n")
+    return 0 if gone and after.status != "invalid" else 1
+
+
+def apply_edits(text: str, edits: list[dict]) -> str:
+    """The spec text with each edit (JSON pointer -> value) made by a round-trip YAML editor: comments,
+    key order, flow/block style and quoting of everything else stay as they were."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    from planner.diagnostics import pointer_parts
+
+    yaml_rt = YAML(typ="rt")
+    yaml_rt.preserve_quotes = True
+    yaml_rt.width = 4096
+    doc = yaml_rt.load(text)
+    for e in edits:
+        parts = pointer_parts(e["path"])
+        node = doc
+        for p in parts[:-1]:
+            if p not in node or node[p] is None:
+                from ruamel.yaml.comments import CommentedMap
+
+                node[p] = CommentedMap()
+            node = node[p]
+            if not hasattr(node, "keys"):
+                raise ValueError(f"{e['path']}: {p} is not a mapping in the file")
+        node[parts[-1]] = e["to"]
+    out = io.StringIO()
+    yaml_rt.dump(doc, out)
+    return out.getvalue()

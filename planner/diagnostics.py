@@ -37,6 +37,8 @@ class Finding:
         out = {"id": self.id, "check": self.check, "severity": self.severity, "message": self.message,
                "remediation": self.remediation,
                "location": {"path": self.pointer or "/", "line": self.line, "column": self.column}}
+        if "fixes" in self.data:
+            out["fixes"] = self.data["fixes"]
         if self.waived:
             out["waived"] = True
             out["waiver_reason"] = self.waiver_reason

@@ -54,6 +54,9 @@ class Metric:
             if self.unit == "$":
                 return f"${x:{self.fmt}}"
             return f"{x:{self.fmt}}{(' ' + self.unit) if self.unit else ''}"
+        if self.unit == "%":  # a change of a percentage is in percentage points, not a relative change
+            pp = None if self.old is None or self.new is None else self.new - self.old
+            return f"{f(self.old)} -> {f(self.new)}" + (f" ({pp:+.1f} pp)" if pp is not None and self.changed else "")
         p = self.pct()
         return f"{f(self.old)} -> {f(self.new)}" + (f" ({p:+.1f} %)" if p is not None and self.changed else "")
 
@@ -129,7 +132,7 @@ def compare(old, new, old_label: str, new_label: str, threshold_pct: float = 5.0
         ma, mb = _margins(old), _margins(new)
         for k in sorted(set(ma) & set(mb)):
             if mb[k] < ma[k] - threshold_pct:
-                d.regressions.append(f"{k} margin {ma[k]:.0f} % -> {mb[k]:.0f} %")
+                d.regressions.append(f"{k} margin {ma[k]:.0f} % -> {mb[k]:.0f} % ({mb[k] - ma[k]:+.0f} pp)")
         if "budget" not in mb and mo["usd_per_month"] and mn["usd_per_month"]:
             if (mn["usd_per_month"] / mo["usd_per_month"] - 1) * 100 > threshold_pct:
                 d.regressions.append(f"cost +{(mn['usd_per_month'] / mo['usd_per_month'] - 1) * 100:.0f} % "
@@ -212,7 +215,9 @@ def to_json(d: Diff) -> str:
     return json.dumps({"planfile_version": __version__, "old": d.old_label, "new": d.new_label,
                        "status": {"old": d.old_status, "new": d.new_status},
                        "spec": [{"path": k, "old": a, "new": b} for k, a, b in d.fields],
-                       "metrics": [{"name": m.name, "old": m.old, "new": m.new, "unit": m.unit, "change_pct": m.pct()}
+                       "metrics": [{"name": m.name, "old": m.old, "new": m.new, "unit": m.unit,
+                             "change_pct": None if m.unit == "%" else m.pct(),
+                             "change_pp": (m.new - m.old) if m.unit == "%" and m.old is not None and m.new is not None else None}
                                    for m in d.metrics],
                        "findings_added": [f.to_json() for f in d.added],
                        "findings_changed": [{"old": a.to_json(), "new": b.to_json()} for a, b in d.changed], "findings_removed": [f.to_json() for f in d.removed],

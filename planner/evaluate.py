@@ -127,7 +127,7 @@ class Memory:
 
     def to_json(self) -> dict:
         return {"usable_gb_per_gpu": round(self.usable_gb, 2), "weights_gb_per_gpu": round(self.weights_gb, 2),
-                "kv_cache_gb_per_gpu": round(self.kv_pool_gb, 2), "kv_bytes_per_token": int(self.kv_bytes_per_token),
+                "kv_cache_gb_per_gpu": round(max(self.kv_pool_gb, 0.0), 2), "kv_bytes_per_token": int(self.kv_bytes_per_token),
                 "max_concurrent_sequences": int(self.max_seqs_mean), "fits": self.fits,
                 "total_gb_per_gpu": round(self.total_gb, 2), "activations_gb_per_gpu": round(self.activations_gb, 2),
                 "runtime_gb_per_gpu": round(self.runtime_gb, 2),
@@ -411,6 +411,16 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
             b = breach_point(r, mem, fn, hi_hint=max(peak_rate, sat_rps * 0.5))
             cap["breach_rps"] = b
             cap["headroom_pct"] = (b / peak_rate - 1) * 100 if peak_rate else None
+        else:
+            # the headroom verdict without the search: do the SLOs hold at the peak plus the required headroom?
+            slo = {k: v for k, v in r.slo.items() if k in ("ttft_ms", "itl_ms", "e2e_s") and v}
+            if slo and peak_rate:
+                at = peak_rate * (1 + r.settings["headroom_min_pct"] / 100)
+                cap["holds_with_headroom"] = slo_ok(run_load(r, mem, fn, rate_fleet=at, n_requests=600), slo)
+                billed = _cost(r, price, 0.0, 0.0).get("gpus_billed") or r.gpus_per_replica * r.replicas
+                share = billed / (r.gpus_per_replica * r.replicas)
+                idle_at = r.rate_rps / (1 - r.settings["idle_share_max_pct"] / 100) / share
+                cap["holds_at_idle_limit"] = slo_ok(run_load(r, mem, fn, rate_fleet=idle_at, n_requests=600), slo)
     out["capacity"] = cap
     out["roofline"] = rl
     out["cost"] = _cost(r, price, normal_tps, perf["output_tokens_per_s"])

@@ -126,8 +126,9 @@ def to_text(results) -> str:
                 lines.append(f"  capacity    breach point {cap['breach_rps']:.1f} req/s vs peak {cap['peak_rps']:.1f} "
                              f"req/s (headroom {cap['headroom_pct']:+.0f} %)")
             if c.get("usd_per_month") is not None:
-                lines.append(f"  cost        ${c['usd_per_month']:,.0f}/month, "
-                             f"${_fmt(c.get('usd_per_million_output_tokens'), ',.2f')}/1M output tokens")
+                per = c.get("usd_per_million_output_tokens")
+                lines.append(f"  cost        ${c['usd_per_month']:,.0f}/month"
+                             + (f", ${per:,.2f}/1M output tokens" if per is not None else ""))
         cnt = _counts(r.findings)
         lines.append(f"  {cnt['error']} errors, {cnt['warning']} warnings, {cnt['info']} info, {cnt['waived']} waived")
     return terminal_lines("\n".join(lines)) + "\n"
@@ -187,6 +188,16 @@ def to_markdown(results) -> str:
                 out.append(f"| {sev} | {f.id} {f.check} | {where} {_code(f.pointer or '/')} | {_md(f.message)}"
                            + (f" — waived: {_md(f.waiver_reason)}" if f.waived else "") + f" | {_md(f.remediation)} |")
             out.append("")
+        for f in shown:
+            for fx in (f.data.get("fixes") or [])[:1]:
+                from planner.fixes import suggestion
+
+                diff = suggestion(r.loaded, fx)
+                if diff:
+                    from planner.escape import markdown_fence, terminal_lines
+
+                    out += [f"Verified fix for {f.id} (line {f.line}): planfile applied it to a copy and re-checked it.", "",
+                            markdown_fence(terminal_lines(diff), "diff"), ""]
         est = r.estimate
         if est:
             m, p, c, cap = est["memory"], est.get("performance"), est.get("cost") or {}, est.get("capacity") or {}
@@ -207,7 +218,8 @@ def to_markdown(results) -> str:
             if cap.get("breach_rps") is not None:
                 out.append(f"| breach point | {cap['breach_rps']:.1f} req/s vs peak {cap['peak_rps']:.1f} ({cap['headroom_pct']:+.0f} %) |")
             if c.get("usd_per_month") is not None:
-                out.append(f"| cost | ${c['usd_per_month']:,.0f}/month, ${_fmt(c.get('usd_per_million_output_tokens'), ',.2f')}/1M output tokens |")
+                per = c.get("usd_per_million_output_tokens")
+                out.append(f"| cost | ${c['usd_per_month']:,.0f}/month" + (f", ${per:,.2f}/1M output tokens" if per is not None else "") + " |")
             out.append("")
         if infos:
             out.append("<details><summary>" + f"{len(infos)} info finding(s)</summary>")
@@ -274,6 +286,12 @@ def to_sarif(results) -> str:
                 item["locations"][0]["physicalLocation"]["region"] = {"startLine": f.line, "startColumn": f.column or 1}
             if f.waived:
                 item["suppressions"] = [{"kind": "inSource", "justification": f.waiver_reason}]
+            if f.data.get("fixes"):
+                from planner.fixes import sarif_fixes
+
+                fx = sarif_fixes(r.loaded, uri, f)
+                if fx:
+                    item["fixes"] = fx
             res_out.append(item)
     doc = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
            "runs": [{"tool": {"driver": {"name": "planfile", "version": __version__,

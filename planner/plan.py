@@ -6,7 +6,7 @@ memory fit and saturation throughput analytically (cheap); replicas come from th
 utilisation; the cheapest candidates are then verified with the same continuous-batching simulator that
 `planfile check` runs, adding replicas until every SLO percentile holds.
 
-The seeds' decision tree is applied, and said out loud in each option's "why": one GPU if the model fits;
+A decision tree is applied, and said out loud in each option's "why": one GPU if the model fits;
 quantize before splitting; tensor parallelism only over NVLink-class links.
 """
 
@@ -145,7 +145,7 @@ def candidates(base: Resolved, c: Constraints) -> tuple[list[Option], dict]:
                         rejected["heads_indivisible"] += 1
                     continue
                 if tp > 1 and link(gpu, tp, gpu["gpus_per_node"])[2] != "nvlink":
-                    rejected["tp_over_pcie"] += 1  # the seed's rule: TP only over NVLink-class links
+                    rejected["tp_over_pcie"] += 1  # TP only over NVLink-class links
                     continue
                 if pp > 1 and fitted:
                     break
@@ -258,7 +258,7 @@ def explain_choice(o: Option, all_opts: list[Option], base: Resolved, allowed: t
     why = []
     same_gpu = [x for x in all_opts if x.r.gpu["id"] == r.gpu["id"]]
     if r.gpus_per_replica == 1:
-        why.append(f"{base.model['id']} fits one {r.gpu['id']} at {r.weights} weights: no tensor parallelism (the seed's rule 1)")
+        why.append(f"{base.model['id']} fits one {r.gpu['id']} at {r.weights} weights: no tensor parallelism (one GPU if the model fits on one)")
     else:
         smaller = sorted((x for x in same_gpu if x.r.gpus_per_replica < r.gpus_per_replica
                           and x.r.weights == r.weights and x.r.kv_cache == r.kv_cache), key=lambda x: x.r.gpus_per_replica)

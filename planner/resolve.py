@@ -20,7 +20,7 @@ DOWNLOAD_GB_PER_S = 0.5
 LEGACY_STORAGE_KIND = {"local-nvme": "node-local", "network-volume": "pvc", "object-store": "staged"}
 OFFLOAD_GB_PER_S = {"cpu": 25.0, "nvme": 6.0}
 SETTINGS_DEFAULTS = {"comm_share_max_pct": 25.0, "headroom_min_pct": 10.0, "reading_speed_tokens_per_s": 8.0,
-                     "min_batch_utilization_pct": 10.0, "idle_share_max_pct": 75.0, "memory_headroom_min_pct": 10.0}
+                     "min_batch_utilization_pct": 10.0, "idle_share_max_pct": 75.0}
 
 
 @dataclass(frozen=True)

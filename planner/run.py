@@ -29,7 +29,7 @@ def check_spec(path: str, fail_on: str = "error", breach: bool = True, stdin: by
     return check_loaded(load_path(path), path, fail_on, breach)
 
 
-def check_loaded(loaded: Loaded, path: str, fail_on: str = "error", breach: bool = True) -> Result:
+def check_loaded(loaded: Loaded, path: str, fail_on: str = "error", breach: bool = True, fixes: bool = True) -> Result:
     from planner.validate import locate, validate
 
     findings = validate(loaded)
@@ -43,7 +43,12 @@ def check_loaded(loaded: Loaded, path: str, fail_on: str = "error", breach: bool
     est = evaluate(r, breach=breach)
     findings += checks.run_all(r, est)
     findings = locate(checks.apply_waivers(findings, r.ignores), loaded)
-    return Result(path, status(findings, fail_on), findings, est, r, loaded)
+    res = Result(path, status(findings, fail_on), findings, est, r, loaded)
+    if fixes:
+        from planner.fixes import verify
+
+        res.findings = verify(res)
+    return res
 
 
 RANK = {"error": 3, "warning": 2, "info": 1, "never": 99}

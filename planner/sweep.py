@@ -115,13 +115,24 @@ def to_table(rows: list[dict]) -> str:
     return "\n".join("  ".join(c.rjust(w[i]) for i, c in enumerate(row)) for row in table) + "\n"
 
 
+def _csv_value(v):
+    """No float noise (54662.399999999994): 6 significant digits, no trailing zeros; blank for none."""
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "inf" if v > 0 else ("-inf" if v < 0 else "nan")
+        return f"{v:.6g}" if abs(v) < 1e6 else f"{v:.0f}"
+    return v
+
+
 def to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     if rows:
         wr = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         wr.writeheader()
         for r in rows:
-            wr.writerow({k: ("" if v is None else v) for k, v in r.items()})
+            wr.writerow({k: _csv_value(v) for k, v in r.items()})
     return buf.getvalue()
 
 

@@ -93,3 +93,22 @@ def test_every_price_and_factor_names_its_source_and_date():
     for gpu, frameworks in kernels["kernels"].items():
         for fw, entry in frameworks.items():
             assert entry["version"], (gpu, fw)  # the measured tables' engine version
+
+
+def test_schema_check_ids_exist_and_each_setting_is_read_by_the_check_it_cites():
+    """A description that cites PF404 for reading speed (it is PF403) sends a reviewer to the wrong check."""
+    import inspect
+    import json
+    import re
+
+    from planner.checks import REGISTRY, rules  # noqa: F401
+    from conftest import ROOT
+
+    schema = (ROOT / "schemas" / "deployment.schema.json").read_text()
+    for cited in set(re.findall(r"\bPF\d{3}\b", schema)):
+        assert cited in REGISTRY, cited
+    settings = json.loads(schema)["properties"]["checks"]["properties"]["settings"]["properties"]
+    for key, sub in settings.items():
+        (cited,) = re.findall(r"\bPF\d{3}\b", sub["description"])
+        src = inspect.getsource(REGISTRY[cited].fn)
+        assert f'settings["{key}"]' in src or f"settings['{key}']" in src, (key, cited)

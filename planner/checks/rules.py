@@ -48,7 +48,7 @@ def memory_fit(r, est):
 
     Why: the engine refuses to start ("not enough KV cache"), or crashes with OOM under load.
 
-    Fix (the seed's production debugger and decision tree): quantize weights (fp8 halves them), use an
+    Fix: quantize weights (fp8 halves them), use an
     FP8 KV cache (halves KV), shorten max_model_len, or add tensor parallelism over NVLink."""
     mem = est["memory"]
     if mem["fits"]:
@@ -136,13 +136,27 @@ def headroom(r, est):
     Fix: add a replica, or accept it with a waiver that says why."""
     cap = est.get("capacity") or {}
     h = cap.get("headroom_pct")
-    if h is None or h < 0:
+    need = r.settings["headroom_min_pct"]
+    if h is None:
+        # without the breach-point search (--no-breach): the same verdict from one simulation at the peak
+        # plus the required headroom
+        if cap.get("holds_with_headroom") is False and not _peak_breached(r, est):
+            return [finding("PF402", f"headroom under {need:g} %: an SLO breaks at {cap['peak_rps'] * (1 + need / 100):.1f} "
+                            f"req/s (peak {cap['peak_rps']:.1f} req/s + {need:g} %)", "/workload/arrival_rate_rps",
+                            f"replicas: {r.replicas + 1}")]
         return []
-    if h < r.settings["headroom_min_pct"]:
+    if h < 0:
+        return []
+    if h < need:
         return [finding("PF402", f"headroom {h:.0f} %: SLOs break at {cap['breach_rps']:.1f} req/s, peak is "
                         f"{cap['peak_rps']:.1f} req/s", "/workload/arrival_rate_rps",
                         f"replicas: {r.replicas + 1}")]
     return []
+
+
+def _peak_breached(r, est) -> bool:
+    return bool(_slo_findings(r, est, "ttft_ms", "ms", "TTFT") + _slo_findings(r, est, "itl_ms", "ms", "ITL")
+                + _slo_findings(r, est, "e2e_s", "s", "end-to-end latency"))
 
 
 @register("PF403", "itl-slower-than-reading", "warning", "Chat tokens stream slower than people read.")
@@ -217,7 +231,7 @@ def kv_replicated(r, est):
 @register("PF301", "tp-over-pcie", "warning", "Tensor parallelism over PCIe (no NVLink-class link).")
 def tp_pcie(r, est):
     """What: two all-reduces per layer per step cross PCIe (25-50 GB/s) instead of NVLink (450+ GB/s): the
-    seed's TP penalty. Decode steps slow down by the communication share shown in the message.
+    the price of tensor parallelism without NVLink. Decode steps slow down by the communication share shown in the message.
 
     Fix: a GPU with NVLink (SXM/NVL parts), or fewer GPUs per replica with quantized weights, and
     replicas for throughput."""
@@ -238,7 +252,7 @@ def tp_pcie(r, est):
 
 @register("PF302", "tp-when-one-gpu-fits", "warning", "The model would fit on one GPU, yet it is split.")
 def tp_unneeded(r, est):
-    """What: the seed's first rule: if it fits in one GPU, use one GPU. A split model pays communication on
+    """What: one GPU if the model fits on one. A split model pays communication on
     every layer; the same GPUs as independent replicas give more throughput with no all-reduce.
 
     Fix: tensor: 1 and multiply replicas by the old TP (quantize before you split)."""
@@ -315,7 +329,7 @@ def comm_share(r, est):
 
 @register("PF404", "batch-underused", "info", "The decode batch is too small to use the GPU.")
 def low_batch(r, est):
-    """What: the seed's "low GPU utilization": at the planned load the mean decode batch is below
+    """What: low GPU utilization: at the planned load the mean decode batch is below
     `checks.settings.min_batch_utilization_pct` (default 10 %) of what the KV pool could hold, so the
     GPUs mostly stream weights for few tokens.
 
@@ -352,7 +366,7 @@ def int4_kv(r, est):
     """What: 4-bit KV quantization error accumulates over long contexts; above 8K tokens accuracy drops
     measurably on retrieval tasks.
 
-    Fix: kv_cache: fp8 (the seeds' default for RAG and agents)."""
+    Fix: kv_cache: fp8 (the rag and agent archetypes' default)."""
     if r.kv_cache != "int4" or r.max_model_len <= 8192:
         return []
     return [finding("PF407", f"int4 KV cache at {r.max_model_len:,}-token context", "/precision/kv_cache", "kv_cache: fp8")]
@@ -425,7 +439,17 @@ def idle(r, est):
     if not perf or r.mode == "offline" or not perf.get("saturation_output_tokens_per_s"):
         return []
     billed_share = (c.get("gpus_billed") or r.gpus_per_replica * r.replicas) / (r.gpus_per_replica * r.replicas)
-    breach = (est.get("capacity") or {}).get("breach_rps")
+    cap = est.get("capacity") or {}
+    breach = cap.get("breach_rps")
+    if r.mode == "rate" and breach is None and "holds_at_idle_limit" in cap:
+        # without the breach-point search (--no-breach): the same verdict from one simulation at the load
+        # where the idle share would reach the threshold
+        if not cap["holds_at_idle_limit"]:
+            return []
+        limit = r.settings["idle_share_max_pct"]
+        return [finding("PF503", f"more than {limit:g} % of the fleet's capacity is idle at normal load (every SLO still "
+                        f"holds at {100 / (100 - limit):g}x the normal arrival rate)", "/hardware",
+                        "fewer replicas, or autoscale with a lower min")]
     if r.mode == "rate" and breach:
         used = r.rate_rps / (breach * billed_share) * 100
     else:

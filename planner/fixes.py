@@ -1,0 +1,366 @@
+"""Verified remediations: every `fix:` planfile prints is an edit of the spec that it applied to a copy
+and checked with the same pipeline before offering it.
+
+A fix is a list of edits (JSON pointer -> new value). For each error or warning with a fix generator,
+candidate edits are tried in order of their cost (replicas found by bisection: the fewest that resolve
+it; one precision step; one tensor-parallel doubling; ...); a candidate is offered only when the copy has
+no finding of that id any more and no new error, and it is reported with what it does to the monthly
+cost. When nothing tried resolves a finding, the finding says so instead of guessing.
+
+Verification runs the whole check (without the breach-point search unless the finding is about
+headroom), within a budget per spec (MAX_TRIALS), so `check` stays fast on a failing spec.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field, replace
+
+from planner.diagnostics import Finding, pointer_parts
+
+MAX_TRIALS = 24  # checks of edited copies per spec
+MAX_FIXES = 2  # verified fixes shown per finding
+MAX_REPLICA_FACTOR = 16  # replicas are searched up to 16x the spec's
+
+
+@dataclass(frozen=True)
+class Edit:
+    pointer: str
+    old: object
+    new: object
+
+    def to_json(self) -> dict:
+        return {"path": self.pointer, "from": self.old, "to": self.new}
+
+    def text(self) -> str:
+        key = ".".join(pointer_parts(self.pointer))
+        return f"{key}: {_scalar(self.old)} -> {_scalar(self.new)}" if self.old is not None else f"{key}: {_scalar(self.new)}"
+
+
+@dataclass
+class Fix:
+    edits: tuple[Edit, ...]
+    usd_per_month_delta: float | None = None
+    note: str = ""  # what the fix does to the numbers
+    minimal: str = ""  # why a smaller edit would not do (replica bisection)
+
+    def to_json(self) -> dict:
+        return {"edits": [e.to_json() for e in self.edits], "usd_per_month_delta": self.usd_per_month_delta,
+                "note": self.note, "minimal": self.minimal}
+
+    def text(self) -> str:
+        s = " + ".join(e.text() for e in self.edits)
+        if self.usd_per_month_delta is not None and abs(self.usd_per_month_delta) >= 0.5:
+            s += f" ({'+' if self.usd_per_month_delta > 0 else '-'}${abs(self.usd_per_month_delta):,.0f}/month)"
+        if self.note:
+            s += f"; {self.note}"
+        return s
+
+
+def _scalar(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def get(data, pointer: str):
+    node = data
+    for p in pointer_parts(pointer):
+        if not isinstance(node, dict) or p not in node:
+            return None
+        node = node[p]
+    return node
+
+
+def put(data, pointer: str, value) -> None:
+    parts = pointer_parts(pointer)
+    node = data
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            node[p] = {}
+        node = node[p]
+    node[parts[-1]] = value
+
+
+@dataclass
+class Context:
+    """What the generators need: the loaded spec, its result, and the trial budget."""
+
+    loaded: object
+    result: object
+    trials: int = 0
+    cache: dict = field(default_factory=dict)
+
+    def edit(self, pointer: str, new) -> Edit:
+        return Edit(pointer, get(self.loaded.data, pointer), new)
+
+    def trial(self, edits: tuple[Edit, ...], breach: bool):
+        key = (tuple((e.pointer, repr(e.new)) for e in edits), breach)
+        if key in self.cache:
+            return self.cache[key]
+        if self.trials >= MAX_TRIALS:
+            return None
+        self.trials += 1
+        from planner.loader import Loaded
+        from planner.run import check_loaded
+
+        data = copy.deepcopy(self.loaded.data)
+        for e in edits:
+            put(data, e.pointer, e.new)
+        ld = Loaded(self.loaded.path, data, self.loaded.source, [], self.loaded.base_dir)
+        res = check_loaded(ld, self.result.spec, breach=breach, fixes=False)
+        self.cache[key] = res
+        return res
+
+
+def resolves(res, finding: Finding, before) -> bool:
+    if res is None or res.status == "invalid":
+        return False
+    if any(f.id == finding.id and not f.waived for f in res.findings):
+        return False
+    old_errors = {(f.id, f.pointer) for f in before.findings if f.severity == "error"}
+    return not any(f.severity == "error" and not f.waived and (f.id, f.pointer) not in old_errors and f.id != finding.id
+                   for f in res.findings)
+
+
+def _cost(res) -> float | None:
+    c = (res.estimate or {}).get("cost") or {}
+    return c.get("usd_per_month")
+
+
+def _fix(ctx: Context, edits: tuple[Edit, ...], res, **kw) -> Fix:
+    base, new = _cost(ctx.result), _cost(res)
+    delta = new - base if base is not None and new is not None else None
+    return Fix(edits, delta, **kw)
+
+
+# candidate generators: each yields tuples of edits, cheapest first ---------------------------------------
+
+def _precision_steps(ctx) -> list[tuple[Edit, ...]]:
+    r = ctx.result.resolved
+    out = []
+    if r.weights in ("bf16", "fp16"):
+        out.append((ctx.edit("/precision/weights", "fp8"),))
+    if r.kv_cache in ("bf16", "fp16"):
+        out.append((ctx.edit("/precision/kv_cache", "fp8"),))
+    return out
+
+
+def _tp_double(ctx) -> list[tuple[Edit, ...]]:
+    r = ctx.result.resolved
+    tp = r.tp * 2
+    if tp > r.gpus_per_node or r.pp > 1:
+        return []
+    return [(ctx.edit("/parallelism/tensor", tp), ctx.edit("/hardware/gpus_per_replica", tp * r.pp))]
+
+
+def _tp_steps(ctx) -> list[tuple[Edit, ...]]:
+    r = ctx.result.resolved
+    out = []
+    tp = r.tp * 2
+    while tp <= r.gpus_per_node and r.pp == 1:
+        out.append((ctx.edit("/parallelism/tensor", tp), ctx.edit("/hardware/gpus_per_replica", tp)))
+        tp *= 2
+    return out
+
+
+def _replica_pointer(ctx) -> str | None:
+    d = ctx.loaded.data
+    hw = d.get("hardware") or {}
+    if isinstance(hw.get("autoscale"), dict):
+        return "/hardware/autoscale/max"
+    return "/hardware/replicas"
+
+
+def _replicas_search(ctx, finding, breach, up: bool) -> Fix | None:
+    """The fewest replicas that resolve the finding (up) — or, for idle/over-budget findings, the fewest that
+    keep every SLO and headroom while resolving it (down) — by bisection on the count."""
+    r = ctx.result.resolved
+    ptr = _replica_pointer(ctx)
+    cur = r.replicas
+    if up:
+        lo, hi = cur, None
+        n = cur
+        while n < cur * MAX_REPLICA_FACTOR:
+            n = max(n + 1, n * 2)
+            res = ctx.trial((ctx.edit(ptr, n),), breach)
+            if res is None:
+                return None
+            if resolves(res, finding, ctx.result):
+                hi = n
+                break
+            lo = n
+        if hi is None:
+            return None
+    else:
+        lo, hi = 0, cur
+        if cur <= 1:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        res = ctx.trial((ctx.edit(ptr, mid),), breach)
+        if res is None:
+            return None
+        ok = resolves(res, finding, ctx.result) if up else _keeps_slos(res, ctx.result) and resolves(res, finding, ctx.result)
+        if ok:
+            hi = mid
+        else:
+            lo = mid
+    if not up and hi == cur:
+        return None
+    res = ctx.trial((ctx.edit(ptr, hi),), breach)
+    if res is None or not resolves(res, finding, ctx.result) or (not up and not _keeps_slos(res, ctx.result)):
+        return None
+    why = f"{hi - 1} would not" + (" resolve it" if up else " keep every SLO")
+    return _fix(ctx, (ctx.edit(ptr, hi),), res, minimal=why if hi - 1 >= 1 else "")
+
+
+SLO_IDS = ("PF401", "PF402", "PF202", "PF403", "PF201")
+
+
+def _keeps_slos(res, before) -> bool:
+    had = {f.id for f in before.findings if not f.waived}
+    return res.status != "invalid" and not any(f.id in SLO_IDS and f.id not in had and not f.waived for f in res.findings)
+
+
+def generate(ctx: Context, f: Finding) -> list[Fix]:
+    r = ctx.result.resolved
+    breach = f.id == "PF402"
+    fixed: list[Fix] = []
+
+    def try_edits(cands):
+        for edits in cands:
+            if len(fixed) >= MAX_FIXES:
+                return
+            res = ctx.trial(edits, breach)
+            if res is not None and resolves(res, f, ctx.result):
+                fixed.append(_fix(ctx, edits, res))
+
+    if f.id == "PF201":
+        # cheapest first: one precision step, then more tensor parallelism (each doubling up to the node),
+        # then both
+        steps = _precision_steps(ctx)
+        tps = _tp_steps(ctx)
+        try_edits(steps + tps + [s + t for t in tps for s in steps[:1]])
+    elif f.id in ("PF202", "PF401", "PF402", "PF403"):
+        if r.mode in ("rate", "concurrency"):
+            fx = _replicas_search(ctx, f, breach, up=True)
+            if fx:
+                fixed.append(fx)
+        try_edits(_precision_steps(ctx) + _tp_double(ctx))
+    elif f.id in ("PF503", "PF404", "PF501"):
+        if r.mode in ("rate", "concurrency") and not r.autoscale:
+            fx = _replicas_search(ctx, f, breach, up=False)
+            if fx:
+                fixed.append(fx)
+    else:
+        return []
+    fixed.sort(key=lambda x: (x.usd_per_month_delta if x.usd_per_month_delta is not None else math.inf))
+    return fixed[:MAX_FIXES]
+
+
+GENERATED = ("PF201", "PF202", "PF401", "PF402", "PF403", "PF404", "PF501", "PF503")
+
+
+def verify(result) -> list[Finding]:
+    """The result's findings with verified fixes in place of their static advice."""
+    ctx = Context(result.loaded, result)
+    out = []
+    for f in result.findings:
+        if f.id not in GENERATED or f.waived or (f.severity == "info" and f.id != "PF404") or result.resolved is None:
+            out.append(f)
+            continue
+        fixes = generate(ctx, f)
+        if fixes:
+            text = "; or ".join(x.text() for x in fixes)
+            minimal = next((x.minimal for x in fixes if x.minimal), "")
+            out.append(replace(f, remediation=text + (f" ({minimal})" if minimal else ""),
+                               data=dict(f.data, fixes=[x.to_json() for x in fixes])))
+        else:
+            out.append(replace(f, remediation=_no_fix(ctx, f), data=dict(f.data, fixes=[])))
+    return out
+
+
+def _no_fix(ctx: Context, f: Finding) -> str:
+    r = ctx.result.resolved
+    if f.id in ("PF503", "PF404", "PF501"):
+        if r.autoscale:
+            return "lower hardware.autoscale.min: the autoscaler sizes the fleet"
+        one = ctx.trial((ctx.edit(_replica_pointer(ctx), 1),), False) if r.replicas > 1 else ctx.result
+        if one is not None and any(x.id == f.id for x in one.findings):
+            return "fewer replicas do not resolve it (even one replica does not): a smaller GPU or another precision does; `planfile plan`"
+        return "fewer replicas would break an SLO or the headroom: keep them, or waive this finding with the reason"
+    if f.id == "PF201":
+        return (f"no edit planfile tried fits it on {r.gpu['id']} (FP8 weights or KV, tensor parallelism up to the "
+                f"{r.gpus_per_node}-GPU node): a GPU with more memory, or pipeline stages across nodes; `planfile plan` searches them")
+    return ("no edit planfile tried resolves it (more replicas, one precision step, tensor parallelism x2): "
+            "a faster GPU or a looser SLO; `planfile plan` searches them")
+
+
+def replacement(loaded, pointer: str):
+    """(line, start column, end column) of the scalar value at pointer in the spec file (1-based, end
+    exclusive), or None when the value is not a one-line scalar in the file (a key to add, a mapping)."""
+    import re
+
+    loc = loaded.source.locs.get(pointer) if loaded is not None and loaded.data is not None else None
+    if loc is None or loc.raw is None:
+        return None
+    try:
+        from pathlib import Path
+
+        lines = Path(loaded.path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    line, col = loc.value
+    if not (1 <= line <= len(lines)):
+        return None
+    text = lines[line - 1]
+    m = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\']|\'\')*\'|[^\s,}\]#](?:[^,}\]#]*[^\s,}\]#])?').match(text, col - 1)
+    if not m:
+        return None
+    return line, col, m.end() + 1
+
+
+def sarif_fixes(loaded, uri: str, finding: Finding) -> list[dict]:
+    """SARIF `fixes` for a finding's verified fixes whose every edit replaces a scalar in the file."""
+    import json
+
+    out = []
+    for fx in finding.data.get("fixes") or []:
+        reps = []
+        for e in fx["edits"]:
+            where = replacement(loaded, e["path"])
+            if where is None or e["from"] is None:
+                reps = None
+                break
+            line, c0, c1 = where
+            reps.append({"deletedRegion": {"startLine": line, "startColumn": c0, "endLine": line, "endColumn": c1},
+                         "insertedContent": {"text": json.dumps(e["to"]) if isinstance(e["to"], str) and not e["to"].replace("-", "").isalnum()
+                                             else _scalar(e["to"])}})
+        if reps:
+            desc = " + ".join(f"{'.'.join(pointer_parts(e['path']))}: {_scalar(e['to'])}" for e in fx["edits"])
+            out.append({"description": {"text": desc}, "artifactChanges": [{"artifactLocation": {"uri": uri}, "replacements": reps}]})
+    return out
+
+
+def suggestion(loaded, fix: dict) -> str | None:
+    """A unified-diff snippet of the lines a fix changes (for a pull-request comment), or None."""
+    from pathlib import Path
+
+    try:
+        lines = Path(loaded.path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError):
+        return None
+    changed: dict[int, str] = {}
+    for e in fix["edits"]:
+        where = replacement(loaded, e["path"])
+        if where is None or e["from"] is None:
+            return None
+        line, c0, c1 = where
+        text = changed.get(line, lines[line - 1])
+        changed[line] = text[:c0 - 1] + _scalar(e["to"]) + text[c1 - 1:]
+    out = []
+    for line in sorted(changed):
+        out += [f"-{lines[line - 1]}", f"+{changed[line]}"]
+    return "\n".join(out)
