@@ -25,7 +25,6 @@ KV_RISK = {"bf16": 0.0, "fp16": 0.0, "fp8": 0.5, "int8": 0.5, "int4": 2.0}
 TARGET_UTILISATION = 0.7  # first guess of replicas: peak load at 70 % of saturation, then verified
 VERIFY_TOP = 8
 VERIFY_REQUESTS = 800
-SLO_MARGIN = 0.95  # verified options keep 5 % margin to every SLO (check simulates with other sample sizes)
 
 
 @dataclass
@@ -42,6 +41,7 @@ class Option:
     risk: float = 0.0
     why: list[str] = field(default_factory=list)
     frontier: bool = False
+    one_fewer: int | None = None  # the replica count just below the chosen one (it fails check's SLO verdict)
 
     def key(self) -> tuple:
         return (self.r.gpu["id"], self.r.tp, self.r.pp, self.r.weights, self.r.kv_cache)
@@ -51,7 +51,7 @@ class Option:
         return {"gpu": r.gpu["id"], "gpus_per_replica": r.gpus_per_replica, "replicas": r.replicas,
                 "tensor": r.tp, "pipeline": r.pp, "weights": r.weights, "kv_cache": r.kv_cache, "engine": r.engine["id"],
                 "gpus": self.gpus, "usd_per_month": _round(self.usd_per_month), "usd_per_gpu_hour": r.price_usd_per_gpu_hour,
-                "provider": r.price_source or None, "ttft_p95_ms": _round(self.ttft_p95_ms), "itl_p95_ms": _round(self.itl_p95_ms),
+                "provider": r.price_provider, "price_kind": _kind(r), "ttft_p95_ms": _round(self.ttft_p95_ms), "itl_p95_ms": _round(self.itl_p95_ms),
                 "saturation_output_tokens_per_s": _round(self.saturation_tps), "precision_risk": self.risk,
                 "meets_slo": self.meets_slo, "verified": self.verified, "pareto": self.frontier, "why": self.why}
 
@@ -93,7 +93,8 @@ def variant(base: Resolved, gpu: dict, tp: int, pp: int, weights: str, kv: str, 
                    max_num_batched_tokens=max(bd["max_num_batched_tokens"], 0 if base.chunked_prefill else mml),
                    price_usd_per_gpu_hour=price["usd_per_gpu_hour"] if price else (
                        base.price_usd_per_gpu_hour if base.price_source.startswith("spec") else None),
-                   price_source=price["provider"] if price else (base.price_source if base.price_source.startswith("spec") else ""), replicas=1, replicas_min=1,
+                   price_source=price["provider"] if price else (base.price_source if base.price_source.startswith("spec") else ""),
+                   price_provider=price["provider"] if price else None, replicas=1, replicas_min=1,
                    autoscale=None if not base.autoscale else base.autoscale)
     try:
         return with_checkpoint(v)
@@ -198,36 +199,70 @@ def _slo_miss(perf: dict, slo: dict) -> float:
     return worst
 
 
+def passes(r: Resolved, mem, fn, slo: dict) -> tuple[bool, dict]:
+    """check's own verdict on the SLOs, through check's own calls: every SLO at the planned peak load
+    (evaluate.perf_at, as PF401 runs it) and, for an arrival rate, still at the peak plus the headroom
+    setting (as PF402 judges it). (holds, performance at the peak)."""
+    from planner.evaluate import perf_at, planned_load, slo_ok
+
+    if not slo:
+        return True, perf_at(r, mem, fn, planned_load(r))
+    if r.mode == "rate":
+        at = r.rate_rps * r.peak_factor * (1 + r.settings["headroom_min_pct"] / 100)
+        if not slo_ok(run_load(r, mem, fn, rate_fleet=at, n_requests=600), slo):
+            return False, {}
+    perf = perf_at(r, mem, fn, planned_load(r))
+    return slo_ok(perf, slo), perf
+
+
 def verify(o: Option, max_gpus: int | None) -> Option:
-    """Simulate the option at peak load (as check does) and add replicas until every SLO holds with margin."""
+    """The fewest replicas with which the option passes check's SLO verdict: from the utilisation guess,
+    double up until it passes, then bisect down to the smallest count that still does (a count one lower
+    fails at the peak or breaks the headroom; the option says so)."""
     r = o.r
     slo = {k: v for k, v in (r.slo or {}).items() if k in ("ttft_ms", "itl_ms", "e2e_s") and v}
     mem = memory_plan(r)
     _, _, fn = step_function(r)
-    # verify at peak x (1 + the headroom check's minimum), so the plan also passes PF402
-    over = 1.0 + r.settings["headroom_min_pct"] / 100.0
-    for _ in range(6):
-        if r.mode == "rate":
-            perf = run_load(r, mem, fn, rate_fleet=r.rate_rps * r.peak_factor * over, n_requests=VERIFY_REQUESTS)
-        elif r.mode == "concurrency":
-            perf = run_load(r, mem, fn, conc_fleet=int(r.concurrency * r.peak_factor), n_requests=VERIFY_REQUESTS)
+    if r.mode == "offline":
+        ok, perf = passes(r, mem, fn, slo)
+        return _verified(o, r, perf, ok, None)
+    cap = max_gpus // r.gpus_per_replica if max_gpus else None
+    cache: dict[int, tuple[bool, dict]] = {}
+
+    def probe(n: int) -> bool:
+        if n not in cache:
+            cache[n] = passes(replace(r, replicas=n, replicas_min=n), mem, fn, slo)
+        return cache[n][0]
+
+    hi = max(r.replicas, 1)
+    lo = 0  # known to fail (0 replicas carry nothing)
+    while not probe(hi):
+        lo = hi
+        hi = max(hi + 1, hi * 2)
+        if (cap and hi > cap) or hi > 4096:
+            worst = max(cache, key=lambda n: n)
+            return _verified(o, replace(r, replicas=worst, replicas_min=worst), cache[worst][1], False, None)
+    # hi passes; find the smallest passing count above lo
+    probe_lo = max(lo, 0)
+    while hi - probe_lo > 1:
+        mid = (hi + probe_lo) // 2
+        if probe(mid):
+            hi = mid
         else:
-            perf = run_load(r, mem, fn, conc_fleet=int(max(mem.max_seqs_mean, 1) * r.replicas), n_requests=400)
-        miss = _slo_miss(perf, slo) if slo else 0.0
-        o = replace(_option(r, o.saturation_tps / max(o.r.replicas, 1)), why=o.why)
-        o.ttft_p95_ms, o.itl_p95_ms, o.verified, o.miss = perf["ttft_ms"]["p95"], perf["itl_ms"]["p95"], True, miss
-        if miss <= SLO_MARGIN or r.mode == "offline":
-            o.meets_slo = True
-            return o
-        if not math.isfinite(miss) or miss > 1.5:
-            step = max(1, math.ceil(r.replicas * 0.5))
-        else:
-            step = 1
-        nxt = r.replicas + step
-        if max_gpus and nxt * r.gpus_per_replica > max_gpus:
-            break
-        r = replace(r, replicas=nxt, replicas_min=nxt)
-    return o
+            probe_lo = mid
+    best = replace(r, replicas=hi, replicas_min=hi)
+    return _verified(o, best, cache[hi][1], True, hi - 1 if hi > 1 else None)
+
+
+def _verified(o: Option, r: Resolved, perf: dict, ok: bool, one_fewer: int | None) -> Option:
+    slo = {k: v for k, v in (r.slo or {}).items() if k in ("ttft_ms", "itl_ms", "e2e_s") and v}
+    v = replace(_option(r, o.saturation_tps / max(o.r.replicas, 1)), why=o.why)
+    v.verified, v.meets_slo = True, ok
+    if perf:
+        v.ttft_p95_ms, v.itl_p95_ms = perf["ttft_ms"]["p95"], perf["itl_ms"]["p95"]
+        v.miss = _slo_miss(perf, slo) if slo else 0.0
+    v.one_fewer = one_fewer
+    return v
 
 
 def _rank_key(objective: str, lo: dict):
@@ -281,7 +316,10 @@ def explain_choice(o: Option, all_opts: list[Option], base: Resolved, allowed: t
     if r.mode == "rate" and o.ttft_p95_ms is not None:
         verb = "hold" if o.meets_slo else "miss the SLOs"
         why.append(f"{r.replicas} replica(s): the simulated p95 TTFT {o.ttft_p95_ms:.0f} ms and ITL {o.itl_p95_ms:.1f} ms "
-                   f"{verb} at the peak {r.rate_rps * r.peak_factor:g} req/s plus {r.settings['headroom_min_pct']:g} % headroom")
+                   f"{verb} at the peak {r.rate_rps * r.peak_factor:g} req/s plus {r.settings['headroom_min_pct']:g} % headroom"
+                   + (f"; {o.one_fewer} would not" if o.meets_slo and o.one_fewer else ""))
+    elif r.mode == "concurrency" and o.meets_slo and o.one_fewer:
+        why.append(f"{r.replicas} replica(s) hold every SLO at {int(r.concurrency * r.peak_factor)} in flight; {o.one_fewer} would not")
     if o.usd_per_month is not None:
         why.append(f"${o.usd_per_month:,.0f}/month at ${r.price_usd_per_gpu_hour:g}/GPU-hour ({r.price_source or 'spec price'})")
     return why
@@ -294,14 +332,19 @@ def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
     pre = sorted(cands, key=lambda o: (o.usd_per_month if o.usd_per_month is not None else math.inf, o.risk))
     verified: list[Option] = []
     seen_gpu: dict[str, int] = {}
-    for o in pre:
-        # verify the cheapest few, at most two per GPU type so the answer spans the catalog
-        if seen_gpu.get(o.r.gpu["id"], 0) >= 2:
+    seen_split: set = set()
+    # verify the cheapest few by their analytic guess: on each GPU type one per tensor-parallel split first
+    # (a larger split can need fewer GPUs in all when one GPU's prefill or KV pool is the limit: long
+    # contexts), then the remaining precision variants; at most four per GPU so the answer spans the catalog
+    order = [o for o in pre if (o.r.gpu["id"], o.r.tp, o.r.pp) not in seen_split and not seen_split.add((o.r.gpu["id"], o.r.tp, o.r.pp))]
+    order += [o for o in pre if o not in order]
+    for o in order:
+        if seen_gpu.get(o.r.gpu["id"], 0) >= 4:
             continue
         v = verify(o, c.max_gpus)
         seen_gpu[o.r.gpu["id"]] = seen_gpu.get(o.r.gpu["id"], 0) + 1
         verified.append(v)
-        if len([x for x in verified if x.meets_slo]) >= VERIFY_TOP or len(verified) >= 3 * VERIFY_TOP:
+        if len([x for x in verified if x.meets_slo]) >= 2 * VERIFY_TOP or len(verified) >= 3 * VERIFY_TOP:
             break
     ok = [o for o in verified if o.meets_slo and (not budget or (o.usd_per_month or 0) <= budget)]
     if budget:
@@ -317,3 +360,9 @@ def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
         closest = min(verified, key=lambda o: (o.miss if not (o.meets_slo and budget) else (o.usd_per_month or 0) / budget))
         closest.why = explain_choice(closest, cands, base, c.precisions)
     return PlanResult(ok[:top], closest, considered, rejected)
+
+
+def _kind(r: Resolved) -> str | None:
+    if not r.price_provider:
+        return None
+    return (catalog.price(r.price_provider, r.gpu["id"]) or {}).get("kind", "on-demand")

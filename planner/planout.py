@@ -21,12 +21,22 @@ def rows(res) -> list[list[str]]:
     for i, o in enumerate(res.options, 1):
         r = o.r
         out.append([f"{i}{'*' if o.frontier else ''}", r.gpu["id"], f"{r.replicas} x {r.gpus_per_replica}", f"{r.tp}x{r.pp}",
-                    f"{r.weights}/{r.kv_cache}", _money(o.usd_per_month), _ms(o.ttft_p95_ms), _ms(o.itl_p95_ms, 1),
+                    f"{r.weights}/{r.kv_cache}", _provider(r), _money(o.usd_per_month), _ms(o.ttft_p95_ms), _ms(o.itl_p95_ms, 1),
                     f"{o.saturation_tps:,.0f}", f"{o.risk:g}"])
     return out
 
 
-HEAD = ["#", "GPU", "replicas x GPUs", "TPxPP", "weights/KV", "$/month", "p95 TTFT", "p95 ITL", "max tok/s", "risk"]
+def _provider(r) -> str:
+    """Who the price is from and of what kind (on-demand, capacity block...): prices compare only on one basis."""
+    from planner import catalog
+
+    if not r.price_provider:
+        return "spec price"
+    p = catalog.price(r.price_provider, r.gpu["id"]) or {}
+    return f"{r.price_provider} {p.get('kind', 'on-demand')}"
+
+
+HEAD = ["#", "GPU", "replicas x GPUs", "TPxPP", "weights/KV", "price", "$/month", "p95 TTFT", "p95 ITL", "max tok/s", "risk"]
 
 
 def to_text(spec: str, res, objective: str) -> str:
@@ -37,7 +47,7 @@ def to_text(spec: str, res, objective: str) -> str:
         table = [HEAD] + rows(res)
         widths = [max(len(row[i]) for row in table) for i in range(len(HEAD))]
         for row in table:
-            lines.append("  " + "  ".join(c.rjust(w) if j >= 5 else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))))
+            lines.append("  " + "  ".join(c.rjust(w) if j >= 6 else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))))
         lines.append("")
         lines.append("why option 1:")
         lines += [f"  - {w}" for w in res.options[0].why]
@@ -100,16 +110,27 @@ def spec_for(data: dict, o, filled: list[str]) -> str:
     d["parallelism"] = {"tensor": r.tp, "pipeline": r.pp}
     d["precision"] = dict(d.get("precision") or {}, weights=r.weights, kv_cache=r.kv_cache)
     model = dict(d["model"])
-    if r.weights in ("bf16", "fp16"):
-        model.pop("quantized_checkpoint", None)
-    elif r.weights != (data.get("precision") or {}).get("weights"):
-        model["quantized_checkpoint"] = r.weights == "int4"  # fp8: the engine quantizes online
+    model.pop("quantized_checkpoint", None)
+    # the checkpoint the plan was evaluated with, so the spec in git does not depend on catalog defaults
+    ck = r.checkpoint
+    if "id" in model:
+        model["name"] = ck.repo
+        if ck.online_quant is None and ck.stored != "bf16" and ck.stored != "fp16":
+            model["quantized_checkpoint"] = True
     d["model"] = model
     eng = dict(d.get("engine") or {"name": r.engine["id"]})
     for k in ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization"):
         if "engine" in filled:
             eng.pop(k, None)
+    eng["version"] = r.engine_version  # flags and defaults differ between versions
     d["engine"] = eng
+    cost = {k: v for k, v in (d.get("cost") or {}).items() if k not in ("provider", "usd_per_gpu_hour")}
+    if r.price_source and not r.price_source.startswith("spec"):
+        cost["provider"] = r.price_source
+    elif r.price_usd_per_gpu_hour is not None:
+        cost["usd_per_gpu_hour"] = r.price_usd_per_gpu_hour
+    if cost:
+        d["cost"] = cost
     order = ["apiVersion", "kind", "metadata", "model", "precision", "hardware", "parallelism", "engine", "workload",
              "slo", "cost", "checks", "calibration"]
     d = {k: d[k] for k in order if k in d}

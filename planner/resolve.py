@@ -88,6 +88,7 @@ class Resolved:
     scheduler_policy: str = "max-utilization"  # max-utilization | guaranteed-no-evict
     requests: int | None = None  # a finite run of this many requests (workload.requests); None: steady state
     slo_confidence: float | None = None  # slo.confidence: SLOs required at this quantile of the error band
+    price_provider: str | None = None  # catalog provider id of the price (None: the spec's own usd_per_gpu_hour)
 
 
 def with_checkpoint(r: "Resolved") -> "Resolved":
@@ -172,18 +173,20 @@ def resolve(loaded: Loaded) -> Resolved:
     if slo is None:
         slo = default("/slo", arch.get("slo", {}), f"archetype {arch['id']}")
     cost = d.get("cost", {})
-    price, price_src = None, ""
+    price, price_src, price_provider = None, "", None
     if "usd_per_gpu_hour" in cost:
         price, price_src = float(cost["usd_per_gpu_hour"]), "spec cost.usd_per_gpu_hour"
     elif "provider" in cost:
         pid = catalog.providers().get(cost["provider"]).entry["id"]
         p = catalog.price(pid, gpu["id"])
         price, price_src = p["usd_per_gpu_hour"], f"catalog prices: {pid} {p['sku']} (as of {p['as_of']}; {p['source']})"
+        price_provider = pid
     else:
         cheapest = catalog.prices_for_gpu(gpu["id"])
         if cheapest:
             p = cheapest[0]
             price, price_src = p["usd_per_gpu_hour"], f"cheapest catalog price: {p['provider']} {p['sku']} (as of {p['as_of']})"
+            price_provider = p["provider"]
             default("/cost/provider", p["provider"], "cheapest provider in the catalog for this GPU")
     bd = batch_defaults(eng, gpu)
     gmu = e.get("gpu_memory_utilization") or default("/engine/gpu_memory_utilization", eng["gpu_memory_utilization"], f"{eng['name']} default")
@@ -223,7 +226,7 @@ def resolve(loaded: Loaded) -> Resolved:
     slo_conf = slo.get("confidence") if isinstance(slo, dict) else None
     slo = {k: v for k, v in slo.items() if k != "confidence"}
     return Resolved(
-        attention_dp=int(adp), scheduler_policy=policy, requests=wl.get("requests"), slo_confidence=slo_conf,
+        price_provider=price_provider, attention_dp=int(adp), scheduler_policy=policy, requests=wl.get("requests"), slo_confidence=slo_conf,
         name=d["metadata"]["name"], namespace=d["metadata"].get("namespace", "default"), model=model,
         model_name=ck.repo, checkpoint=ck, checkpoint_inputs=ck_in, revision=d["model"].get("revision"),
         served_name=d["model"].get("served_name") or d["metadata"]["name"],

@@ -41,7 +41,10 @@ def check_loaded(loaded: Loaded, path: str, fail_on: str = "error", breach: bool
 
     r = resolve(loaded)
     est = evaluate(r, breach=breach)
+    if not fixes:
+        est["trial"] = True  # a fix being verified: the checks that search other fleets (PF504) stay out
     findings += checks.run_all(r, est)
+    est.pop("trial", None)
     findings = locate(checks.apply_waivers(findings, r.ignores), loaded)
     res = Result(path, status(findings, fail_on), findings, est, r, loaded)
     if fixes:

@@ -462,27 +462,59 @@ def idle(r, est):
                     "fewer replicas, or autoscale with a lower min")]
 
 
-@register("PF504", "cheaper-gpu", "info", "Another catalog GPU serves the same load for less.")
+@register("PF504", "cheaper-gpu", "info", "Another GPU of the same provider meets the same SLOs for less.")
 def cheaper(r, est):
-    """What: the physics sweep found a catalog GPU (with a catalog price) whose cost per million output
-    tokens at saturation is at least 25 % lower for the same model, precision and engine.
+    """What: `plan`'s search, restricted to the spec's provider, found a GPU whose fewest replicas that meet
+    every SLO at the same load (with the headroom setting) cost at least 25 % less per month than the fewest
+    on the spec's GPU. Both sides are priced by the same provider (the price kind — on-demand, capacity
+    block — is named) and compared at the operating point that meets the SLOs, never at saturation. A spec
+    with its own `usd_per_gpu_hour` has no common basis with catalog prices: no comparison.
 
-    Fix: try it with `planfile plan` (which also checks the latency SLOs) before switching."""
-    from planner import curves
+    Fix: `planfile plan` with --gpus naming both, and --write the option."""
+    if est.get("trial") or r.price_usd_per_gpu_hour is None or not est.get("performance"):
+        return []
+    from planner import catalog
+    from planner.plan import Constraints, candidates, verify
 
-    rows = curves.gpu_comparison(r)
-    mine = next((x for x in rows if x["planned"]), None)
-    if not mine or not mine.get("usd_per_million_output_tokens"):
+    provider = r.price_provider
+    if not provider:
         return []
-    priced = [x for x in rows if x.get("usd_per_million_output_tokens") and not x["planned"]]
-    if not priced:
+    gpus = tuple(sorted({p["gpu"] for p in catalog.raw("prices")["prices"] if p["provider"] == provider}))
+    if r.gpu["id"] not in gpus or len(gpus) < 2:
         return []
-    best = min(priced, key=lambda x: x["usd_per_million_output_tokens"])
-    if best["usd_per_million_output_tokens"] > 0.75 * mine["usd_per_million_output_tokens"]:
+    # plan's candidates (analytic replica guesses, cheap), then plan's verification (the fewest replicas that
+    # pass check's SLO verdict) of the spec's GPU and of only those GPUs whose guess could be 25 % cheaper
+    cands, _ = candidates(r, Constraints(gpus=gpus, providers=(provider,), precisions=(r.weights,)))
+    by_gpu: dict = {}
+    for o in cands:
+        if o.usd_per_month and (o.r.gpu["id"] not in by_gpu or o.usd_per_month < by_gpu[o.r.gpu["id"]].usd_per_month):
+            by_gpu[o.r.gpu["id"]] = o
+    here = by_gpu.get(r.gpu["id"])
+    if here is None:
         return []
-    return [finding("PF504", f"{best['gpu']} (TP{best['tp']}) costs ${best['usd_per_million_output_tokens']:.2f} per 1M "
-                    f"output tokens at saturation vs ${mine['usd_per_million_output_tokens']:.2f} on {r.gpu['id']}",
-                    "/hardware/gpu", f"`planfile plan` with --gpus {best['gpu']},{r.gpu['id']}")]
+    short = [o for g, o in by_gpu.items() if g != r.gpu["id"] and o.usd_per_month <= 0.75 * 1.5 * here.usd_per_month]
+    if not short:
+        return []
+    best_here = verify(here, None)
+    if not best_here.meets_slo:
+        return []
+    others = [v for v in (verify(o, None) for o in short) if v.meets_slo and v.usd_per_month]
+    if not others:
+        return []
+    best = min(others, key=lambda o: o.usd_per_month)
+    if best.usd_per_month > 0.75 * best_here.usd_per_month:
+        return []
+
+    def kind(gpu_id):
+        p = catalog.price(provider, gpu_id) or {}
+        return p.get("kind", "on-demand")
+
+    o = best.r
+    return [finding("PF504", f"{provider} {o.gpu['id']}: {o.replicas} x {o.gpus_per_replica} GPU(s) (TP{o.tp}) meet every SLO at "
+                    f"this load for ${best.usd_per_month:,.0f}/month ({kind(o.gpu['id'])} price) vs ${best_here.usd_per_month:,.0f} "
+                    f"for the fewest {r.gpu['id']} replicas that do ({best_here.r.replicas} x {best_here.r.gpus_per_replica}, "
+                    f"{kind(r.gpu['id'])} price)", "/hardware/gpu",
+                    f"`planfile plan` with --gpus {o.gpu['id']},{r.gpu['id']} --write")]
 
 
 @register("PF602", "engine-rejects", "error", "The engine would reject a value of the rendered launch.")
