@@ -73,6 +73,7 @@ class Diff:
     added: list = field(default_factory=list)  # findings
     removed: list = field(default_factory=list)
     regressions: list = field(default_factory=list)
+    attribution: list = field(default_factory=list)  # (spec field, [regressions that field alone causes])
 
 
 def _metrics(res) -> dict:
@@ -155,7 +156,54 @@ def compare(old, new, old_label: str, new_label: str, threshold_pct: float = 5.0
         d.regressions.append(f"{len(new_errors)} new error finding(s): " + ", ".join(sorted({f.id for f in new_errors})))
     if old.status == "pass" and new.status != "pass":
         d.regressions.append(f"status {old.status} -> {new.status}")
+    if d.regressions and 1 < len(d.fields) <= MAX_ATTRIBUTED_FIELDS:
+        d.attribution = attribute(old, d, threshold_pct)
     return d
+
+
+MAX_ATTRIBUTED_FIELDS = 6  # each changed field is evaluated alone: one check per field
+
+
+def attribute(old, d: Diff, threshold_pct: float) -> list:
+    """Which edit causes which regression: the old spec with each changed field alone set to its new value,
+    checked and compared with the old spec (fields that only make sense together, such as tensor and
+    gpus_per_replica, show as invalid alone)."""
+    import copy
+
+    from planner.loader import Loaded
+    from planner.run import check_loaded
+
+    out = []
+    for key, _a, b in d.fields:
+        data = copy.deepcopy(old.loaded.data)
+        node, parts = data, key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {}) if isinstance(node, dict) else {}
+        if not isinstance(node, dict):
+            continue
+        if b is None:
+            node.pop(parts[-1], None)
+        else:
+            node[parts[-1]] = json.loads(b) if isinstance(b, str) and b[:1] in "[{" else b
+        res = check_loaded(Loaded(old.loaded.path, data, old.loaded.source, [], old.loaded.base_dir), old.spec,
+                           breach=False, fixes=False)
+        if res.status == "invalid":
+            out.append((key, ["invalid alone (it changes together with another field)"]))
+            continue
+        regs = []
+        ma, mb = _margins(old), _margins(res)
+        for k in sorted(set(ma) & set(mb)):
+            if mb[k] < ma[k] - threshold_pct:
+                regs.append(f"{k} margin {mb[k] - ma[k]:+.0f} pp")
+        oc, nc = (old.estimate or {}).get("cost", {}).get("usd_per_month"), (res.estimate or {}).get("cost", {}).get("usd_per_month")
+        if oc and nc and (nc / oc - 1) * 100 > threshold_pct:
+            regs.append(f"cost +{(nc / oc - 1) * 100:.0f} %")
+        new_err = {f.id for f in res.findings if f.severity == "error" and not f.waived} - \
+            {f.id for f in old.findings if f.severity == "error" and not f.waived}
+        if new_err:
+            regs.append("new error " + ", ".join(sorted(new_err)))
+        out.append((key, regs))
+    return out
 
 
 def _val(v) -> str:
@@ -182,6 +230,8 @@ def to_text(d: Diff) -> str:
         lines.append(f"  - {f.severity} {f.id} {f.check}: {f.message}")
     if d.regressions:
         lines.append("  regressions: " + "; ".join(d.regressions))
+        for key, regs in d.attribution:
+            lines.append(f"    {key} alone: " + ("; ".join(regs) if regs else "no regression"))
     else:
         lines.append("  regressions: none")
     return "\n".join(lines) + "\n"
@@ -208,6 +258,9 @@ def to_markdown(d: Diff) -> str:
         out.append("")
     if d.regressions:
         out += ["**Regressions:**", ""] + [f"- {cell(x)}" for x in d.regressions]
+        if d.attribution:
+            out += ["", "Each changed field alone:", ""] + [f"- {code(k)}: {cell('; '.join(r) if r else 'no regression')}"
+                                                          for k, r in d.attribution]
     return "\n".join(out) + "\n"
 
 
@@ -219,6 +272,7 @@ def to_json(d: Diff) -> str:
                              "change_pct": None if m.unit == "%" else m.pct(),
                              "change_pp": (m.new - m.old) if m.unit == "%" and m.old is not None and m.new is not None else None}
                                    for m in d.metrics],
+                       "attribution": [{"field": k, "regressions": r} for k, r in d.attribution],
                        "findings_added": [f.to_json() for f in d.added],
                        "findings_changed": [{"old": a.to_json(), "new": b.to_json()} for a, b in d.changed], "findings_removed": [f.to_json() for f in d.removed],
                        "regressions": d.regressions}, indent=2, default=str) + "\n"

@@ -110,7 +110,9 @@ def explain(res, metric: str | None = None) -> str:
         + (f", {ks.allreduce.latency_s * 1e6:.1f} us + bytes / {ks.allreduce.large_bw / 1e9:.0f} GB/s (large messages)" if ks.allreduce else ""),
         f"host per step {eff['step_overhead_ms']:g} ms (+{eff['prefill_overhead_ms']:g} ms with prompt tokens); kernel scale "
         f"{eff['kernel_scale'] * eff.get('vendor_scale', 1.0):g}",
-        f"arithmetic intensity {d['intensity_flops_per_byte']:g} FLOP/B vs ridge {rl['ridge_flops_per_byte']:g}: {d['bottleneck']}-bound",
+        f"arithmetic intensity {d['intensity_flops_per_byte']:g} FLOP/B vs ridge {rl['ridge_flops_per_byte']:g}: {d['bottleneck']}-bound"
+        + (" (the measured kernels: small-batch GEMM tiles run far under peak)" if d["bottleneck"] == "compute"
+           and d["intensity_flops_per_byte"] < rl["ridge_flops_per_byte"] else ""),
         "kernel curves: " + "; ".join(f"{w} from {src}" for w, src in ks.provenance),
         f"engine factors: {eff.get('key')}: {eff.get('source', '')}"])
     pf = rl["prefill"]
@@ -121,7 +123,9 @@ def explain(res, metric: str | None = None) -> str:
     perf = est.get("performance")
     if perf:
         load = (f"{r.rate_rps:g} x peak factor {r.peak_factor:g} = {r.rate_rps * r.peak_factor:g} req/s Poisson over {r.replicas} replica(s)"
-                if r.mode == "rate" else f"{r.concurrency} x {r.peak_factor:g} in flight" if r.mode == "concurrency" else "offline")
+                if r.mode == "rate" else f"{r.concurrency} x peak factor {r.peak_factor:g} = {int(r.concurrency * r.peak_factor)} requests in "
+                f"flight (closed loop: the peak factor multiplies the concurrency)" if r.mode == "concurrency" else
+                "offline: every request queued at once, no peak")
         section("latency", "percentiles at peak load (discrete-event simulation of continuous batching)", [
             f"load: {load}; engine limits: max sequences {r.max_num_seqs}, token budget {r.max_num_batched_tokens}/step, "
             f"KV pool {mem.kv_tokens:,} tokens/GPU",

@@ -167,7 +167,13 @@ def resolve(loaded: Loaded) -> Resolved:
         mode, rate, conc = "concurrency", 0.0, int(wl["concurrency"])
     else:
         mode, rate, conc = "offline", 0.0, 0
-    peak = wl.get("peak_factor") or default("/workload/peak_factor", arch.get("peak_factor", 1.0), f"archetype {arch['id']}")
+    stated = wl.get("peak") or {}
+    if stated and mode == "rate" and "arrival_rate_rps" in stated:
+        peak = float(stated["arrival_rate_rps"]) / rate
+    elif stated and mode == "concurrency" and "concurrency" in stated:
+        peak = float(stated["concurrency"]) / conc
+    else:
+        peak = wl.get("peak_factor") or default("/workload/peak_factor", arch.get("peak_factor", 1.0), f"archetype {arch['id']}")
     pre = wl.get("prefix") or arch.get("prefix") or {}
     slo = d.get("slo")
     if slo is None:

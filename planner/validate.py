@@ -218,6 +218,20 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
         elif not modes and wl.get("archetype") not in ("batch", None) and "offline" not in wl:
             add("PF014", "exactly-one-of", "the workload needs a load: exactly one of arrival_rate_rps, concurrency, offline",
                 "/workload", "add arrival_rate_rps: <requests per second at normal load>")
+        peak = wl.get("peak")
+        if isinstance(peak, dict) and peak:
+            (pk, pv), = list(peak.items())[:1]
+            mode_key = next((k for k in ("arrival_rate_rps", "concurrency") if k in wl), None)
+            if "peak_factor" in wl:
+                add("PF014", "exactly-one-of", "peak and peak_factor are both set; state the peak one way",
+                    "/workload/peak", "keep peak (the peak load itself) or peak_factor (a multiple), not both")
+            elif mode_key is None or pk != mode_key:
+                add("PF013", "invalid-value", f"peak.{pk} does not match the load mode"
+                    + (f" ({mode_key})" if mode_key else " (offline runs have no peak)"), f"/workload/peak/{pk}",
+                    f"use peak.{mode_key}" if mode_key else "remove peak")
+            elif isinstance(pv, (int, float)) and isinstance(wl.get(mode_key), (int, float)) and pv < wl[mode_key]:
+                add("PF013", "invalid-value", f"peak.{pk} {pv:g} is below the normal {mode_key} {wl[mode_key]:g}",
+                    f"/workload/peak/{pk}", f"a peak of at least {wl[mode_key]:g}")
         if wl.get("archetype") == "custom":
             for k in ("input_tokens", "output_tokens"):
                 if k not in wl:

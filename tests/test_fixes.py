@@ -151,3 +151,27 @@ def test_sweep_csv_has_no_float_noise():
 def test_a_spec_that_does_not_fit_reports_no_negative_kv_pool():
     r = run_cli("check", str(ROOT / "tests" / "fixtures" / "checks" / "pf201-does-not-fit.yaml"), "--no-cache")
     assert "KV pool -" not in r.stdout and "n/a/1M" not in r.stdout
+
+
+def test_peak_can_be_stated_directly_and_equals_the_factor(tmp_path):
+    """peak.concurrency 80 over a normal 64 is peak_factor 1.25: the same simulation, the same numbers."""
+    base = CHAT.read_text()
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(base.replace("  peak_factor: 1.5\n", "  peak_factor: 1.25\n").replace("arrival_rate_rps: 6", "arrival_rate_rps: 8"))
+    b.write_text(base.replace("  peak_factor: 1.5\n", "  peak:\n    arrival_rate_rps: 10\n").replace("arrival_rate_rps: 6", "arrival_rate_rps: 8"))
+    ra = json.loads(run_cli("check", str(a), "-f", "json", "--no-cache").stdout)["results"][0]["estimate"]
+    rb = json.loads(run_cli("check", str(b), "-f", "json", "--no-cache").stdout)["results"][0]["estimate"]
+    assert ra["capacity"]["peak_rps"] == rb["capacity"]["peak_rps"] == 10
+    assert ra["performance"]["ttft_ms"] == rb["performance"]["ttft_ms"]
+
+
+def test_diff_attributes_a_regression_to_the_edit_that_causes_it(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(CHAT.read_text())
+    b.write_text(CHAT.read_text().replace("kv_cache: fp8", "kv_cache: bf16").replace("  replicas: 4", "  replicas: 5")
+                 .replace("description: Customer-facing chat assistant.", "description: Chat."))
+    doc = json.loads(run_cli("diff", str(a), str(b), "-f", "json").stdout)
+    att = {x["field"]: x["regressions"] for x in doc["attribution"]}
+    # 5 x 2 H100 at $6.88/h x 730 h = $50,224 > the $45,000 budget: the replicas edit alone breaks it
+    assert any("budget" in x for x in att["hardware.replicas"]) and "new error PF501" in att["hardware.replicas"]
+    assert att["metadata.description"] == [] and att["precision.kv_cache"] == []

@@ -357,8 +357,15 @@ def bottleneck(r, est):
     if not rl:
         return []
     d, p = rl["decode"], rl["prefill"]
-    return [finding("PF405", f"decode {d['bottleneck']}-bound ({d['intensity_flops_per_byte']:.0f} FLOP/B vs ridge "
-                    f"{rl['ridge_flops_per_byte']:.0f}), prefill {p['bottleneck']}-bound", "/hardware/gpu")]
+    i, ridge = d["intensity_flops_per_byte"], rl["ridge_flops_per_byte"]
+    if d["bottleneck"] == "compute" and i < ridge:
+        # the measured kernels are compute-limited below the roofline ridge: small-batch GEMMs fill few tiles
+        why = f"compute-bound below the ridge ({i:.0f} FLOP/B vs {ridge:.0f}: small-batch GEMM tiles run far under peak)"
+    elif d["bottleneck"] == "memory" and i > ridge:
+        why = f"memory-bound above the ridge ({i:.0f} FLOP/B vs {ridge:.0f}: the kernels stream at a fraction of peak bandwidth)"
+    else:
+        why = f"{d['bottleneck']}-bound ({i:.0f} FLOP/B vs ridge {ridge:.0f})"
+    return [finding("PF405", f"decode {why}, prefill {p['bottleneck']}-bound", "/hardware/gpu")]
 
 
 @register("PF407", "int4-kv-long-context", "warning", "INT4 KV cache at long context loses accuracy.")
