@@ -59,6 +59,8 @@ def _parser():
     pl.add_argument("--max-gpus", type=_positive_int, help="At most this many GPUs in the fleet.")
     pl.add_argument("--precision", help="Allowed weight precisions (e.g. bf16,fp8).")
     pl.add_argument("--no-quantize", action="store_true", help="bf16 weights and KV only.")
+    pl.add_argument("--disaggregated", choices=("auto", "never", "only"), default="auto",
+                    help="Disaggregated prefill/decode candidates: auto (for prompts of 1,000+ tokens), never, only.")
     pl.add_argument("--top", type=_positive_int, default=5, help="How many options to show (at most 50).")
     pl.add_argument("-f", "--format", choices=("text", "json", "markdown"), default="text", help="Output format.")
     pl.add_argument("--write", help="Write a complete spec for option 1 to this file.")

@@ -180,7 +180,8 @@ def plan(args) -> int:
         _invalid(Result(args.spec, "invalid", findings, loaded=loaded))
     if not providers and isinstance(loaded.data.get("cost"), dict) and loaded.data["cost"].get("provider"):
         providers = [catalog.providers().get(loaded.data["cost"]["provider"]).entry["id"]]  # the spec's provider prices every option
-    res = search(base, Constraints(gpu_list, tuple(providers), args.max_gpus, precs, args.no_quantize, args.objective), args.top)
+    res = search(base, Constraints(gpu_list, tuple(providers), args.max_gpus, precs, args.no_quantize, args.objective,
+                                   args.disaggregated), args.top)
     fmt = {"text": planout.to_text, "json": planout.to_json, "markdown": planout.to_markdown}[args.format]
     sys.stdout.write(fmt(args.spec, res, args.objective))
     if not res.options:

@@ -218,6 +218,12 @@ def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_flee
     without bound (rho > 1), so TTFT and end-to-end latency are infinite and decode runs at the batch
     limit. A closed loop is simulated with at most MAX_SIM_REQUESTS requests (bounded memory).
     finite: simulate the spec's finite run (workload.requests) instead of the steady state."""
+    if r.disagg:
+        from planner import disagg
+
+        if not rate_fleet:  # offline or a load given as in-flight requests: the fleet at 90 % of its capacity
+            rate_fleet = 0.9 * disagg.capacity(r)["fleet"]
+        return disagg.run(r, rate_fleet, n_requests, seed, finite)
     ve_count = r.replicas * r.pp
     lim = limits(r, mem)
     tps = tokens_per_step(r)
@@ -364,7 +370,7 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
     out: dict = {"memory": mem.to_json(), "offload": offload(r, mem), "checkpoint": r.checkpoint.to_json(),
                  "cold_start": cold_start(r), "accuracy": accuracy.to_json(r)}
     sysm, shp, fn = step_function(r)
-    gpus = r.gpus_per_replica * r.replicas
+    gpus = _fleet_view(r).gpus_per_replica * _fleet_view(r).replicas
     price = r.price_usd_per_gpu_hour
     if not mem.fits or mem.kv_tokens <= 0:
         out["performance"] = None
@@ -378,6 +384,21 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
     off = serving.steady_offline(fn, lim, r.input.mean, r.output.mean, tps)
     ve = r.replicas * r.pp
     sat_rps = off["requests_per_s"] * ve
+    if r.disagg:
+        from planner import disagg
+
+        summ = disagg.summary(r, r.rate_rps * r.peak_factor if r.mode == "rate" else None)
+        out["disaggregation"] = summ
+        pre = summ["pools"]["prefill"]["memory"]
+        if not pre["fits"]:
+            out["performance"] = None
+            out["capacity"] = None
+            out["roofline"] = roofline(r, sysm, shp, 1)
+            out["cost"] = _cost(_fleet_view(r), price, 0.0, 0.0)
+            out["efficiency"] = efficiency_for(r.engine["id"], r.gpu, r.calibration)
+            return out
+        sat_rps = summ["capacity_rps"]
+        off = dict(off, requests_per_s=sat_rps / ve, output_tokens_per_s=sat_rps * r.output.mean / ve)
     if r.mode == "offline":
         perf = {"output_tokens_per_s": off["output_tokens_per_s"] * ve, "requests_per_s": sat_rps,
                 "mean_batch": off["batch"], "batch_bound": off["bound"]}
@@ -423,9 +444,19 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
                 cap["holds_at_idle_limit"] = slo_ok(run_load(r, mem, fn, rate_fleet=idle_at, n_requests=600), slo)
     out["capacity"] = cap
     out["roofline"] = rl
-    out["cost"] = _cost(r, price, normal_tps, perf["output_tokens_per_s"])
+    out["cost"] = _cost(_fleet_view(r), price, normal_tps, perf["output_tokens_per_s"])
     out["efficiency"] = efficiency_for(r.engine["id"], r.gpu, r.calibration)
     return out
+
+
+def _fleet_view(r: Resolved) -> Resolved:
+    """The spec as the GPUs it bills: a disaggregated fleet's two pools counted together."""
+    if not r.disagg:
+        return r
+    from dataclasses import replace
+
+    gpus = sum(r.disagg[p]["replicas"] * r.disagg[p]["gpus_per_replica"] for p in ("prefill", "decode"))
+    return replace(r, gpus_per_replica=1, replicas=gpus, replicas_min=gpus)
 
 
 def cold_start(r: Resolved) -> dict:

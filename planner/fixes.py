@@ -173,12 +173,12 @@ def _replica_pointer(ctx) -> str | None:
     return "/hardware/replicas"
 
 
-def _replicas_search(ctx, finding, breach, up: bool) -> Fix | None:
+def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None, current: int | None = None) -> Fix | None:
     """The fewest replicas that resolve the finding (up) — or, for idle/over-budget findings, the fewest that
     keep every SLO and headroom while resolving it (down) — by bisection on the count."""
     r = ctx.result.resolved
-    ptr = _replica_pointer(ctx)
-    cur = r.replicas
+    ptr = pointer or _replica_pointer(ctx)
+    cur = current if current is not None else r.replicas
     if up:
         lo, hi = cur, None
         n = cur
@@ -243,6 +243,16 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
         steps = _precision_steps(ctx)
         tps = _tp_steps(ctx)
         try_edits(steps + tps + [s + t for t in tps for s in steps[:1]])
+    elif f.id in ("PF202", "PF401", "PF402", "PF403") and r.disagg:
+        # a disaggregated fleet grows the pool the finding is about: prefill for TTFT, decode for the rest
+        order = ("prefill", "decode") if "ttft" in f.pointer or f.id == "PF402" else ("decode", "prefill")
+        for role in order:
+            fx = _replicas_search(ctx, f, breach, up=True, pointer=f"/disaggregation/{role}/replicas",
+                                  current=r.disagg[role]["replicas"])
+            if fx:
+                fixed.append(fx)
+                break
+        try_edits(_precision_steps(ctx))
     elif f.id in ("PF202", "PF401", "PF402", "PF403"):
         if r.mode in ("rate", "concurrency"):
             fx = _replicas_search(ctx, f, breach, up=True)
@@ -250,7 +260,7 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
                 fixed.append(fx)
         try_edits(_precision_steps(ctx) + _tp_double(ctx))
     elif f.id in ("PF503", "PF404", "PF501"):
-        if r.mode in ("rate", "concurrency") and not r.autoscale:
+        if r.mode in ("rate", "concurrency") and not r.autoscale and not r.disagg:
             fx = _replicas_search(ctx, f, breach, up=False)
             if fx:
                 fixed.append(fx)

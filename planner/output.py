@@ -41,7 +41,22 @@ def estimate_json(est: dict | None) -> dict | None:
     out["checkpoint"] = est.get("checkpoint")
     out["cold_start"] = est.get("cold_start")
     out["accuracy"] = est.get("accuracy")
+    if est.get("disaggregation"):
+        out["disaggregation"] = est["disaggregation"]
     return _clean(out)
+
+
+def disagg_text(dz: dict) -> str:
+    pools = dz["pools"]
+
+    def one(role):
+        p = pools[role]
+        u = p.get("utilisation_at_peak")
+        return (f"{role} {p['replicas']} x TP{p['tensor']}" + (f"xPP{p['pipeline']}" if p["pipeline"] > 1 else "")
+                + (f" ({u * 100:.0f} % busy at peak)" if u is not None else ""))
+    t = dz["transfer"]
+    return (f"{one('prefill')}, {one('decode')}; KV transfer {t['mean_prompt_ms']:.1f} ms per mean prompt "
+            f"({t['mean_prompt_mb']:.0f} MB over {t['link']} at {t['gb_per_s_effective']:.3g} GB/s + {t['setup_ms']:g} ms setup)")
 
 
 def accuracy_text(acc: dict | None) -> str:
@@ -112,6 +127,8 @@ def to_text(results) -> str:
             if ck:
                 how = f", quantized at load time (--quantization {ck['online_quantization']})" if ck["online_quantization"] else ""
                 lines.append(f"  checkpoint  {t(ck['repo'])} ({ck['format']}{how}), {ck['download_gb']:.1f} GB download")
+            if est.get("disaggregation"):
+                lines.append(f"  pools       {t(disagg_text(est['disaggregation']))}")
             lines.append(f"  memory/GPU  weights {m['weights_gb_per_gpu']:.1f} GB + KV pool {m['kv_cache_gb_per_gpu']:.1f} GB "
                          f"(usable {m['usable_gb_per_gpu']:.1f} GB); {m['max_concurrent_sequences']:,} sequences fit")
             if p:

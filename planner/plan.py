@@ -49,6 +49,7 @@ class Option:
     def to_json(self) -> dict:
         r = self.r
         return {"gpu": r.gpu["id"], "gpus_per_replica": r.gpus_per_replica, "replicas": r.replicas,
+                "disaggregated": ({k: r.disagg[k] for k in ("prefill", "decode")} if r.disagg else None),
                 "tensor": r.tp, "pipeline": r.pp, "weights": r.weights, "kv_cache": r.kv_cache, "engine": r.engine["id"],
                 "gpus": self.gpus, "usd_per_month": _round(self.usd_per_month), "usd_per_gpu_hour": r.price_usd_per_gpu_hour,
                 "provider": r.price_provider, "price_kind": _kind(r), "ttft_p95_ms": _round(self.ttft_p95_ms), "itl_p95_ms": _round(self.itl_p95_ms),
@@ -68,6 +69,7 @@ class Constraints:
     precisions: tuple[str, ...] = ()
     no_quantize: bool = False
     objective: str = "cost"
+    disaggregated: str = "auto"  # auto | never | only
 
 
 @dataclass
@@ -76,6 +78,7 @@ class PlanResult:
     closest: Option | None  # when nothing meets the SLOs: the smallest miss
     considered: int
     rejected: dict
+    disaggregation: str | None = None  # why a disaggregated fleet was or was not chosen
 
 
 def variant(base: Resolved, gpu: dict, tp: int, pp: int, weights: str, kv: str, price: dict | None) -> Resolved | None:
@@ -183,9 +186,97 @@ def _replicas_guess(v: Resolved, sat_rps: float) -> int:
 
 
 def _option(v: Resolved, sat_tps: float) -> Option:
+    if v.disagg:
+        gpus = sum(v.disagg[p]["replicas"] * v.disagg[p]["gpus_per_replica"] for p in ("prefill", "decode"))
+        usd = v.price_usd_per_gpu_hour * gpus * HOURS_PER_MONTH if v.price_usd_per_gpu_hour else None
+        return Option(v, gpus, usd, sat_tps, risk=WEIGHTS_RISK[v.weights] + KV_RISK[v.kv_cache])
     usd = v.price_usd_per_gpu_hour * v.gpus_per_replica * v.replicas * HOURS_PER_MONTH if v.price_usd_per_gpu_hour else None
     return Option(v, v.gpus_per_replica * v.replicas, usd, sat_tps * v.replicas,
                   risk=WEIGHTS_RISK[v.weights] + KV_RISK[v.kv_cache])
+
+
+DISAGG_MIN_INPUT = 1000  # auto: disaggregated candidates for prompts of at least this many tokens on average
+
+
+def disaggregated(v: Resolved, c: Constraints) -> list[Option]:
+    """Disaggregated candidates of one GPU/precision variant: each pool at its smallest split that fits and
+    the next one, the fewest prefill replicas that hold the TTFT SLO (with the decode pool sized generously),
+    then the fewest decode replicas that hold every SLO — both with check's own verdict (`passes`)."""
+    from planner import disagg as D
+
+    if v.mode != "rate":
+        return []
+    slo = {k: val for k, val in (v.slo or {}).items() if k in ("ttft_ms", "itl_ms", "e2e_s") and val}
+    out = []
+    splits = [tp for tp in (1, 2, 4, 8) if tp <= v.gpus_per_node and v.model["num_attention_heads"] % tp == 0
+              and (tp == 1 or link(v.gpu, tp, v.gpus_per_node)[2] == "nvlink")]
+    peak = v.rate_rps * v.peak_factor * (1 + v.settings["headroom_min_pct"] / 100)
+
+    def make(tp_p, tp_d, n_p, n_d):
+        pools = {"prefill": {"replicas": n_p, "tp": tp_p, "pp": 1, "gpus_per_replica": tp_p, "max_num_seqs": v.max_num_seqs,
+                             "max_num_batched_tokens": None},
+                 "decode": {"replicas": n_d, "tp": tp_d, "pp": 1, "gpus_per_replica": tp_d, "max_num_seqs": v.max_num_seqs,
+                            "max_num_batched_tokens": None},
+                 "transfer": {"link": "rdma", "gb_per_s": None, "setup_ms": None, "connector": "nixl"}, "router": "dynamo"}
+        return replace(v, disagg=pools, tp=tp_d, pp=1, gpus_per_replica=tp_d, replicas=n_d, replicas_min=n_d, autoscale=None)
+
+    fitting = {}
+    for role in ("prefill", "decode"):
+        for tp in splits:
+            probe = make(tp, tp, 1, 1)
+            if D._pool_model(probe, role)[1].fits:
+                fitting[role] = [tp] + [t for t in splits if t == 2 * tp]
+                break
+    if len(fitting) < 2:
+        return []
+    for tp_p in fitting["prefill"]:
+        for tp_d in fitting["decode"]:
+            cap = D.capacity(make(tp_p, tp_d, 1, 1))
+            if cap["prefill"] <= 0 or cap["decode"] <= 0:
+                continue
+            n_p = max(1, math.ceil(peak / cap["prefill"] / TARGET_UTILISATION))
+            n_d = max(1, math.ceil(peak / cap["decode"] / TARGET_UTILISATION))
+
+            def ok(np_, nd_, only_ttft=False):
+                w = make(tp_p, tp_d, np_, nd_)
+                want = {"ttft_ms": slo["ttft_ms"]} if only_ttft and "ttft_ms" in slo else slo
+                return passes(w, None, None, want)[0]
+
+            n_p = _fewest(lambda k: ok(k, 2 * n_d + 2, True), n_p)
+            if n_p is None:
+                continue
+            n_d = _fewest(lambda k: ok(n_p, k), n_d)
+            if n_d is None:
+                continue
+            w = make(tp_p, tp_d, n_p, n_d)
+            if c.max_gpus and n_p * tp_p + n_d * tp_d > c.max_gpus:
+                continue
+            good, perf = passes(w, None, None, slo)
+            if not good:
+                continue
+            o = _option(w, D.capacity(w)["fleet"] * w.output.mean)
+            o.verified, o.meets_slo = True, True
+            o.ttft_p95_ms, o.itl_p95_ms = perf["ttft_ms"]["p95"], perf["itl_ms"]["p95"]
+            o.one_fewer = None
+            out.append(o)
+    return out
+
+
+def _fewest(holds, guess: int, limit: int = 512) -> int | None:
+    """The smallest count >= 1 for which holds(count) is true: double from the guess, then bisect."""
+    hi = max(guess, 1)
+    lo = 0
+    while not holds(hi):
+        lo, hi = hi, hi * 2
+        if hi > limit:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if holds(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def _slo_miss(perf: dict, slo: dict) -> float:
@@ -199,7 +290,7 @@ def _slo_miss(perf: dict, slo: dict) -> float:
     return worst
 
 
-def passes(r: Resolved, mem, fn, slo: dict) -> tuple[bool, dict]:
+def passes(r: Resolved, mem, fn, slo: dict) -> tuple[bool, dict]:  # mem/fn: None for a disaggregated fleet
     """check's own verdict on the SLOs, through check's own calls: every SLO at the planned peak load
     (evaluate.perf_at, as PF401 runs it) and, for an arrival rate, still at the peak plus the headroom
     setting (as PF402 judges it). (holds, performance at the peak)."""
@@ -292,6 +383,8 @@ def explain_choice(o: Option, all_opts: list[Option], base: Resolved, allowed: t
     r = o.r
     why = []
     same_gpu = [x for x in all_opts if x.r.gpu["id"] == r.gpu["id"]]
+    if r.disagg:
+        return _explain_disagg(o, all_opts)
     if r.gpus_per_replica == 1:
         why.append(f"{base.model['id']} fits one {r.gpu['id']} at {r.weights} weights: no tensor parallelism (one GPU if the model fits on one)")
     else:
@@ -325,6 +418,57 @@ def explain_choice(o: Option, all_opts: list[Option], base: Resolved, allowed: t
     return why
 
 
+def _explain_disagg(o: Option, others: list[Option]) -> list[str]:
+    from planner import disagg as D
+
+    r = o.r
+    p, d = r.disagg["prefill"], r.disagg["decode"]
+    why = [f"disaggregated: {p['replicas']} prefill x TP {p['tp']} + {d['replicas']} decode x TP {d['tp']} "
+           f"({p['replicas']}P{d['replicas']}D): prompts run only on the prefill pool, so decode batches never "
+           f"wait for a prompt and TTFT no longer queues behind decode steps"]
+    t = float(D.transfer_s(r, r.input.p95)) * 1000
+    why.append(f"each prompt's KV cache crosses {r.disagg['transfer']['link']} ({r.disagg['transfer']['connector']}): "
+               f"{t:.1f} ms at the p95 prompt of {int(r.input.p95):,} tokens, inside the p95 TTFT {o.ttft_p95_ms:.0f} ms")
+    agg = [x for x in others if not x.r.disagg and x.meets_slo and x.usd_per_month]
+    if agg and o.gpus:
+        a = min(agg, key=lambda x: x.usd_per_month)
+        ratio = (o.saturation_tps / o.gpus) / (a.saturation_tps / a.gpus) if a.gpus and a.saturation_tps else None
+        why.append(f"${o.usd_per_month:,.0f}/month vs ${a.usd_per_month:,.0f} for the cheapest aggregated fleet that holds "
+                   f"the SLOs ({a.r.replicas} x {a.r.gpus_per_replica} {a.r.gpu['id']})"
+                   + (f"; {ratio:.2f}x the output tokens/s per GPU at saturation" if ratio else ""))
+    elif o.usd_per_month is not None:
+        why.append(f"${o.usd_per_month:,.0f}/month at ${r.price_usd_per_gpu_hour:g}/GPU-hour ({r.price_source or 'spec price'})")
+    return why
+
+
+def _disagg_verdict(base: Resolved, c: Constraints, ok: list[Option], tried: bool) -> str | None:
+    """One sentence: why the answer is (or is not) a disaggregated fleet."""
+    if c.disaggregated == "never":
+        return None
+    if base.mode != "rate":
+        return "disaggregated fleets not considered: planned for an arrival rate only (this spec gives a concurrency or is offline)"
+    if not tried:
+        return (f"disaggregated fleets not considered: the mean prompt is {base.input.mean:,} tokens (below "
+                f"{DISAGG_MIN_INPUT:,}, prefill is too small a share of the work to repay a second pool and the "
+                f"KV transfer; --disaggregated only to try)")
+    dis = [o for o in ok if o.r.disagg]
+    agg = [o for o in ok if not o.r.disagg]
+    if not dis:
+        return ("no disaggregated fleet holds every SLO (one pool per phase, vLLM or SGLang, RDMA between pools)"
+                if c.disaggregated == "only" or not agg else
+                "no disaggregated fleet holds every SLO on the GPUs tried; aggregated replicas are the answer")
+    if not agg:
+        return "only disaggregated fleets hold every SLO"
+    bd = min(dis, key=lambda o: o.usd_per_month or math.inf)
+    ba = min(agg, key=lambda o: o.usd_per_month or math.inf)
+    if (bd.usd_per_month or math.inf) < (ba.usd_per_month or math.inf):
+        return (f"disaggregated pays here: ${bd.usd_per_month:,.0f}/month vs ${ba.usd_per_month:,.0f} aggregated "
+                f"({bd.gpus} vs {ba.gpus} GPUs)")
+    return (f"disaggregated does not pay here: the cheapest such fleet costs ${bd.usd_per_month:,.0f}/month "
+            f"({bd.gpus} GPUs) vs ${ba.usd_per_month:,.0f} aggregated ({ba.gpus} GPUs): a second pool and the KV "
+            f"transfer cost more than the decode steps the prompts would have stalled")
+
+
 def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
     cands, rejected = candidates(base, c)
     considered = len(cands) + sum(rejected.values())
@@ -346,6 +490,22 @@ def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
         verified.append(v)
         if len([x for x in verified if x.meets_slo]) >= 2 * VERIFY_TOP or len(verified) >= 3 * VERIFY_TOP:
             break
+    tried = c.disaggregated != "never" and base.mode == "rate" and (c.disaggregated == "only" or base.input.mean >= DISAGG_MIN_INPUT)
+    if tried:
+        # disaggregated fleets on the GPU types the aggregated search found cheapest (and the spec's own)
+        gpus = [o.r for o in sorted((x for x in verified if x.meets_slo), key=lambda x: x.usd_per_month or math.inf)]
+        seen, picks = set(), []
+        for v in gpus + [o.r for o in pre]:
+            key = (v.gpu["id"], v.weights, v.kv_cache)
+            if key not in seen and v.engine["id"] in ("vllm", "sglang"):
+                seen.add(key)
+                picks.append(v)
+            if len(picks) >= 2:
+                break
+        for v in picks:
+            verified += disaggregated(v, c)
+        if c.disaggregated == "only":
+            verified = [o for o in verified if o.r.disagg]
     ok = [o for o in verified if o.meets_slo and (not budget or (o.usd_per_month or 0) <= budget)]
     if budget:
         rejected["over_budget"] = len([o for o in verified if o.meets_slo and (o.usd_per_month or 0) > budget])
@@ -354,12 +514,12 @@ def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
     ok.sort(key=_rank_key(c.objective, lo))
     pareto(ok)
     for o in ok[:top]:
-        o.why = explain_choice(o, cands, base, c.precisions)
+        o.why = explain_choice(o, cands + ok, base, c.precisions)
     closest = None
     if not ok and verified:
         closest = min(verified, key=lambda o: (o.miss if not (o.meets_slo and budget) else (o.usd_per_month or 0) / budget))
         closest.why = explain_choice(closest, cands, base, c.precisions)
-    return PlanResult(ok[:top], closest, considered, rejected)
+    return PlanResult(ok[:top], closest, considered, rejected, _disagg_verdict(base, c, ok, tried))
 
 
 def _kind(r: Resolved) -> str | None:

@@ -20,7 +20,12 @@ def rows(res) -> list[list[str]]:
     out = []
     for i, o in enumerate(res.options, 1):
         r = o.r
-        out.append([f"{i}{'*' if o.frontier else ''}", r.gpu["id"], f"{r.replicas} x {r.gpus_per_replica}", f"{r.tp}x{r.pp}",
+        fleet, split = f"{r.replicas} x {r.gpus_per_replica}", f"{r.tp}x{r.pp}"
+        if r.disagg:
+            p, d = r.disagg["prefill"], r.disagg["decode"]
+            fleet = f"{p['replicas']}P x {p['gpus_per_replica']} + {d['replicas']}D x {d['gpus_per_replica']}"
+            split = f"P {p['tp']}x{p['pp']} D {d['tp']}x{d['pp']}"
+        out.append([f"{i}{'*' if o.frontier else ''}", r.gpu["id"], fleet, split,
                     f"{r.weights}/{r.kv_cache}", _provider(r), _money(o.usd_per_month), _ms(o.ttft_p95_ms), _ms(o.itl_p95_ms, 1),
                     f"{o.saturation_tps:,.0f}", f"{o.risk:g}"])
     return out
@@ -60,6 +65,8 @@ def to_text(spec: str, res, objective: str) -> str:
             lines.append(f"  closest: {r.replicas} x {r.gpus_per_replica} {r.gpu['id']} (TP {r.tp}, {r.weights}/{r.kv_cache}): "
                          f"p95 TTFT {_ms(c.ttft_p95_ms)}, p95 ITL {_ms(c.itl_p95_ms, 1)}, {_money(c.usd_per_month)}/month"
                          + (f", {c.miss:.2f}x the tightest SLO" if c.miss != float("inf") and not c.meets_slo else ""))
+    if res.disaggregation:
+        lines.append(res.disaggregation)
     rej = {k: v for k, v in res.rejected.items() if v}
     if rej:
         lines.append("rejected: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(rej.items())))
@@ -84,12 +91,14 @@ def to_markdown(spec: str, res, objective: str) -> str:
     out.append("**Why option 1**")
     out.append("")
     out += [f"- {w}" for w in res.options[0].why]
+    if res.disaggregation:
+        out += ["", res.disaggregation]
     return "\n".join(out) + "\n"
 
 
 def to_json(spec: str, res, objective: str) -> str:
     return json.dumps({"planfile_version": __version__, "spec": spec, "objective": objective,
-                       "considered": res.considered, "rejected": res.rejected,
+                       "considered": res.considered, "rejected": res.rejected, "disaggregation": res.disaggregation,
                        "options": [o.to_json() for o in res.options],
                        "closest_miss": res.closest.to_json() if res.closest else None}, indent=2) + "\n"
 
@@ -106,8 +115,17 @@ def spec_for(data: dict, o, filled: list[str]) -> str:
           if "hardware" not in filled and "autoscale" in d.get("hardware", {}) else {"replicas": r.replicas}), **hw}
     if "autoscale" in hw:
         hw["autoscale"] = dict(hw["autoscale"], max=max(hw["autoscale"].get("max", 1), r.replicas))
+    if r.disagg:
+        hw = {k: v for k, v in hw.items() if k not in ("replicas", "gpus_per_replica", "autoscale")}
+        d["disaggregation"] = {
+            role: {"replicas": r.disagg[role]["replicas"], "parallelism": {"tensor": r.disagg[role]["tp"], "pipeline": r.disagg[role]["pp"]}}
+            for role in ("prefill", "decode")}
+        d["disaggregation"].update(transfer={"link": r.disagg["transfer"]["link"], "connector": r.disagg["transfer"]["connector"]},
+                                   router=r.disagg["router"])
+        d.pop("parallelism", None)
     d["hardware"] = hw
-    d["parallelism"] = {"tensor": r.tp, "pipeline": r.pp}
+    if not r.disagg:
+        d["parallelism"] = {"tensor": r.tp, "pipeline": r.pp}
     d["precision"] = dict(d.get("precision") or {}, weights=r.weights, kv_cache=r.kv_cache)
     model = dict(d["model"])
     model.pop("quantized_checkpoint", None)
@@ -131,12 +149,15 @@ def spec_for(data: dict, o, filled: list[str]) -> str:
         cost["usd_per_gpu_hour"] = r.price_usd_per_gpu_hour
     if cost:
         d["cost"] = cost
-    order = ["apiVersion", "kind", "metadata", "model", "precision", "hardware", "parallelism", "engine", "workload",
+    order = ["apiVersion", "kind", "metadata", "model", "precision", "hardware", "parallelism", "disaggregation", "engine", "workload",
              "slo", "cost", "checks", "calibration"]
     d = {k: d[k] for k in order if k in d}
     head = ("# yaml-language-server: $schema=https://planfile.dev/schemas/deployment.schema.json\n"
-            f"# Written by planfile plan {__version__}: {r.replicas} x {r.gpus_per_replica} {r.gpu['id']}, "
-            f"TP {r.tp} x PP {r.pp}, {r.weights} weights, {r.kv_cache} KV.\n")
+            f"# Written by planfile plan {__version__}: "
+            + (f"{r.disagg['prefill']['replicas']} prefill x TP{r.disagg['prefill']['tp']} + {r.disagg['decode']['replicas']} decode "
+               f"x TP{r.disagg['decode']['tp']} {r.gpu['id']}" if r.disagg else
+               f"{r.replicas} x {r.gpus_per_replica} {r.gpu['id']}, TP {r.tp} x PP {r.pp}")
+            + f", {r.weights} weights, {r.kv_cache} KV.\n")
     for w in o.why:
         head += f"#   {w}\n"
     return head + yaml.safe_dump(d, sort_keys=False, allow_unicode=True, default_flow_style=False)

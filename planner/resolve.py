@@ -89,6 +89,7 @@ class Resolved:
     requests: int | None = None  # a finite run of this many requests (workload.requests); None: steady state
     slo_confidence: float | None = None  # slo.confidence: SLOs required at this quantile of the error band
     price_provider: str | None = None  # catalog provider id of the price (None: the spec's own usd_per_gpu_hour)
+    disagg: dict | None = None  # disaggregated pools (planner.disagg); tp/pp/replicas above are then the decode pool's
 
 
 def with_checkpoint(r: "Resolved") -> "Resolved":
@@ -153,6 +154,14 @@ def resolve(loaded: Loaded) -> Resolved:
     adp = par.get("attention_data", 1)
     hw = d["hardware"]
     gpr = hw.get("gpus_per_replica", tp * pp)
+    disagg = None
+    if d.get("disaggregation"):
+        from planner.disagg import resolve_pools
+
+        disagg = resolve_pools(d["disaggregation"], default)
+        dec = disagg["decode"]
+        tp, pp, gpr = dec["tp"], dec["pp"], dec["gpus_per_replica"]
+        hw = dict(hw, replicas=dec["replicas"])
     auto = hw.get("autoscale")
     if auto:
         replicas, rmin = auto["max"], auto["min"]
@@ -197,6 +206,11 @@ def resolve(loaded: Loaded) -> Resolved:
     bd = batch_defaults(eng, gpu)
     gmu = e.get("gpu_memory_utilization") or default("/engine/gpu_memory_utilization", eng["gpu_memory_utilization"], f"{eng['name']} default")
     mns = e.get("max_num_seqs") or default("/engine/max_num_seqs", bd["max_num_seqs"], f"{eng['name']} default for {gpu['id']}")
+    if disagg:
+        for role in ("prefill", "decode"):
+            disagg[role].setdefault("max_num_seqs", int(mns))
+            disagg[role].setdefault("max_num_batched_tokens", None)
+        mns = disagg["decode"]["max_num_seqs"]
     mbt = e.get("max_num_batched_tokens") or default("/engine/max_num_batched_tokens", bd["max_num_batched_tokens"], f"{eng['name']} default for {gpu['id']}")
     mml = e.get("max_model_len") or default("/engine/max_model_len", int(inp.max + out.max), "workload input max + output max")
     chunked = e.get("enable_chunked_prefill", eng["chunked_prefill_default"])
@@ -232,7 +246,7 @@ def resolve(loaded: Loaded) -> Resolved:
     slo_conf = slo.get("confidence") if isinstance(slo, dict) else None
     slo = {k: v for k, v in slo.items() if k != "confidence"}
     return Resolved(
-        price_provider=price_provider, attention_dp=int(adp), scheduler_policy=policy, requests=wl.get("requests"), slo_confidence=slo_conf,
+        price_provider=price_provider, disagg=disagg, attention_dp=int(adp), scheduler_policy=policy, requests=wl.get("requests"), slo_confidence=slo_conf,
         name=d["metadata"]["name"], namespace=d["metadata"].get("namespace", "default"), model=model,
         model_name=ck.repo, checkpoint=ck, checkpoint_inputs=ck_in, revision=d["model"].get("revision"),
         served_name=d["model"].get("served_name") or d["metadata"]["name"],

@@ -291,7 +291,8 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
     par = d.get("parallelism") if isinstance(d.get("parallelism"), dict) else {}
     tp, pp, ep = par.get("tensor", 1), par.get("pipeline", 1), par.get("expert", 1)
     gpr = _get(d, "hardware", "gpus_per_replica")
-    if all(isinstance(x, int) and not isinstance(x, bool) for x in (tp, pp)) and isinstance(gpr, int) and not isinstance(gpr, bool):
+    if all(isinstance(x, int) and not isinstance(x, bool) for x in (tp, pp)) and isinstance(gpr, int) and not isinstance(gpr, bool) \
+            and "disaggregation" not in d:
         if tp * pp != gpr:
             add("PF105", "parallelism-mismatch",
                 f"tensor {tp} x pipeline {pp} = {tp * pp} GPUs, but gpus_per_replica is {gpr}",
@@ -309,6 +310,48 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
             add("PF112", "expert-parallel-invalid", f"expert: {ep} is more than the {n} GPUs of a replica",
                 "/parallelism/expert", f"use expert: {n} or fewer")
 
+    dis = d.get("disaggregation") if isinstance(d.get("disaggregation"), dict) else None
+    if dis is not None:
+        hw = d.get("hardware") if isinstance(d.get("hardware"), dict) else {}
+        for k in ("replicas", "gpus_per_replica", "autoscale"):
+            if k in hw:
+                add("PF122", "disaggregation-invalid", f"hardware.{k} is set, but a disaggregated spec sizes its fleet per pool",
+                    f"/hardware/{k}", f"move it to disaggregation.prefill / disaggregation.decode")
+        if "parallelism" in d:
+            add("PF122", "disaggregation-invalid", "top-level parallelism is set, but each pool of a disaggregated spec "
+                "states its own", "/parallelism", "disaggregation.prefill.parallelism / disaggregation.decode.parallelism")
+        if isinstance(wl, dict) and "concurrency" in wl:
+            add("PF122", "disaggregation-invalid", "a disaggregated plan is checked at an arrival rate (or offline), not a "
+                "closed-loop concurrency", "/workload/concurrency", "arrival_rate_rps: <requests per second>")
+        if isinstance(engine_name, str) and engine_name not in ("vllm", "sglang"):
+            add("PF122", "disaggregation-invalid", f"planfile plans and renders disaggregated serving for vLLM and SGLang, "
+                f"not {engine_name}", "/engine/name", "engine.name: vllm")
+        for role in ("prefill", "decode"):
+            pool = dis.get(role) if isinstance(dis.get(role), dict) else {}
+            ppar = pool.get("parallelism") if isinstance(pool.get("parallelism"), dict) else {}
+            ptp, ppp = ppar.get("tensor", 1), ppar.get("pipeline", 1)
+            g = pool.get("gpus_per_replica")
+            if isinstance(g, int) and isinstance(ptp, int) and isinstance(ppp, int) and g != ptp * ppp:
+                add("PF122", "disaggregation-invalid", f"{role}: tensor {ptp} x pipeline {ppp} = {ptp * ppp} GPUs, but "
+                    f"gpus_per_replica is {g}", f"/disaggregation/{role}/gpus_per_replica", f"gpus_per_replica: {ptp * ppp}")
+        if gpu is not None and gpu["vendor"] != "nvidia":
+            add("PF122", "disaggregation-invalid", f"disaggregated fleets are rendered for NVIDIA Dynamo, whose runtime images "
+                f"are CUDA builds; {gpu['id']} is a {gpu['vendor'].upper()} GPU", "/hardware/gpu",
+                "an NVIDIA GPU, or an aggregated spec (remove disaggregation)")
+        conn = (dis.get("transfer") or {}).get("connector", "nixl") if isinstance(dis.get("transfer"), (dict, type(None))) else "nixl"
+        if engine_name == "vllm" and conn == "nixl":
+            for role in ("prefill", "decode"):
+                pool = dis.get(role) if isinstance(dis.get(role), dict) else {}
+                ppar = pool.get("parallelism") if isinstance(pool.get("parallelism"), dict) else {}
+                if isinstance(ppar.get("pipeline"), int) and ppar["pipeline"] > 1:
+                    # vllm-project/vllm#40674 (open): NixlConnector does not support pipeline-parallel-size > 1
+                    add("PF123", "connector-unsupported", f"{role}: vLLM's NixlConnector does not support pipeline "
+                        f"parallelism (pipeline: {ppar['pipeline']})", f"/disaggregation/{role}/parallelism/pipeline",
+                        "pipeline: 1 with a larger tensor split, or engine.name: sglang")
+        ok = {"vllm": ("nixl", "lmcache"), "sglang": ("nixl", "mooncake")}.get(engine_name if isinstance(engine_name, str) else "", ())
+        if ok and conn not in ok:
+            add("PF123", "connector-unsupported", f"{eng['name'] if eng else engine_name} has no {conn} KV connector planfile can render; it has "
+                + " or ".join(ok), "/disaggregation/transfer/connector", f"connector: {ok[0]}")
     adp = par.get("attention_data", 1)
     if isinstance(adp, int) and not isinstance(adp, bool) and adp > 1:
         if isinstance(tp, int) and tp % adp:

@@ -18,7 +18,8 @@ DATA = Path(__file__).parent / "data" / "crds"
 CRDS = {("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"): "leaderworkerset-v1-strict.schema.json",
         ("keda.sh/v1alpha1", "ScaledObject"): "keda-scaledobject.schema.json",
         ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.schema.json",
-        ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.schema.json"}
+        ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.schema.json",
+        ("nvidia.com/v1beta1", "DynamoGraphDeployment"): "dynamographdeployment-v1beta1.schema.json"}
 
 
 def _schema_dir() -> Path:
@@ -35,7 +36,7 @@ def _registry() -> Registry:
 def _validator(api_version: str, kind: str):
     crd = CRDS.get((api_version, kind))
     if crd:
-        return jsonschema.Draft202012Validator(json.loads((DATA / crd).read_text()))
+        return jsonschema.Draft202012Validator(json.loads((DATA / crd).read_text()), registry=_registry())
     group, _, version = api_version.rpartition("/")
     name = f"{kind.lower()}-{group.split('.')[0]}-{version}.json" if group else f"{kind.lower()}-{version}.json"
     path = _schema_dir() / name

@@ -145,6 +145,39 @@ def round_trip(res, files: dict[str, str]) -> None:
         assert obj["spec"]["replicas"] == r.replicas
 
 
+def round_trip_disagg(res, files: dict[str, str]) -> None:
+    """A disaggregated plan, found in its DynamoGraphDeployment and both pools' launches."""
+    r, est = res.resolved, res.estimate
+    plan = json.loads(json.dumps(est, default=str))
+    ck, eng = plan["checkpoint"], r.engine["id"]
+    f = FLAGS[eng]
+    kv_flag, kv_map = KV_FLAG[eng]
+    graph = yaml.safe_load(files["k8s/dynamographdeployment.yaml"])
+    comps = {c["type"]: c for c in graph["spec"]["components"]}
+    assert set(comps) == {"frontend", "prefill", "decode"}
+    for role in ("prefill", "decode"):
+        pool = plan["disaggregation"]["pools"][role]
+        c = comps[role]
+        assert c["replicas"] == pool["replicas"] == r.disagg[role]["replicas"]
+        box = c["podTemplate"]["spec"]["containers"][0]
+        launch = shlex.split(files[f"engine/{role}.sh"].split("exec ", 1)[1])
+        # dynamo.vllm takes --model; `vllm serve` takes the model as its first word
+        assert opt(box["args"], "--model-path" if eng == "sglang" else "--model") == ck["repo"] == r.model_name
+        assert (opt(launch, "--model-path") if eng == "sglang" else launch[2]) == ck["repo"]
+        for args in (box["args"], launch):
+            assert int(opt(args, f["tp"])) == pool["tensor"] and int(opt(args, f["pp"])) == pool["pipeline"]
+            held = pool["memory"]["max_concurrent_sequences"] * pool["pipeline"]
+            assert int(opt(args, f["seqs"])) == max(1, min(r.disagg[role]["max_num_seqs"] or r.max_num_seqs, held))
+            assert opt(args, kv_flag) == kv_map[r.kv_cache]  # one KV dtype on both sides of the transfer
+            if ck["online_quantization"]:
+                assert opt(args, f["quant"]) == ck["online_quantization"]
+        res_ = box["resources"]
+        g = r.gpu["kubernetes"]["resource"]
+        assert res_["limits"][g] == res_["requests"][g] == str(pool["gpus_per_replica"])
+        assert parse_gib(res_["requests"]["ephemeral-storage"]) * 2**30 >= ck["download_gb"] * 1e9
+    assert sum(p["gpus"] for p in plan["disaggregation"]["pools"].values()) == plan["cost"]["gpus_billed"]
+
+
 @pytest.fixture(scope="module")
 def in_root():
     cwd = os.getcwd()
@@ -157,7 +190,8 @@ def in_root():
 def test_every_example_renders_what_check_planned(in_root, spec):
     res = check_spec(spec)
     assert res.status == "pass", [f.message for f in res.findings if f.severity == "error"]
-    round_trip(res, render(res, (ROOT / spec).read_bytes(), TARGETS))
+    files = render(res, (ROOT / spec).read_bytes(), TARGETS)
+    (round_trip_disagg if res.resolved.disagg else round_trip)(res, files)
 
 
 GPUS = {"h100-sxm": "nvidia", "b200": "nvidia", "mi300x": "amd", "tpu-v6e": "google"}

@@ -149,12 +149,22 @@ cost: {{provider: aws}}
     assert doc["engine"]["version"] and doc["cost"]["provider"] == "aws" and doc["model"]["name"]
     c = run_cli("check", str(out), "--format", "json", "--no-cache")
     assert c.returncode == 0, c.stdout
-    n = doc["hardware"]["replicas"]
-    if archetype == "batch" or n == 1:
+    if archetype == "batch":
         return  # offline: replicas are throughput, not SLOs
-    fewer = tmp_path / "fewer.yaml"
-    doc["hardware"]["replicas"] = n - 1
-    fewer.write_text(_yaml.safe_dump(doc))
-    c = run_cli("check", str(fewer), "--format", "json", "--no-cache")
-    ids = {f["id"] for f in json.loads(c.stdout)["results"][0]["findings"]}
-    assert ids & {"PF401", "PF402"}, (n, ids)
+    # an aggregated answer: one replica fewer; a disaggregated one: one replica fewer in either pool
+    counts = ([("hardware",)] if "disaggregation" not in doc else
+              [("disaggregation", "prefill"), ("disaggregation", "decode")])
+    for where in counts:
+        node = doc
+        for k in where:
+            node = node[k]
+        n = node["replicas"]
+        if n == 1:
+            continue
+        fewer = tmp_path / "fewer.yaml"
+        node["replicas"] = n - 1
+        fewer.write_text(_yaml.safe_dump(doc))
+        node["replicas"] = n
+        c = run_cli("check", str(fewer), "--format", "json", "--no-cache")
+        ids = {f["id"] for f in json.loads(c.stdout)["results"][0]["findings"]}
+        assert ids & {"PF401", "PF402"}, (where, n, ids)

@@ -48,8 +48,16 @@ def run_all(r, est) -> list[Finding]:
     out: list[Finding] = []
     for c in REGISTRY.values():
         if c.fn is not None:
+            if getattr(r, "disagg", None) and c.id in AGGREGATED_ONLY:
+                continue
+            if not getattr(r, "disagg", None) and c.id.startswith("PF7"):
+                continue
             out.extend(c.fn(r, est))
     return out
+
+
+# checks about one aggregated pool's replicas: a disaggregated spec has PF7xx about its two pools instead
+AGGREGATED_ONLY = ("PF302", "PF404", "PF503", "PF601", "PF603")
 
 
 def apply_waivers(findings: list[Finding], ignores) -> list[Finding]:
@@ -81,7 +89,7 @@ def reference_markdown() -> str:
     from planner.checks import rules  # noqa: F401
 
     blocks = {"PF0": "Load and schema", "PF1": "Semantic and catalog", "PF2": "Memory", "PF3": "Parallelism and interconnect",
-              "PF4": "Latency, SLO and roofline", "PF5": "Cost", "PF6": "Operations", "PF9": "Waivers"}
+              "PF4": "Latency, SLO and roofline", "PF5": "Cost", "PF6": "Operations", "PF7": "Disaggregated serving", "PF9": "Waivers"}
     out = ["# planfile checks reference", "",
            "Generated from the check registry (`python tools/gen_docs.py`); `planfile explain PFxxx` prints the same text.",
            "Waive a finding in the spec with `checks: {ignore: [{id: PF301, reason: \"...\"}]}`; judgement-call thresholds",

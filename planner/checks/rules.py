@@ -36,6 +36,8 @@ for _id, _slug, _summary in [
     ("PF118", "checkpoint-unavailable", "No checkpoint the engine loads on this GPU delivers precision.weights (the engine would load other weights than planned)."),
     ("PF120", "attention-data-invalid", "parallelism.attention_data does not divide tensor, or the model is not a mixture of experts."),
     ("PF121", "scheduler-policy-unsupported", "engine.scheduler_policy is not a policy this engine can be configured with."),
+    ("PF122", "disaggregation-invalid", "A disaggregated spec also sizes an aggregated fleet, or its pools do not add up."),
+    ("PF123", "connector-unsupported", "The engine has no such KV connector for disaggregated serving."),
     ("PF119", "model-name-required", "A model given by hf_config needs model.name: the repository or path the engine loads."),
 ]:
     describe(_id, _slug, "error", _summary, _summary)
@@ -584,3 +586,83 @@ def _unused(r, est):
 def _unknown(r, est):
     """Waivers must name real check ids (`planfile explain --list`)."""
     return []
+
+
+@register("PF701", "transfer-dominates-ttft", "warning", "The KV transfer between the pools is most of the time to first token.")
+def transfer_share(r, est):
+    """What: for a disaggregated plan, the transfer of a p95 prompt's KV cache from a prefill to a decode
+    replica takes more than half the p95 TTFT: the link, not the GPUs, sets the first-token latency.
+
+    Fix: RDMA (InfiniBand or RoCE) instead of TCP, more tensor parallelism in both pools (each rank sends its
+    shard over its own NIC), an FP8 KV cache (half the bytes), or an aggregated plan for these prompt lengths."""
+    dz, perf = est.get("disaggregation"), est.get("performance")
+    if not dz or not perf:
+        return []
+    t, ttft = dz["transfer"]["p95_prompt_ms"], perf["ttft_ms"].get("p95")
+    if not ttft or not math.isfinite(ttft) or t <= 0.5 * ttft:
+        return []
+    return [finding("PF701", f"the KV transfer of a p95 prompt takes {t:.0f} ms of the {ttft:.0f} ms p95 TTFT "
+                    f"({dz['transfer']['link']} at {dz['transfer']['gb_per_s_effective']:.3g} GB/s)", "/disaggregation/transfer",
+                    "disaggregation.transfer.link: rdma, or precision.kv_cache: fp8")]
+
+
+@register("PF702", "pool-imbalance", "warning", "One pool is the bottleneck while the other idles.")
+def pool_balance(r, est):
+    """What: at the peak, one pool is more than twice as busy as the other (by their simulated capacities):
+    the xPyD ratio is off, and the idle pool's GPUs are paid for nothing.
+
+    Fix: move replicas from the idle pool to the busy one (`planfile plan` searches the ratio)."""
+    dz = est.get("disaggregation")
+    if not dz or r.mode != "rate":
+        return []
+    up, ud = (dz["pools"][k]["utilisation_at_peak"] for k in ("prefill", "decode"))
+    if not up or not ud or max(up, ud) < 0.3:
+        return []
+    busy, idle = ("prefill", "decode") if up > ud else ("decode", "prefill")
+    hi, lo = max(up, ud), min(up, ud)
+    if hi < 2 * lo:
+        return []
+    return [finding("PF702", f"at the peak the {busy} pool is {hi * 100:.0f} % busy and the {idle} pool {lo * 100:.0f} %",
+                    f"/disaggregation/{idle}/replicas", f"fewer {idle} replicas, more {busy} replicas: `planfile plan`")]
+
+
+@register("PF703", "no-rdma-between-pools", "warning", "The pools exchange KV caches over TCP.")
+def tcp_link(r, est):
+    """What: the KV cache of every prompt crosses between nodes over TCP (~10 GB/s, milliseconds of setup)
+    instead of RDMA; NIXL and Mooncake are built for RDMA.
+
+    Fix: InfiniBand or RoCE NICs between the pools' nodes (transfer.link: rdma), or both pools in one
+    node over NVLink."""
+    if not r.disagg or r.disagg["transfer"]["link"] != "tcp":
+        return []
+    return [finding("PF703", "the pools exchange KV caches over TCP", "/disaggregation/transfer/link",
+                    "disaggregation.transfer.link: rdma (InfiniBand or RoCE between the nodes)")]
+
+
+@register("PF704", "prefill-pool-does-not-fit", "error", "A prefill replica cannot hold the weights and one longest prompt.")
+def prefill_fit(r, est):
+    """What: the prefill pool's GPUs cannot hold the weights, the activation workspace and the KV cache of
+    one max-length prompt.
+
+    Fix: more tensor parallelism in the prefill pool, FP8 weights, or a GPU with more memory."""
+    dz = est.get("disaggregation")
+    if not dz:
+        return []
+    m = dz["pools"]["prefill"]["memory"]
+    if m["fits"]:
+        return []
+    return [finding("PF704", f"a prefill replica ({dz['pools']['prefill']['tensor']} GPU(s)) is "
+                    f"{m['shortfall_gb_per_gpu']:.1f} GB/GPU short", "/disaggregation/prefill",
+                    f"disaggregation.prefill.parallelism.tensor: {dz['pools']['prefill']['tensor'] * 2}")]
+
+
+@register("PF705", "single-replica-pool", "warning", "A pool of one replica: any restart is an outage.")
+def single_pool(r, est):
+    """What: the prefill or the decode pool has one replica; when it restarts, no request is served.
+
+    Fix: two replicas in each pool."""
+    if not r.disagg:
+        return []
+    return [finding("PF705", f"the {role} pool has one replica: any restart or node drain is an outage",
+                    f"/disaggregation/{role}/replicas", f"disaggregation.{role}.replicas: 2")
+            for role in ("prefill", "decode") if r.disagg[role]["replicas"] == 1]

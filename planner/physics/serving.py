@@ -70,6 +70,7 @@ class SimResult:
     mean_batch: float
     steps: int = 0
     truncated: bool = False  # stopped at max_steps with requests unfinished
+    prompt_tokens: np.ndarray | None = None  # prompt length of each request in ttft_s/e2e_s, same order
 
     def pct(self, which: str, q: float) -> float:
         if which == "itl":
@@ -300,12 +301,15 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
     sel[:skip] = False
     ttft = (first - arrivals)[sel]
     e2e = (done_t - arrivals)[sel]
+    plen = np.asarray(prompts, dtype=float)
+    lens = plen[sel]
     if not ok.all():
         # requests still queued when the simulation stopped: unbounded latency
         ttft = np.concatenate([ttft, np.full(int((~ok).sum()), np.inf)])
         e2e = np.concatenate([e2e, np.full(int((~ok).sum()), np.inf)])
+        lens = np.concatenate([lens, plen[~ok]])
     return SimResult(ttft, e2e, np.asarray(itl_vals), np.asarray(itl_w), t, out_tokens, int(ok.sum()), preempt,
-                     batch_acc / time_acc if time_acc else 0.0, steps, not ok.all())
+                     batch_acc / time_acc if time_acc else 0.0, steps, not ok.all(), lens)
 
 
 def steady_offline(step_fn, limits: Limits, isl: float, osl: float, tokens_per_step: float = 1.0) -> dict:

@@ -246,6 +246,18 @@ def render(res, spec_text: bytes, targets: tuple[str, ...] = TARGETS, templates:
     ctx["status"] = res.status
     ctx["estimate"] = res.estimate
     files = plan_files(ctx, targets)
+    disagg_out: dict[str, str] = {}
+    if res.resolved.disagg:
+        from planner.render import dynamo
+
+        errs = dynamo.errors(res.resolved, res.estimate)
+        if errs:
+            raise RenderError("; ".join(dict.fromkeys(errs)))
+        # the Dynamo operator creates the pools' Deployments, Services and PodMonitors: no aggregated manifests,
+        # no aggregated launch, no ServiceMonitor; the alert rules watch Dynamo's frontend (context.alerts)
+        files = [(t, p) for t, p in files if not (p.startswith("k8s/") or p.startswith("engine/")
+                                                  or p == "alerts/servicemonitor.yaml")]
+        disagg_out = dynamo.files(res.resolved, res.estimate, ctx, targets)
     if "report" in targets:
         from planner.render.charts import ChartsUnavailable
 
@@ -279,9 +291,10 @@ def render(res, spec_text: bytes, targets: tuple[str, ...] = TARGETS, templates:
             except yaml.YAMLError as exc:
                 raise RenderError(f"template {tpl} produced invalid YAML: {exc}") from None
         out[path] = text if text.endswith("\n") else text + "\n"
+    out.update(disagg_out)
     from planner.render import sanity
 
-    problems = sanity.check_files(out, ctx["gpu"]["per_pod"])
+    problems = sanity.check_files({k: v for k, v in out.items() if k not in disagg_out}, ctx["gpu"]["per_pod"])
     if problems:
         raise RenderError("rendered manifests are invalid: " + "; ".join(problems))
     return dict(sorted(out.items()))

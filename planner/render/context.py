@@ -26,6 +26,12 @@ METRICS = {
                "e2e": "sglang:e2e_request_latency_seconds", "kv_usage": "sglang:token_usage",
                "waiting": "sglang:num_queue_reqs", "running": "sglang:num_running_reqs"},
 }
+# NVIDIA Dynamo's frontend (the HTTP entry of a disaggregated graph) measures what clients see, label `model`;
+# the workers publish KV usage as dynamo_component_kvstats_gpu_cache_usage_percent (0-1). Names as in Dynamo's
+# metrics reference (docs/observability/metrics.md, lib/runtime/src/metrics/prometheus_names.rs).
+DYNAMO_METRICS = {"ttft": "dynamo_frontend_time_to_first_token_seconds", "itl": "dynamo_frontend_inter_token_latency_seconds",
+                  "e2e": "dynamo_frontend_request_duration_seconds", "kv_usage": "dynamo_component_kvstats_gpu_cache_usage_percent",
+                  "waiting": "dynamo_frontend_queued_requests", "running": "dynamo_frontend_inflight_requests"}
 SLO_METRIC = {"ttft_ms": ("ttft", 1e-3, "time to first token"), "itl_ms": ("itl", 1e-3, "inter-token latency"),
               "e2e_s": ("e2e", 1.0, "end-to-end latency")}
 
@@ -48,11 +54,17 @@ def promql_string(s: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def alerts(r, est: dict, launch: Launch, per_replica_breach_rps: float | None) -> list[dict]:
-    m = METRICS.get(launch.engine)
+def alerts(r, est: dict, launch: Launch | None, per_replica_breach_rps: float | None) -> list[dict]:
+    """Alert rules from the SLOs and the plan's limits. A disaggregated graph (launch None) is watched at its
+    Dynamo frontend, which sees the TTFT clients see (prefill + KV transfer + first decode step)."""
+    label = "model_name"
+    if r.disagg:
+        m, label = DYNAMO_METRICS, "model"
+    else:
+        m = METRICS.get(launch.engine)
     if m is None:
         return []
-    sel = "{model_name=" + promql_string(r.served_name) + "}"
+    sel = "{" + label + "=" + promql_string(r.served_name) + "}"
     out = []
     for key, targets in sorted((r.slo or {}).items()):
         if key not in SLO_METRIC or not targets:
@@ -65,13 +77,32 @@ def alerts(r, est: dict, launch: Launch, per_replica_breach_rps: float | None) -
             thr = target * scale
             out.append({
                 "alert": f"LLM{metric.upper()}{q.upper()}AboveSLO",
-                "expr": (f"histogram_quantile({qv:g}, sum by (le, model_name) "
+                "expr": (f"histogram_quantile({qv:g}, sum by (le, {label}) "
                          f"(rate({m[metric]}_bucket{sel}[5m]))) > {thr:g}"),
                 "for": "10m", "severity": "critical",
                 "summary": f"{r.served_name}: {q} {words} above the SLO of {target:g} {key.split('_')[-1]}",
                 "description": (f"planfile planned {q} {words} of "
                                 f"{_planned(est, key, q)} at peak load; the SLO is {target:g} {key.split('_')[-1]}."),
             })
+    if r.disagg:
+        # the frontend's queue: requests waiting for their first token over the whole graph. At the peak the
+        # plan has rate x mean TTFT of them (Little's law); four times that is a standing queue.
+        perf = est.get("performance") or {}
+        ttft_s = ((perf.get("ttft_ms") or {}).get("mean") or 0) / 1000
+        lim = max(1, math.ceil(4 * r.rate_rps * r.peak_factor * ttft_s))
+        d = r.disagg["decode"]
+        return out + [
+            {"alert": "LLMDecodeKVCacheNearlyFull",
+             # the PodMonitor target labels (namespace, pod) name the decode pool's pods: <graph>-decode-...
+             "expr": (f"max({m['kv_usage']}{{namespace={promql_string(r.namespace)}, "
+                      f"pod=~{promql_string(r.name.replace('.', chr(92) + '.') + '-decode-.*')}}}) > 0.95"), "for": "15m", "severity": "warning",
+             "summary": f"{r.served_name}: a decode worker's KV cache above 95 % for 15 minutes",
+             "description": (f"The decode pool holds every sequence in flight; the plan holds {est['memory']['max_concurrent_sequences']} "
+                             f"per decode replica ({d['replicas']} replica(s)). Add decode replicas.")},
+            {"alert": "LLMRequestsQueueing", "expr": f"sum by ({label}) ({m['waiting']}{sel}) > {lim}", "for": "5m",
+             "severity": "warning", "summary": f"{r.served_name}: more than {lim} requests waiting for their first token",
+             "description": (f"At the planned peak about {r.rate_rps * r.peak_factor * ttft_s:.1f} requests wait for a first token "
+                             "(rate x mean TTFT); a standing queue beyond that means the prefill pool is saturated. Add prefill replicas.")}]
     out.append({"alert": "LLMKVCacheNearlyFull", "expr": f"max by (model_name) ({m['kv_usage']}{sel}) > 0.95",
                 "for": "15m", "severity": "warning",
                 "summary": f"{r.served_name}: KV cache above 95 % for 15 minutes",
@@ -262,6 +293,8 @@ def build(res, spec_text: bytes) -> dict:
     cmd, args = single.container_command()
     wcmd, wargs = worker.container_command() if worker else (None, None)
     svc_host = f"{r.name}.{r.namespace}.svc.cluster.local"
+    if r.disagg:  # the Dynamo operator's Service for the graph's Frontend component (<graph>-frontend)
+        svc_host = f"{r.name}-frontend.{r.namespace}.svc.cluster.local"
     asc = autoscaling(r, est, single, per_replica_breach, cold)
     node_selector = {}
     if k8s.get("node_label") and k8s.get("product"):
@@ -298,6 +331,8 @@ def build(res, spec_text: bytes) -> dict:
         "volumes": dv,
         "hf_secret": {"name": "hf-token", "key": "token"},
         "alerts": alerts(r, est, single, per_replica_breach),
+        "alerts_source": ("NVIDIA Dynamo frontend and worker metrics, label model; the Dynamo operator's PodMonitors scrape them"
+                          if r.disagg else f"{r.engine['name']} metrics, label model_name"),
         "service_host": svc_host,
         "bench_argv": bench(r, est, f"http://{svc_host}:{r.port}"),
         "launch_errors": [msg for _, msg in single.errors + (worker.errors if worker else [])],

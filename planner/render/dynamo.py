@@ -1,0 +1,136 @@
+"""Disaggregated fleets rendered for NVIDIA Dynamo, and the engines' own prefill/decode launches.
+
+`k8s/dynamographdeployment.yaml` is a DynamoGraphDeployment (nvidia.com/v1beta1) in the shape of Dynamo
+1.6.1's own templates (ai-dynamo 1.6.1 wheel, dynamo/profiler/templates/dgd/{vllm,sglang}/disagg.yaml): a
+Frontend component and one component per pool, each a standard Kubernetes pod template running
+`python3 -m dynamo.vllm|dynamo.sglang` with the pool's engine options and its disaggregation role.
+`engine/prefill.sh` and `engine/decode.sh` are the same pools as plain engine launches (vLLM
+`--kv-transfer-config` with the connector and role; SGLang `--disaggregation-mode` and
+`--disaggregation-transfer-backend`), checked against the engines' real option manifests like every
+aggregated launch.
+"""
+
+from __future__ import annotations
+
+import json
+
+from planner.render import engines
+
+DYNAMO_VERSION = "1.6.1"
+IMAGES = {"vllm": "nvcr.io/nvidia/ai-dynamo/vllm-runtime:{v}", "sglang": "nvcr.io/nvidia/ai-dynamo/sglang-runtime:{v}"}
+MODULES = {"vllm": "dynamo.vllm", "sglang": "dynamo.sglang"}
+VLLM_CONNECTORS = {"nixl": "NixlConnector", "lmcache": "LMCacheConnectorV1"}
+BOOTSTRAP_PORT = 12345  # SGLang's prefill bootstrap server (as Dynamo's templates set it)
+
+
+def pool_launch(r, est, role: str) -> engines.Launch:
+    """The engine's own launch of one pool, with its disaggregation role and connector."""
+    from planner.disagg import pool
+
+    v = pool(r, role)
+    # the pool's own memory plan: a prefill worker holds prompts only, a decode worker whole contexts
+    L = engines.launch(v, {**est, "memory": est["disaggregation"]["pools"][role]["memory"]})
+    conn = r.disagg["transfer"]["connector"]
+    if r.engine["id"] == "vllm":
+        cfg = {"kv_connector": VLLM_CONNECTORS[conn], "kv_role": "kv_producer" if role == "prefill" else "kv_consumer"}
+        L.add("--kv-transfer-config", json.dumps(cfg, sort_keys=True, separators=(",", ":")), "/disaggregation/transfer/connector")
+    else:
+        L.add("--disaggregation-mode", role, f"/disaggregation/{role}")
+        L.add("--disaggregation-transfer-backend", conn, "/disaggregation/transfer/connector")
+        L.add("--disaggregation-bootstrap-port", BOOTSTRAP_PORT, "/disaggregation")
+    from planner.render.flags import manifest
+
+    m = manifest(r.engine["id"], r.engine_version)
+    for err in m.check_argv(L.options, L.env_refs):
+        L.errors.append((f"/disaggregation/{role}", f"{m.name} would reject the {role} launch: {err}"))
+    return L
+
+
+def worker_args(r, L: engines.Launch, role: str) -> list[str]:
+    """dynamo.vllm / dynamo.sglang take the engine's own options plus the role (Dynamo 1.6.1)."""
+    words = ([L.model_flag, L.model] if L.model_flag else ["--model", L.model])
+    skip = {"--host", "--port", "--kv-transfer-config", "--disaggregation-mode", "--enable-metrics"}
+    opts = []
+    it = iter(L.opts)
+    for flag, value in it:
+        if flag in skip:
+            continue
+        opts.append(flag)
+        if value is not None:
+            opts.append(engines._word(value))
+    if r.engine["id"] == "vllm":
+        opts += ["--disaggregation-mode", role]
+        conn = r.disagg["transfer"]["connector"]
+        if role == "prefill":
+            opts += ["--kv-transfer-config", json.dumps({"kv_connector": VLLM_CONNECTORS[conn], "kv_role": "kv_producer"},
+                                                        separators=(",", ":"))]
+    return words + opts
+
+
+def _gib(gb: float) -> str:
+    """Room for a download of `gb` GB (10^9 B) plus 10 % for the Hub cache's own files, in whole GiB."""
+    import math
+
+    return f"{math.ceil(gb * 1e9 * 1.1 / 2**30)}Gi"
+
+
+def graph(r, est, ctx: dict) -> dict:
+    """The DynamoGraphDeployment of a disaggregated spec."""
+    from planner.disagg import pool
+
+    image = IMAGES[r.engine["id"]].format(v=DYNAMO_VERSION)
+    resource = ctx["gpu"]["resource"]
+    env_from = [{"secretRef": {"name": ctx["hf_secret"]["name"]}}]
+    labels = dict(ctx["labels"])
+    components = [{
+        "name": "Frontend", "type": "frontend", "replicas": 1,
+        "podTemplate": {"metadata": {"labels": labels}, "spec": {"containers": [{
+            "name": "main", "image": image, "command": ["python3"], "args": ["-m", "dynamo.frontend"], "envFrom": env_from,
+            "resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}}]}}}]
+    for role in ("prefill", "decode"):
+        v = pool(r, role)
+        L = pool_launch(r, est, role)
+        gpus = str(v.gpus_per_replica)
+        spec = {"containers": [{
+            "name": "main", "image": image, "command": ["python3", "-m", MODULES[r.engine["id"]]],
+            "args": worker_args(r, L, role), "envFrom": env_from,
+            "resources": {"requests": {resource: gpus, "cpu": ctx["resources"]["requests"].get("cpu", "8"),
+                                       "memory": ctx["resources"]["requests"].get("memory", "64Gi"),
+                                       # each worker downloads the checkpoint into its own filesystem
+                                       "ephemeral-storage": _gib(est["checkpoint"]["download_gb"])},
+                          "limits": {resource: gpus}}}]}
+        if ctx["gpu"]["node_selector"]:
+            spec["nodeSelector"] = dict(ctx["gpu"]["node_selector"])
+        components.append({"name": role, "type": role, "replicas": v.replicas,
+                           "podTemplate": {"metadata": {"labels": labels}, "spec": spec}})
+    return {"apiVersion": "nvidia.com/v1beta1", "kind": "DynamoGraphDeployment",
+            "metadata": {"name": r.name, "namespace": r.namespace, "labels": labels,
+                         "annotations": {"planfile.dev/spec-sha256": ctx["spec"]["sha256"]}},
+            "spec": {"backendFramework": r.engine["id"], "components": components}}
+
+
+def files(r, est, ctx: dict, targets) -> dict[str, str]:
+    import shlex
+
+    import yaml
+
+    out = {}
+    head = (f"# Rendered by planfile {ctx['planfile_version']} from {ctx['spec']['path']} - edit the spec, not this file.\n")
+    if "engine" in targets:
+        for role in ("prefill", "decode"):
+            L = pool_launch(r, est, role)
+            out[f"engine/{role}.sh"] = ("#!/bin/sh\n" + head.replace("\n", "").replace("\r", "") + "\n"
+                                        f"# {role} pool: {r.disagg[role]['replicas']} replica(s) of {r.disagg[role]['gpus_per_replica']} GPU(s); "
+                                        f"KV over {r.disagg['transfer']['link']} with {r.disagg['transfer']['connector']}.\n"
+                                        "exec " + " ".join(shlex.quote(w) for w in L.argv()) + "\n")
+    if "k8s" in targets:
+        class NoAliases(yaml.SafeDumper):
+            def ignore_aliases(self, data):
+                return True
+
+        out["k8s/dynamographdeployment.yaml"] = head + yaml.dump(graph(r, est, ctx), Dumper=NoAliases, sort_keys=False, width=1000)
+    return out
+
+
+def errors(r, est) -> list[str]:
+    return [msg for role in ("prefill", "decode") for _, msg in pool_launch(r, est, role).errors]

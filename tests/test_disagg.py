@@ -1,0 +1,175 @@
+"""Disaggregated serving (issue 16): the spec, the physics of the two pools and the transfer between them,
+plan's disaggregated candidates, the checks, and the Dynamo render against its schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from conftest import ROOT, run_cli
+
+EXAMPLE = ROOT / "specs" / "disagg-llama-3.1-70b-h200.yaml"
+
+
+def resolved(text: str, tmp_path):
+    from planner.loader import load_text
+    from planner.resolve import resolve
+    from planner.validate import validate
+
+    p = tmp_path / "d.yaml"
+    p.write_text(text)
+    loaded = load_text(p.read_bytes(), str(p))
+    assert not [f for f in validate(loaded) if f.severity == "error"]
+    return resolve(loaded)
+
+
+def one_link(text: str) -> str:
+    return (text.replace("parallelism: {tensor: 2}", "parallelism: {tensor: 1}")
+            .replace("    connector: nixl", "    connector: nixl\n    gb_per_s: 50\n    setup_ms: 1"))
+
+
+def test_kv_transfer_of_one_prompt_by_hand(tmp_path):
+    """One 4,000-token Llama-3.1-70B prompt at FP8 KV: 4,000 x 163,840 B (2 x 80 layers x 8 KV heads x 128 x 1 B)
+    = 655,360,000 B; over one 400 Gb/s link (50 GB/s) that is 13.1 ms, plus 1 ms setup = 14.1 ms."""
+    from planner import disagg
+
+    r = resolved(one_link(EXAMPLE.read_text()), tmp_path)
+    assert float(disagg.kv_bytes(r, 4000)) == 4000 * 2 * 80 * 8 * 128 * 1
+    assert float(disagg.transfer_s(r, 4000)) == pytest.approx(0.001 + 655_360_000 / 50e9)
+
+
+def test_each_tensor_parallel_rank_sends_its_shard_over_its_own_nic(tmp_path):
+    from planner import disagg
+
+    r = resolved(EXAMPLE.read_text(), tmp_path)  # TP2 in both pools: two 50 GB/s links at once
+    assert float(disagg.transfer_s(r, 4000)) == pytest.approx(0.001 + 655_360_000 / 100e9)
+
+
+def test_pool_balance_by_hand(tmp_path):
+    """The fleet carries what its slower pool carries: capacity = min(prefill pool, decode pool), each the
+    single-replica steady-state capacity times its replicas."""
+    from planner import disagg
+
+    r = resolved(EXAMPLE.read_text(), tmp_path)
+    one = resolved(EXAMPLE.read_text().replace("replicas: 3", "replicas: 1").replace("replicas: 2", "replicas: 1"), tmp_path)
+    c, c1 = disagg.capacity(r), disagg.capacity(one)
+    assert c["prefill"] == pytest.approx(3 * c1["prefill"]) and c["decode"] == pytest.approx(2 * c1["decode"])
+    assert c["fleet"] == min(c["prefill"], c["decode"])
+
+
+def check(path, *extra):
+    r = run_cli("check", str(path), "--format", "json", "--no-cache", *extra)
+    assert r.returncode in (0, 1, 2), r.stderr
+    return json.loads(r.stdout)["results"][0]
+
+
+def test_ttft_adds_prefill_transfer_and_decode_wait_and_itl_has_no_prompt_chunks(tmp_path):
+    res = check(EXAMPLE)
+    assert res["status"] == "pass", res["findings"]
+    est = res["estimate"]
+    perf, dz = est["performance"], est["disaggregation"]
+    assert perf["ttft_ms"]["p95"] > dz["transfer"]["p95_prompt_ms"]
+    # the decode pool alone (2 x TP2) serving the same load aggregated must also run every 4,000-token prompt in
+    # its steps: a step that carries a prompt chunk takes the chunk's prefill time on top of the decode batch, so
+    # the token gaps of the same sequences get longer (the disaggregated decode pool never runs a prompt)
+    agg = tmp_path / "agg.yaml"
+    text = EXAMPLE.read_text()
+    start, end = text.index("disaggregation:"), text.index("engine:")
+    agg.write_text(text[:start].replace("  gpu: h200-sxm\n", "  gpu: h200-sxm\n  gpus_per_replica: 2\n  replicas: 2\n")
+                   + "parallelism: {tensor: 2}\n" + text[end:])
+    a = check(agg)["estimate"]["performance"]
+    assert perf["itl_ms"]["p50"] < a["itl_ms"]["p50"]
+    assert perf["itl_ms"]["p99"] < a["itl_ms"]["p99"]
+    assert est["cost"]["gpus_billed"] == 10  # 3 x 2 prefill + 2 x 2 decode
+
+
+def test_disaggregated_spec_rejects_an_aggregated_fleet_and_unknown_connectors(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text(EXAMPLE.read_text().replace("  gpu: h200-sxm\n", "  gpu: h200-sxm\n  replicas: 2\n"))
+    r = run_cli("check", str(p), "--no-cache")
+    assert r.returncode == 2 and "PF122" in r.stdout
+    p.write_text(EXAMPLE.read_text().replace("connector: nixl", "connector: mooncake"))
+    r = run_cli("check", str(p), "--no-cache")
+    assert r.returncode == 2 and "PF123" in r.stdout and "vLLM has no mooncake" in r.stdout
+
+
+def test_dynamo_graph_and_pool_launches_validate(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import k8s_schema
+
+    out = tmp_path / "out"
+    r = run_cli("render", str(EXAMPLE), "--out", str(out), "--only", "engine,k8s")
+    assert r.returncode == 0, r.stderr
+    (doc,) = list(yaml.safe_load_all((out / "k8s" / "dynamographdeployment.yaml").read_text()))
+    assert k8s_schema.errors(doc) == []
+    comps = {c["name"]: c for c in doc["spec"]["components"]}
+    assert set(comps) == {"Frontend", "prefill", "decode"}
+    # the CRD's CEL rules (x-kubernetes-validations, not JSON Schema): names unique case-insensitively,
+    # at most one epp component, minAvailable <= replicas
+    names = [c["name"].lower() for c in doc["spec"]["components"]]
+    assert len(names) == len(set(names))
+    assert sum(c.get("type") == "epp" for c in doc["spec"]["components"]) <= 1
+    assert all(c.get("minAvailable", 1) <= c.get("replicas", 1) or c.get("replicas") == 0 for c in doc["spec"]["components"])
+    assert doc["spec"]["backendFramework"] == "vllm"
+    assert comps["prefill"]["replicas"] == 3 and comps["decode"]["replicas"] == 2
+    pre = comps["prefill"]["podTemplate"]["spec"]["containers"][0]
+    assert pre["command"] == ["python3", "-m", "dynamo.vllm"]
+    args = pre["args"]
+    assert args[args.index("--disaggregation-mode") + 1] == "prefill" and args[args.index("--tensor-parallel-size") + 1] == "2"
+    assert pre["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    # the schema is not a look-alike that accepts anything: a misspelled container field is an error
+    bad = json.loads(json.dumps(doc))
+    bad["spec"]["components"][1]["podTemplate"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    assert k8s_schema.errors(bad)
+    # the engines' own role flags, checked against vLLM's real option manifest by render itself
+    assert "kv_producer" in (out / "engine" / "prefill.sh").read_text()
+    assert "kv_consumer" in (out / "engine" / "decode.sh").read_text()
+    assert not (out / "k8s" / "deployment.yaml").exists()
+
+
+def test_sglang_pools_render_its_disaggregation_flags(tmp_path):
+    p = tmp_path / "sg.yaml"
+    p.write_text(EXAMPLE.read_text().replace("name: vllm", "name: sglang"))
+    out = tmp_path / "out"
+    r = run_cli("render", str(p), "--out", str(out), "--only", "engine,k8s", "--force")
+    assert r.returncode == 0, r.stderr
+    text = (out / "engine" / "prefill.sh").read_text()
+    assert "--disaggregation-mode prefill" in text and "--disaggregation-transfer-backend nixl" in text
+
+
+def test_plan_offers_disaggregated_fleets_and_the_written_spec_checks_and_renders(tmp_path):
+    spec = tmp_path / "partial.yaml"
+    spec.write_text("""apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: long-prompts}
+model: {id: llama-3.1-70b}
+precision: {weights: fp8, kv_cache: fp8}
+workload: {archetype: custom, input_tokens: 4000, output_tokens: 500, arrival_rate_rps: 2, peak_factor: 1.25}
+slo: {ttft_ms: {p95: 1500}, itl_ms: {p95: 50}}
+cost: {provider: runpod}
+""")
+    out = tmp_path / "written.yaml"
+    r = run_cli("plan", str(spec), "--gpus", "h200-sxm", "--disaggregated", "only", "--write", str(out), "-f", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["options"] and all(o["disaggregated"] for o in doc["options"])
+    c = check(out)
+    assert c["status"] == "pass", c["findings"]
+    rr = run_cli("render", str(out), "--out", str(tmp_path / "r"), "--only", "k8s")
+    assert rr.returncode == 0, rr.stderr
+
+
+def test_disaggregated_spec_needs_nvidia_and_no_pipeline_with_vllm_nixl(tmp_path):
+    p = tmp_path / "amd.yaml"
+    p.write_text(EXAMPLE.read_text().replace("gpu: h200-sxm", "gpu: mi300x").replace("name: nvidia/Llama-3.1-70B-Instruct-FP8\n", ""))
+    r = run_cli("check", str(p), "--no-cache")
+    assert r.returncode == 2 and "PF122" in r.stdout and "CUDA builds" in r.stdout
+    # vllm-project/vllm#40674: NixlConnector and pipeline-parallel-size > 1 do not work together
+    p.write_text(EXAMPLE.read_text().replace("  prefill:\n    replicas: 3\n    parallelism: {tensor: 2}",
+                                             "  prefill:\n    replicas: 3\n    parallelism: {tensor: 1, pipeline: 2}"))
+    r = run_cli("check", str(p), "--no-cache")
+    assert r.returncode == 2 and "PF123" in r.stdout and "pipeline" in r.stdout
