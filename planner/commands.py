@@ -180,8 +180,13 @@ def plan(args) -> int:
         _invalid(Result(args.spec, "invalid", findings, loaded=loaded))
     if not providers and isinstance(loaded.data.get("cost"), dict) and loaded.data["cost"].get("provider"):
         providers = [catalog.providers().get(loaded.data["cost"]["provider"]).entry["id"]]  # the spec's provider prices every option
+    # what the spec states is a constraint, what it leaves out plan chooses: its precision like its provider
+    prec = loaded.data.get("precision") if isinstance(loaded.data.get("precision"), dict) else {}
+    if not precs and prec.get("weights"):
+        precs = (prec["weights"],)
+    kvs = (prec["kv_cache"],) if prec.get("kv_cache") else ()
     res = search(base, Constraints(gpu_list, tuple(providers), args.max_gpus, precs, args.no_quantize, args.objective,
-                                   args.disaggregated), args.top)
+                                   args.disaggregated, kvs), args.top)
     fmt = {"text": planout.to_text, "json": planout.to_json, "markdown": planout.to_markdown}[args.format]
     sys.stdout.write(fmt(args.spec, res, args.objective))
     if not res.options:

@@ -216,6 +216,42 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
     return _fix(ctx, (ctx.edit(ptr, hi),), res, minimal=why if hi - 1 >= 1 else "")
 
 
+def _pools_search(ctx, finding, breach) -> Fix | None:
+    """Both pools of a disaggregated fleet grown together (doubling), then each pool's count bisected with
+    the other held: the fewest prefill and decode replicas that resolve the finding together."""
+    r = ctx.result.resolved
+    ptr = {role: f"/disaggregation/{role}/replicas" for role in ("prefill", "decode")}
+    cur = {role: r.disagg[role]["replicas"] for role in ("prefill", "decode")}
+
+    def holds(n):
+        res = ctx.trial(tuple(ctx.edit(ptr[k], n[k]) for k in ("prefill", "decode")), breach)
+        return res if res is not None and resolves(res, finding, ctx.result) else None
+
+    k, n = 2, None
+    while k <= MAX_REPLICA_FACTOR:
+        cand = {role: cur[role] * k for role in cur}
+        if holds(cand):
+            n = cand
+            break
+        k *= 2
+    if n is None:
+        return None
+    for role in ("prefill", "decode"):
+        lo, hi = 0, n[role]
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if holds({**n, role: mid}):
+                hi = mid
+            else:
+                lo = mid
+        n[role] = hi
+    res = holds(n)
+    if res is None:
+        return None
+    return _fix(ctx, tuple(ctx.edit(ptr[k], n[k]) for k in ("prefill", "decode")), res,
+                minimal="one fewer in either pool would not resolve it")
+
+
 SLO_IDS = ("PF401", "PF402", "PF202", "PF403", "PF201")
 
 
@@ -252,6 +288,10 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
             if fx:
                 fixed.append(fx)
                 break
+        else:
+            fx = _pools_search(ctx, f, breach)  # both pools short: grow them together
+            if fx:
+                fixed.append(fx)
         try_edits(_precision_steps(ctx))
     elif f.id in ("PF202", "PF401", "PF402", "PF403"):
         if r.mode in ("rate", "concurrency"):

@@ -70,6 +70,7 @@ class Constraints:
     no_quantize: bool = False
     objective: str = "cost"
     disaggregated: str = "auto"  # auto | never | only
+    kv_caches: tuple[str, ...] = ()  # the spec's own precision.kv_cache, when it states one
 
 
 @dataclass
@@ -114,6 +115,8 @@ def _precisions(base: Resolved, c: Constraints) -> list[tuple[str, str]]:
     else:
         ws = ["bf16", "fp8"] + (["int4"] if base.quantized_checkpoint and base.weights == "int4" else [])
         kvs = ["fp8", "bf16"]
+    if c.kv_caches and not c.no_quantize:
+        kvs = [k for k in c.kv_caches]
     return [(w, k) for w in ws for k in kvs]
 
 
@@ -225,7 +228,8 @@ def disaggregated(v: Resolved, c: Constraints) -> list[Option]:
         for tp in splits:
             probe = make(tp, tp, 1, 1)
             if D._pool_model(probe, role)[1].fits:
-                fitting[role] = [tp] + [t for t in splits if t == 2 * tp]
+                # prefill: every larger split too (TTFT falls with TP); decode: the smallest and the next
+                fitting[role] = [t for t in splits if t >= tp] if role == "prefill" else [tp] + [t for t in splits if t == 2 * tp]
                 break
     if len(fitting) < 2:
         return []
@@ -398,7 +402,7 @@ def explain_choice(o: Option, all_opts: list[Option], base: Resolved, allowed: t
         else:
             why.append(f"{split}: the smallest split whose memory holds the model at {r.weights}")
     if r.weights != "bf16" and allowed and "bf16" not in allowed:
-        why.append(f"{r.weights} weights: bf16 was excluded by --precision")
+        why.append(f"{r.weights} weights: as --precision or the spec's precision.weights states (bf16 not considered)")
     elif r.weights != "bf16":
         bf = [x for x in same_gpu if x.r.weights == "bf16"]
         if not bf or min(x.r.gpus_per_replica for x in bf) > r.gpus_per_replica:

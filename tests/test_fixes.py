@@ -175,3 +175,34 @@ def test_diff_attributes_a_regression_to_the_edit_that_causes_it(tmp_path):
     # 5 x 2 H100 at $6.88/h x 730 h = $50,224 > the $45,000 budget: the replicas edit alone breaks it
     assert any("budget" in x for x in att["hardware.replicas"]) and "new error PF501" in att["hardware.replicas"]
     assert att["metadata.description"] == [] and att["precision.kv_cache"] == []
+
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(replicas=st.integers(1, 4), rate=st.sampled_from([2, 6, 12, 24]), ttft=st.sampled_from([300, 1000, 3000]),
+       itl=st.sampled_from([30, 60, 100]), budget=st.sampled_from([10000, 45000]))
+def test_generated_specs_every_printed_fix_resolves_its_finding(tmp_path, replicas, rate, ttft, itl, budget):
+    """Property over generated variants of the chat example (fleet size, load, SLOs, budget): the first fix
+    printed for each finding, applied to the file, leaves no finding of that id and no new error."""
+    from planner.commands import apply_edits
+
+    text = (CHAT.read_text().replace("  replicas: 4\n", f"  replicas: {replicas}\n")
+            .replace("arrival_rate_rps: 6 ", f"arrival_rate_rps: {rate} ")
+            .replace("ttft_ms: {p95: 1000}", f"ttft_ms: {{p95: {ttft}}}").replace("itl_ms: {p95: 100}", f"itl_ms: {{p95: {itl}}}")
+            .replace("budget_usd_per_month: 45000", f"budget_usd_per_month: {budget}"))
+    spec = tmp_path / f"g-{replicas}-{rate}-{ttft}-{itl}-{budget}.yaml"
+    spec.write_text(text)
+    before = findings(spec, "--no-breach")
+    errors_before = {(f["id"], f["location"]["path"]) for f in before if f["severity"] == "error"}
+    for f in before:
+        if not f.get("fixes"):
+            continue
+        fx = f["fixes"][0]
+        p = tmp_path / f"{spec.stem}-{f['id']}.yaml"
+        p.write_text(apply_edits(text, fx["edits"]))
+        after = findings(p, "--no-breach")
+        assert not any(a["id"] == f["id"] and not a.get("waived") for a in after), (spec.name, f["id"], fx)
+        assert not ({(a["id"], a["location"]["path"]) for a in after if a["severity"] == "error"} - errors_before), (spec.name, fx)
