@@ -83,7 +83,7 @@ def _metrics(res) -> dict:
     p = est.get("performance") or {}
     c = est.get("cost") or {}
     cap = est.get("capacity") or {}
-    gpus = r.gpus_per_replica * r.replicas if r else None
+    gpus = (est.get("disaggregation") or {}).get("gpus") or (r.gpus_per_replica * r.replicas if r else None)  # both pools
     head = None
     if m.get("total_gb_per_gpu"):
         used = m["weights_gb_per_gpu"] + m.get("activations_gb_per_gpu", 0) + m.get("runtime_gb_per_gpu", 0)

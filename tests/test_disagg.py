@@ -173,3 +173,13 @@ def test_disaggregated_spec_needs_nvidia_and_no_pipeline_with_vllm_nixl(tmp_path
                                              "  prefill:\n    replicas: 3\n    parallelism: {tensor: 1, pipeline: 2}"))
     r = run_cli("check", str(p), "--no-cache")
     assert r.returncode == 2 and "PF123" in r.stdout and "pipeline" in r.stdout
+
+
+def test_diff_and_explain_treat_a_disaggregated_spec(tmp_path):
+    p = tmp_path / "more-prefill.yaml"
+    p.write_text(EXAMPLE.read_text().replace("  prefill:\n    replicas: 3", "  prefill:\n    replicas: 4"))
+    r = run_cli("diff", str(EXAMPLE), str(p))
+    # one more TP2 prefill replica: 3 x 2 + 2 x 2 = 10 GPUs -> 4 x 2 + 2 x 2 = 12
+    assert "disaggregation.prefill.replicas: 3 -> 4" in r.stdout and "10 -> 12" in r.stdout, r.stdout
+    e = run_cli("explain", str(EXAMPLE))
+    assert e.returncode == 0 and "163,840 B/token" in e.stdout

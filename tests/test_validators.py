@@ -98,3 +98,19 @@ def test_inlined_charts_keep_ids_unique_and_carry_no_rdf(rendered):
         assert "<rdf:" not in html and "<metadata>" not in html
         for ref in re.findall(r'url\(#([^)]+)\)', html) + re.findall(r'href="#([^"]+)"', html):
             assert ref in ids, (name, ref)
+
+
+def test_prometheusrule_is_validated_against_the_published_crd():
+    """The vendored prometheus-operator v0.82.2 CRD, strict: its duration pattern and unknown fields are errors."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import k8s_schema
+
+    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "x"},
+            "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up == 0", "for": "10m"}]}]}}
+    assert k8s_schema.errors(rule) == []
+    rule["spec"]["groups"][0]["rules"][0]["for"] = "10 minutes"
+    rule["spec"]["groups"][0]["rules"][0]["severity"] = "critical"
+    errs = k8s_schema.errors(rule)
+    assert any("does not match" in e for e in errs) and any("severity" in e for e in errs)
