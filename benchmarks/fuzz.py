@@ -1,8 +1,12 @@
 """Long fuzz run: `python benchmarks/fuzz.py --n 100000 [--jobs 2] [--seed 0]`.
 
-Alternates documents generated from the JSON Schema, mutated example specs and random bytes, runs each
-through check in-process (and render for every 10th that evaluates), and prints how many inputs ran and
-how many failed (an exception, i.e. what would be a traceback). Failures are written to fuzz-failures/.
+Alternates documents generated from the JSON Schema, mutated example specs, random bytes, examples with
+hostile strings in the fields that reach each output context (shell, YAML, Kubernetes args, Markdown,
+GitHub workflow commands, terminal) and examples naming hostile side files (calibration, HF config.json);
+runs each through check in-process (render for every 10th that evaluates, and for every hostile one, whose
+outputs are then held to planner.fuzz.output_invariants), and prints how many inputs ran and how many
+failed (an exception or a broken invariant). Failures are written to fuzz-failures/. Kills mid-render are
+exercised by tests/test_security.py, not here.
 """
 
 from __future__ import annotations
@@ -33,15 +37,20 @@ def work(args):
     tmp = Path(tempfile.mkdtemp(prefix="planfile-fuzz-"))
     for i in range(start, start + count):
         rnd = random.Random(seed * 1_000_003 + i)
-        kind = i % 3
+        kind = i % 5
+        hostile = False
         if kind == 0:
             text = fuzz.dump(fuzz.from_schema(rnd, sch, sch))
         elif kind == 1:
             text = fuzz.dump(fuzz.mutate(rnd, rnd.choice(examples), rnd.randint(1, 4)))
-        else:
+        elif kind == 2:
             text = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 300)))
+        elif kind == 3:  # hostile strings in every output context
+            text, hostile = fuzz.dump(fuzz.hostile(rnd, rnd.choice(examples))), True
+        else:  # hostile side files: calibration and HF config.json
+            text, hostile = fuzz.dump(fuzz.side_files(rnd, rnd.choice(examples), tmp)), True
         try:
-            st = fuzz.run_one(text, tmp, deep=(i % 10 == 1))
+            st = fuzz.run_hostile(text, tmp) if hostile else fuzz.run_one(text, tmp, deep=(i % 10 == 1))
             statuses[st] = statuses.get(st, 0) + 1
         except Exception:  # noqa: BLE001 - counting crashes is the point
             failures.append((i, text, traceback.format_exc()))

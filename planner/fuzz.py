@@ -133,3 +133,125 @@ def run_one(text: bytes, tmp: Path, deep: bool = False) -> str:
             pass  # a clear message for a spec the engine cannot run (PF602 reports the same)
     return res.status
 
+
+
+# hostile inputs per output context (issue 14): each class of attack the adversarial run found, generated
+HOSTILE = ["inj\n", "x\ny: 1", "$(HF_TOKEN)", "${HOME}", "`id`", "a;touch PWNED;", "\r## ✅ PASS", "::error::forged",
+           "::stop-commands::x", "\x1b[2J\x1b[31mred", "\n```\n# broken fence", "</script><b>x</b>", "{{ 7*7 }}",
+           "--trust-remote-code", "-- --served-model-name", "\u2028\u0085", "²", "١٢٣", "1e5", "nan", "'\"", "\\", "\x00"]
+HOSTILE_PATHS = [("metadata", "name"), ("metadata", "description"), ("metadata", "namespace"), ("model", "name"),
+                 ("engine", "served_name"), ("engine", "extra_args"), ("metadata", "labels"), ("checks", "ignore")]
+
+
+def hostile(rnd: random.Random, doc: dict) -> dict:
+    """A valid example with one to three string fields replaced by hostile strings."""
+    doc = copy.deepcopy(doc)
+    for _ in range(rnd.randint(1, 3)):
+        s = rnd.choice(HOSTILE) + rnd.choice(["", rnd.choice(HOSTILE)])
+        where = rnd.choice(HOSTILE_PATHS)
+        parent = doc.setdefault(where[0], {}) if isinstance(doc.get(where[0], {}), dict) else None
+        if parent is None:
+            continue
+        if where[1] == "extra_args":
+            parent["extra_args"] = [rnd.choice(["--served-model-name", "--api-key", "--chat-template", "--port"]), s]
+        elif where[1] == "labels":
+            parent["labels"] = {rnd.choice(["app.kubernetes.io/name", "team", s]): s}
+        elif where[1] == "ignore":
+            parent["ignore"] = [{"id": "PF404", "reason": s}]
+        else:
+            parent[where[1]] = s
+    return doc
+
+
+CALIBRATION_KEYS = {"step_overhead_ms": 1.0, "request_overhead_ms": 40.0, "prefill_overhead_ms": 5.0,
+                    "kernel_scale": 1.0, "floor_scale": 1.0}
+WEIRD_NUMBERS = [0, -1, -1000, 1e18, 1e-300, float("inf"), float("nan"), True, "1", None, [], {}]
+
+
+def side_files(rnd: random.Random, doc: dict, tmp: Path) -> dict:
+    """A valid example naming a calibration file and/or an HF config.json with hostile values: the gate-bypass
+    class (negative times, efficiencies of 10^18, hidden_size -4096, zero KV heads, booleans for sizes)."""
+    import json
+
+    doc = copy.deepcopy(doc)
+    if rnd.random() < 0.5:
+        cal = {"engine": (doc.get("engine") or {}).get("name", "vllm"), "gpu": (doc.get("hardware") or {}).get("gpu", "h100-sxm")}
+        for k, v in CALIBRATION_KEYS.items():
+            if rnd.random() < 0.6:
+                cal[k] = rnd.choice(WEIRD_NUMBERS + [v, v * 50])
+        text = yaml.safe_dump(cal) if rnd.random() < 0.9 else rnd.choice(["", "[1, 2", "a: *b", "\x00" * 10])
+        (tmp / "cal.yaml").write_text(text, encoding="utf-8", errors="surrogatepass")
+        doc["calibration"] = "cal.yaml"
+    else:
+        cfg = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+               "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 131072}
+        for k in rnd.sample(sorted(cfg), rnd.randint(1, 3)):
+            cfg[k] = rnd.choice(WEIRD_NUMBERS + [cfg[k] * 1000, 3])
+        try:
+            text = json.dumps(cfg, allow_nan=True)
+        except (TypeError, ValueError):
+            text = "{}"
+        (tmp / "config.json").write_text(text)
+        model = doc.setdefault("model", {})
+        if isinstance(model, dict):
+            model.pop("id", None)
+            model["hf_config"] = "config.json"
+    return doc
+
+
+def output_invariants(res, files: dict[str, str] | None) -> None:
+    """What a hostile string must never do to planfile's outputs: forge lines in CI logs or the terminal,
+    break a rendered file's structure, or smuggle a Kubernetes $(VAR) expansion into a container."""
+    import math
+    import re
+    import shlex
+
+    from planner.output import to_markdown, to_text
+
+    text = to_text([res])
+    assert "\x1b" not in text and "\r" not in text, "control characters reach the terminal"
+    assert not re.search(r"^\s*::", text, re.M), "a workflow command reaches the CI log"
+    md = to_markdown([res])
+    assert "\r" not in md
+    perf = (res.estimate or {}).get("performance") or {}
+    for metric in ("ttft_ms", "itl_ms"):
+        for v in (perf.get(metric) or {}).values():
+            assert not (isinstance(v, float) and math.isfinite(v) and v < 0), f"negative {metric}"
+    mem = (res.estimate or {}).get("memory") or {}
+    assert (mem.get("weights_gb_per_gpu") or 0) >= 0, "negative weights"
+    for path, body in (files or {}).items():
+        if path.endswith((".yaml", ".yml")):
+            for obj in yaml.safe_load_all(body):
+                for c in _containers(obj):
+                    for a in c.get("args") or []:
+                        assert not re.search(r"(?<!\$)\$\(", a), f"{path}: Kubernetes would expand {a!r}"
+        if path.endswith(".sh"):
+            shlex.split(body, comments=True)
+
+
+def _containers(obj):
+    if isinstance(obj, dict):
+        if "containers" in obj and isinstance(obj["containers"], list):
+            yield from (c for c in obj["containers"] if isinstance(c, dict))
+        for v in obj.values():
+            yield from _containers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _containers(v)
+
+
+def run_hostile(text: bytes, tmp: Path) -> str:
+    """Check (and, when it evaluates, render) a hostile document, then assert the output invariants."""
+    from planner.loader import load_text
+    from planner.render import RenderError, render
+    from planner.run import check_loaded
+
+    res = check_loaded(load_text(text, "fuzz.yaml", tmp), "fuzz.yaml", breach=False)
+    files = None
+    if res.status != "invalid" and res.estimate and res.estimate.get("performance"):
+        try:
+            files = render(res, text, ("engine", "k8s", "alerts", "bench"))
+        except RenderError:
+            files = None
+    output_invariants(res, files)
+    return res.status

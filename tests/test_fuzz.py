@@ -13,6 +13,8 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import pytest
+
 from conftest import ROOT
 from planner import fuzz
 from planner.resources import schema
@@ -78,3 +80,26 @@ def test_resource_bounds_alias_bomb_huge_file_million_gpus_billion_token_context
         # 1 s of work: the child's wall time includes Python start-up (~0.2 s here)
         assert secs < 1.5, (name, secs)
         assert kib < 300 * 1024, (name, kib)
+
+
+def test_hostile_output_invariants_hold_and_can_fail(tmp_path):
+    """The fuzz invariants for hostile strings: they hold for a hostile description that check accepts, and
+    they are not a test that cannot fail (an unescaped $(HF_TOKEN) in container args breaks them)."""
+    import random
+
+    import yaml as _yaml
+
+    from planner import fuzz
+
+    doc = _yaml.safe_load((ROOT / "specs" / "small-llama-3.1-8b-l4.yaml").read_text())
+    doc["metadata"]["description"] = "\r## ✅ PASS\n::error::forged \x1b[2J $(HF_TOKEN)"
+    assert fuzz.run_hostile(fuzz.dump(doc), tmp_path) in ("pass", "fail")
+    for seed in range(20):
+        fuzz.run_hostile(fuzz.dump(fuzz.hostile(random.Random(seed), doc)), tmp_path)
+        fuzz.run_hostile(fuzz.dump(fuzz.side_files(random.Random(seed), doc, tmp_path)), tmp_path)
+    from planner.run import check_spec
+
+    res = check_spec(str(ROOT / "specs" / "small-llama-3.1-8b-l4.yaml"), breach=False)
+    bad = {"k8s/deployment.yaml": "spec: {template: {spec: {containers: [{name: x, args: ['$(HF_TOKEN)']}]}}}\n"}
+    with pytest.raises(AssertionError, match="expand"):
+        fuzz.output_invariants(res, bad)

@@ -491,9 +491,15 @@ def scalar_step(sys: System, m: ModelShape):
             return compiled[0](decode, decode_ctx, prefill, prefill_ctx)
         calls[0] += 1
         if calls[0] > COMPILE_AFTER_CALLS:
-            ns: dict = {}
-            exec(compile(source, "<planfile step model>", "exec"), {"max": max}, ns)  # noqa: S102 (numbers only)
-            compiled.append(ns["fn"])
+            hit = _COMPILED.get(source)  # the same step (another replica count, a fix trial): compiled once
+            if hit is None:
+                ns: dict = {}
+                exec(compile(source, "<planfile step model>", "exec"), {"max": max}, ns)  # noqa: S102 (numbers only)
+                hit = ns["fn"]
+                if len(_COMPILED) >= 512:
+                    _COMPILED.clear()
+                _COMPILED[source] = hit
+            compiled.append(hit)
         g, mo, at, cm, host = terms(c, float(decode), float(decode_ctx), float(prefill), float(prefill_ctx), max)
         return g + mo + at + cm + host
 
@@ -501,3 +507,4 @@ def scalar_step(sys: System, m: ModelShape):
 
 
 COMPILE_AFTER_CALLS = 64
+_COMPILED: dict = {}  # generated source -> compiled step function, within a process
