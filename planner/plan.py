@@ -201,10 +201,13 @@ def _option(v: Resolved, sat_tps: float) -> Option:
 DISAGG_MIN_INPUT = 1000  # auto: disaggregated candidates for prompts of at least this many tokens on average
 
 
-def disaggregated(v: Resolved, c: Constraints) -> list[Option]:
-    """Disaggregated candidates of one GPU/precision variant: each pool at its smallest split that fits and
-    the next one, the fewest prefill replicas that hold the TTFT SLO (with the decode pool sized generously),
-    then the fewest decode replicas that hold every SLO — both with check's own verdict (`passes`)."""
+def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf) -> list[Option]:
+    """Disaggregated candidates of one GPU/precision variant: the prefill pool at every split from the
+    smallest that fits, the decode pool at the smallest and the next; the fewest prefill replicas that hold
+    the TTFT SLO (with the decode pool sized generously), then the fewest decode replicas that hold every
+    SLO — both with check's own verdict (`passes`). A pair whose pools would cost `beat_usd` or more even
+    at saturation (each pool's replicas = peak load / one replica's capacity, rounded up: no fleet can
+    carry the load with fewer) is not simulated: it cannot be the cheaper answer."""
     from planner import disagg as D
 
     if v.mode != "rate":
@@ -238,6 +241,10 @@ def disaggregated(v: Resolved, c: Constraints) -> list[Option]:
             cap = D.capacity(make(tp_p, tp_d, 1, 1))
             if cap["prefill"] <= 0 or cap["decode"] <= 0:
                 continue
+            if v.price_usd_per_gpu_hour:
+                floor_gpus = (math.ceil(peak / cap["prefill"] - 1e-9) * tp_p + math.ceil(peak / cap["decode"] - 1e-9) * tp_d)
+                if floor_gpus * v.price_usd_per_gpu_hour * HOURS_PER_MONTH >= beat_usd:
+                    continue
             n_p = max(1, math.ceil(peak / cap["prefill"] / TARGET_UTILISATION))
             n_d = max(1, math.ceil(peak / cap["decode"] / TARGET_UTILISATION))
 
@@ -506,8 +513,12 @@ def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
                 picks.append(v)
             if len(picks) >= 2:
                 break
+        # only a disaggregated fleet cheaper than the cheapest aggregated one can change the answer
+        # (unless asked for disaggregated fleets only); with a budget, anything within it is worth showing
+        best = min((o.usd_per_month for o in verified if o.meets_slo and o.usd_per_month), default=math.inf)
+        beat = math.inf if c.disaggregated == "only" else best
         for v in picks:
-            verified += disaggregated(v, c)
+            verified += disaggregated(v, c, beat)
         if c.disaggregated == "only":
             verified = [o for o in verified if o.r.disagg]
     ok = [o for o in verified if o.meets_slo and (not budget or (o.usd_per_month or 0) <= budget)]

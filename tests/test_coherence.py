@@ -161,6 +161,8 @@ def round_trip_disagg(res, files: dict[str, str]) -> None:
         assert c["replicas"] == pool["replicas"] == r.disagg[role]["replicas"]
         box = c["podTemplate"]["spec"]["containers"][0]
         launch = shlex.split(files[f"engine/{role}.sh"].split("exec ", 1)[1])
+        # the pool's role reaches the worker (Dynamo's flag for vLLM, SGLang's own flag for SGLang)
+        assert opt(box["args"], "--disaggregation-mode") == role
         # dynamo.vllm takes --model; `vllm serve` takes the model as its first word
         assert opt(box["args"], "--model-path" if eng == "sglang" else "--model") == ck["repo"] == r.model_name
         assert (opt(launch, "--model-path") if eng == "sglang" else launch[2]) == ck["repo"]

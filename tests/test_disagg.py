@@ -139,6 +139,11 @@ def test_sglang_pools_render_its_disaggregation_flags(tmp_path):
     assert r.returncode == 0, r.stderr
     text = (out / "engine" / "prefill.sh").read_text()
     assert "--disaggregation-mode prefill" in text and "--disaggregation-transfer-backend nixl" in text
+    # and in the graph: each SGLang worker with its own role, once
+    (doc,) = list(yaml.safe_load_all((out / "k8s" / "dynamographdeployment.yaml").read_text()))
+    for c in doc["spec"]["components"][1:]:
+        args = c["podTemplate"]["spec"]["containers"][0]["args"]
+        assert args.count("--disaggregation-mode") == 1 and args[args.index("--disaggregation-mode") + 1] == c["type"]
 
 
 def test_plan_offers_disaggregated_fleets_and_the_written_spec_checks_and_renders(tmp_path):

@@ -49,7 +49,9 @@ def pool_launch(r, est, role: str) -> engines.Launch:
 def worker_args(r, L: engines.Launch, role: str) -> list[str]:
     """dynamo.vllm / dynamo.sglang take the engine's own options plus the role (Dynamo 1.6.1)."""
     words = ([L.model_flag, L.model] if L.model_flag else ["--model", L.model])
-    skip = {"--host", "--port", "--kv-transfer-config", "--disaggregation-mode", "--enable-metrics"}
+    # Dynamo's worker serves its own endpoint and metrics; vLLM's role is Dynamo's --disaggregation-mode plus
+    # the producer's connector (added below), SGLang's role flags are SGLang's own and pass through
+    skip = {"--host", "--port", "--enable-metrics"} | ({"--kv-transfer-config"} if r.engine["id"] == "vllm" else set())
     opts = []
     it = iter(L.opts)
     for flag, value in it:
