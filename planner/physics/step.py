@@ -503,6 +503,15 @@ def scalar_step(sys: System, m: ModelShape):
         g, mo, at, cm, host = terms(c, float(decode), float(decode_ctx), float(prefill), float(prefill_ctx), max)
         return g + mo + at + cm + host
 
+    def hot():
+        """The compiled function itself, for a caller about to step it thousands of times (the simulator):
+        no wrapper call per step."""
+        if not compiled:
+            calls[0] = COMPILE_AFTER_CALLS
+            fn(0, 0.0, 0, 0.0)
+        return compiled[0]
+
+    fn.hot = hot
     return fn
 
 
