@@ -6,13 +6,13 @@ from __future__ import annotations
 from planner.evaluate import efficiency_for, link, math_precision, memory_plan
 from planner.physics import arch, memory
 
-SECTIONS = ("defaults", "checkpoint", "kv", "weights", "memory", "decode", "prefill", "latency", "breach", "cost", "cold_start",
-            "accuracy")
+SECTIONS = ("defaults", "checkpoint", "kv", "weights", "memory", "decode", "prefill", "disaggregation", "latency", "breach",
+            "cost", "cold_start", "accuracy")
 METRIC_SECTION = {"kv_bytes_per_token": "kv", "weights": "weights", "memory": "memory", "max_concurrent_sequences": "memory",
                   "decode": "decode", "itl_p95": "latency", "ttft_p95": "latency", "e2e_p95": "latency", "prefill": "prefill",
                   "breach_rps": "breach", "cost": "cost", "usd_per_month": "cost", "repo": "checkpoint",
                   "download": "checkpoint", "cold_start_s": "cold_start", "startup": "cold_start", "confidence": "accuracy",
-                  "error": "accuracy"}
+                  "error": "accuracy", "transfer": "disaggregation", "pools": "disaggregation"}
 
 
 def _gb(x: float) -> str:
@@ -135,6 +135,33 @@ def explain(res, metric: str | None = None) -> str:
             f"ITL  p50/p95/p99 = {perf['itl_ms']['p50']:.1f} / {perf['itl_ms']['p95']:.1f} / {perf['itl_ms']['p99']:.1f} ms",
             f"e2e  p50/p95/p99 = {perf['e2e_s']['p50']:.1f} / {perf['e2e_s']['p95']:.1f} / {perf['e2e_s']['p99']:.1f} s",
             f"mean decode batch {perf.get('mean_batch', 0):.1f}; saturation {perf['saturation_requests_per_s']:.2f} req/s"])
+    dz = est.get("disaggregation")
+    if dz:
+        from planner import disagg as D
+
+        bw, setup_s, links = D.link(r)
+        t = dz["transfer"]
+        kvb = D.kv_bytes(r, r.input.mean)
+        lines = []
+        for role in ("prefill", "decode"):
+            p = dz["pools"][role]
+            lines.append(f"{role}: {p['replicas']} x TP {p['tensor']} x PP {p['pipeline']} = {p['gpus']} GPUs; "
+                         f"{p['memory']['max_concurrent_sequences']} sequences fit per replica; capacity {p['capacity_rps']:.2f} req/s"
+                         + (f", {p['utilisation_at_peak'] * 100:.0f} % busy at peak" if p.get("utilisation_at_peak") is not None else ""))
+        lines += [
+            "fleet capacity = min(prefill pool, decode pool) = " f"{dz['capacity_rps']:.2f} req/s",
+            f"KV of a mean prompt = {r.input.mean:,.0f} tokens x {memory.kv_bytes_per_token_per_gpu(arch.kv_layout(m), arch.KV_DTYPE_BYTES[r.kv_cache], 1, 1):,.0f} B "
+            f"= {kvb / 1e6:,.1f} MB (all layers and heads, {r.kv_cache} KV)",
+            f"transfer = setup {setup_s * 1e3:g} ms + bytes / ({links} link(s) x {bw / 1e9:g} GB/s over {t['link']}, one per "
+            f"tensor-parallel rank of the smaller split) = {t['mean_prompt_ms']:.2f} ms (mean prompt), {t['p95_prompt_ms']:.2f} ms (p95)",
+            f"connector {t['connector']}; router {dz['router']}",
+        ]
+        perf = est.get("performance") or {}
+        if perf.get("prefill_ttft_ms"):
+            lines.append(f"TTFT = prefill pool queue + compute (p95 {perf['prefill_ttft_ms']['p95']:.0f} ms) + transfer "
+                         f"(p95 {perf['transfer_ms']['p95']:.1f} ms) + wait for the first decode step (p95 "
+                         f"{perf['decode_wait_ms']['p95']:.1f} ms) + the engine's per-request time, per request; ITL from decode batches only")
+        section("disaggregation", "prefill and decode pools and the KV transfer between them", lines)
     cap = est.get("capacity") or {}
     if cap.get("breach_rps") is not None:
         section("breach", "breach point", [

@@ -188,3 +188,6 @@ def test_diff_and_explain_treat_a_disaggregated_spec(tmp_path):
     assert "disaggregation.prefill.replicas: 3 -> 4" in r.stdout and "10 -> 12" in r.stdout, r.stdout
     e = run_cli("explain", str(EXAMPLE))
     assert e.returncode == 0 and "163,840 B/token" in e.stdout
+    # the transfer by hand: 4,000 x 163,840 B = 655.4 MB over 2 x 50 GB/s + 1 ms = 7.55 ms
+    t = run_cli("explain", str(EXAMPLE), "--metric", "transfer")
+    assert "655.4 MB" in t.stdout and "7.55 ms (mean prompt)" in t.stdout and "[kv]" not in t.stdout, t.stdout
