@@ -471,7 +471,7 @@ def fix(args) -> int:
             for i, fx in enumerate(f.data["fixes"], 1):
                 edits = ", ".join(f"{e['path']}: {e['from']} -> {e['to']}" for e in fx["edits"])
                 cost = fx.get("usd_per_month_delta")
-                sys.stdout.write(f"  {i}. {edits}" + (f" ({cost:+,.0f} $/month)" if cost is not None else "")
+                sys.stdout.write(f"  {i}. {edits}" + (f" ({'+' if cost >= 0 else '-'}${abs(cost):,.0f}/month)" if cost is not None else "")
                                  + (f" — {fx['minimal']}" if fx.get("minimal") else "") + "\n")
             if not f.data["fixes"]:
                 sys.stdout.write(f"  no verified fix: {f.remediation}\n")
