@@ -224,6 +224,8 @@ def to_markdown(results) -> str:
                 out.append(f"| checkpoint | {_code(ck['repo'])} ({ck['format']}"
                            + (f", quantized at load time: `--quantization {ck['online_quantization']}`" if ck["online_quantization"] else "")
                            + f"), {ck['download_gb']:.1f} GB download |")
+            if est.get("disaggregation"):
+                out.append(f"| pools | {_md(disagg_text(est['disaggregation']))} |")
             out += [
                     f"| memory per GPU | weights {m['weights_gb_per_gpu']:.1f} GB + KV {m['kv_cache_gb_per_gpu']:.1f} GB of "
                     f"{m['usable_gb_per_gpu']:.1f} GB usable; {m['max_concurrent_sequences']:,} sequences |"]

@@ -191,3 +191,14 @@ def test_diff_and_explain_treat_a_disaggregated_spec(tmp_path):
     # the transfer by hand: 4,000 x 163,840 B = 655.4 MB over 2 x 50 GB/s + 1 ms = 7.55 ms
     t = run_cli("explain", str(EXAMPLE), "--metric", "transfer")
     assert "655.4 MB" in t.stdout and "7.55 ms (mean prompt)" in t.stdout and "[kv]" not in t.stdout, t.stdout
+
+
+def test_report_shows_the_pools_and_both_launches(tmp_path):
+    out = tmp_path / "out"
+    r = run_cli("render", str(EXAMPLE), "--out", str(out), "--only", "report")
+    assert r.returncode == 0, r.stderr
+    md = (out / "report.md").read_text()
+    # 3 x TP2 prefill + 2 x TP2 decode = 10 GPUs; each pool's own max sequences (304 prompts, 270 contexts)
+    assert "10 x NVIDIA H200 SXM in two pools" in md and "| pools |" in md
+    assert "--max-num-seqs 304" in md and "--max-num-seqs 270" in md and "kv_producer" in md
+    assert "10 x" in (out / "report.html").read_text()

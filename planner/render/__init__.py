@@ -245,6 +245,7 @@ def render(res, spec_text: bytes, targets: tuple[str, ...] = TARGETS, templates:
     ctx["findings"] = [dict(f.to_json(), waived=f.waived) for f in res.findings]
     ctx["status"] = res.status
     ctx["estimate"] = res.estimate
+    ctx["disagg"] = None  # a disaggregated plan's pools and launches (set below)
     files = plan_files(ctx, targets)
     disagg_out: dict[str, str] = {}
     if res.resolved.disagg:
@@ -258,6 +259,7 @@ def render(res, spec_text: bytes, targets: tuple[str, ...] = TARGETS, templates:
         files = [(t, p) for t, p in files if not (p.startswith("k8s/") or p.startswith("engine/")
                                                   or p == "alerts/servicemonitor.yaml")]
         disagg_out = dynamo.files(res.resolved, res.estimate, ctx, targets)
+        ctx["disagg"] = dynamo.report_context(res.resolved, res.estimate)
     if "report" in targets:
         from planner.render.charts import ChartsUnavailable
 

@@ -134,5 +134,19 @@ def files(r, est, ctx: dict, targets) -> dict[str, str]:
     return out
 
 
+def report_context(r, est) -> dict:
+    """What the report shows of a disaggregated plan: the pools, the GPUs of both, each pool's launch."""
+    from planner.output import disagg_text
+
+    dz = est["disaggregation"]
+    pools = []
+    for role in ("prefill", "decode"):
+        p = dz["pools"][role]
+        pools.append({"role": role, "replicas": p["replicas"], "tp": p["tensor"], "pp": p["pipeline"],
+                      "gpus_per_replica": p["gpus_per_replica"], "argv": pool_launch(r, est, role).argv()})
+    return {"line": disagg_text(dz), "gpus": dz["gpus"], "pools": pools, "link": r.disagg["transfer"]["link"],
+            "connector": r.disagg["transfer"]["connector"]}
+
+
 def errors(r, est) -> list[str]:
     return [msg for role in ("prefill", "decode") for _, msg in pool_launch(r, est, role).errors]
