@@ -202,3 +202,10 @@ def test_report_shows_the_pools_and_both_launches(tmp_path):
     assert "10 x NVIDIA H200 SXM in two pools" in md and "| pools |" in md
     assert "--max-num-seqs 304" in md and "--max-num-seqs 270" in md and "kv_producer" in md
     assert "10 x" in (out / "report.html").read_text()
+
+
+def test_sweep_counts_both_pools():
+    r = run_cli("sweep", str(EXAMPLE), "--vary", "arrival_rate_rps=2:2:1", "--format", "csv")
+    assert r.returncode == 0, r.stderr
+    header, row = r.stdout.strip().splitlines()[:2]
+    assert dict(zip(header.split(","), row.split(",")))["gpus"] == "10"  # 3 x 2 prefill + 2 x 2 decode
