@@ -299,6 +299,26 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
             if fx:
                 fixed.append(fx)
         try_edits(_precision_steps(ctx) + _tp_double(ctx))
+    elif f.id == "PF704" and r.disagg:
+        # the prefill pool's split, doubled up to the node (gpus_per_replica follows when the spec states it),
+        # or one precision step
+        pool = (ctx.loaded.data.get("disaggregation") or {}).get("prefill") or {}
+        p = r.disagg["prefill"]
+        tps, t = [], p["tp"] * 2
+        while t <= r.gpus_per_node:
+            e = (ctx.edit("/disaggregation/prefill/parallelism/tensor", t),)
+            if "gpus_per_replica" in pool:
+                e += (ctx.edit("/disaggregation/prefill/gpus_per_replica", t * p["pp"]),)
+            tps.append(e)
+            t *= 2
+        try_edits(_precision_steps(ctx) + tps)
+    elif f.id == "PF702" and r.disagg:
+        # fewer replicas in the idle pool, as long as every SLO and the headroom still hold
+        idle = f.pointer.split("/")[2]
+        fx = _replicas_search(ctx, f, breach, up=False, pointer=f"/disaggregation/{idle}/replicas",
+                              current=r.disagg[idle]["replicas"])
+        if fx:
+            fixed.append(fx)
     elif f.id in ("PF503", "PF404", "PF501"):
         if r.mode in ("rate", "concurrency") and not r.autoscale and not r.disagg:
             fx = _replicas_search(ctx, f, breach, up=False)
@@ -310,7 +330,7 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
     return fixed[:MAX_FIXES]
 
 
-GENERATED = ("PF201", "PF202", "PF401", "PF402", "PF403", "PF404", "PF501", "PF503")
+GENERATED = ("PF201", "PF202", "PF401", "PF402", "PF403", "PF404", "PF501", "PF503", "PF702", "PF704")
 
 
 def verify(result) -> list[Finding]:
@@ -341,6 +361,18 @@ def _no_fix(ctx: Context, f: Finding) -> str:
         if one is not None and any(x.id == f.id for x in one.findings):
             return "fewer replicas do not resolve it (even one replica does not): a smaller GPU or another precision does; `planfile plan`"
         return "fewer replicas would break an SLO or the headroom: keep them, or waive this finding with the reason"
+    if f.id == "PF704":
+        return (f"no edit planfile tried fits the prefill pool on {r.gpu['id']} (one precision step, tensor parallelism "
+                f"up to the {r.gpus_per_node}-GPU node): a GPU with more memory; `planfile plan` searches them")
+    if f.id == "PF702":
+        idle = f.pointer.split("/")[2]
+        one = (ctx.trial((ctx.edit(f"/disaggregation/{idle}/replicas", 1),), False)
+               if r.disagg[idle]["replicas"] > 1 else ctx.result)
+        if one is not None and any(x.id == f.id for x in one.findings):
+            return (f"fewer {idle} replicas do not resolve it (even one {idle} replica idles next to the other pool): "
+                    f"one {idle} replica carries far more than one replica of the other pool; another split per pool "
+                    f"(`planfile plan --disaggregated only`)")
+        return f"fewer {idle} replicas would break an SLO or the headroom: keep them, or waive this finding with the reason"
     if f.id == "PF201":
         return (f"no edit planfile tried fits it on {r.gpu['id']} (FP8 weights or KV, tensor parallelism up to the "
                 f"{r.gpus_per_node}-GPU node): a GPU with more memory, or pipeline stages across nodes; `planfile plan` searches them")
