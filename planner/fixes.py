@@ -312,6 +312,20 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
             tps.append(e)
             t *= 2
         try_edits(_precision_steps(ctx) + tps)
+    elif f.id in ("PF701", "PF703") and r.disagg:
+        # a faster link between the pools, or (for the transfer's share of TTFT) half the KV bytes
+        from planner.disagg import LINK_DEFAULTS
+
+        cands = []
+        stated = ((ctx.loaded.data.get("disaggregation") or {}).get("transfer") or {})
+        if r.disagg["transfer"]["link"] not in ("rdma", "roce", "nvlink"):
+            e = (ctx.edit("/disaggregation/transfer/link", "rdma"),)
+            if stated.get("gb_per_s") is not None:  # a stated TCP bandwidth would stay: state RDMA's
+                e += (ctx.edit("/disaggregation/transfer/gb_per_s", int(LINK_DEFAULTS["rdma"][0])),)
+            cands.append(e)
+        if f.id == "PF701" and r.kv_cache not in ("fp8", "int8", "int4", "fp4"):
+            cands.append((ctx.edit("/precision/kv_cache", "fp8"),))
+        try_edits(cands)
     elif f.id == "PF702" and r.disagg:
         # fewer replicas in the idle pool, as long as every SLO and the headroom still hold
         idle = f.pointer.split("/")[2]
@@ -330,7 +344,7 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
     return fixed[:MAX_FIXES]
 
 
-GENERATED = ("PF201", "PF202", "PF401", "PF402", "PF403", "PF404", "PF501", "PF503", "PF702", "PF704")
+GENERATED = ("PF201", "PF202", "PF401", "PF402", "PF403", "PF404", "PF501", "PF503", "PF701", "PF702", "PF703", "PF704")
 
 
 def verify(result) -> list[Finding]:
@@ -361,6 +375,9 @@ def _no_fix(ctx: Context, f: Finding) -> str:
         if one is not None and any(x.id == f.id for x in one.findings):
             return "fewer replicas do not resolve it (even one replica does not): a smaller GPU or another precision does; `planfile plan`"
         return "fewer replicas would break an SLO or the headroom: keep them, or waive this finding with the reason"
+    if f.id in ("PF701", "PF703"):
+        return ("no edit planfile tried resolves it (RDMA between the pools, an FP8 KV cache): more tensor parallelism in "
+                "both pools (one NIC per rank) or an aggregated plan; `planfile plan` compares them")
     if f.id == "PF704":
         return (f"no edit planfile tried fits the prefill pool on {r.gpu['id']} (one precision step, tensor parallelism "
                 f"up to the {r.gpus_per_node}-GPU node): a GPU with more memory; `planfile plan` searches them")
