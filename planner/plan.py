@@ -201,7 +201,7 @@ def _option(v: Resolved, sat_tps: float) -> Option:
 DISAGG_MIN_INPUT = 1000  # auto: disaggregated candidates for prompts of at least this many tokens on average
 
 
-def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf) -> list[Option]:
+def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, pruned: list | None = None) -> list[Option]:
     """Disaggregated candidates of one GPU/precision variant: the prefill pool at every split from the
     smallest that fits, the decode pool at the smallest and the next; the fewest prefill replicas that hold
     the TTFT SLO (with the decode pool sized generously), then the fewest decode replicas that hold every
@@ -244,6 +244,8 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf) -> li
             if v.price_usd_per_gpu_hour:
                 floor_gpus = (math.ceil(peak / cap["prefill"] - 1e-9) * tp_p + math.ceil(peak / cap["decode"] - 1e-9) * tp_d)
                 if floor_gpus * v.price_usd_per_gpu_hour * HOURS_PER_MONTH >= beat_usd:
+                    if pruned is not None:
+                        pruned.append(floor_gpus)
                     continue
             n_p = max(1, math.ceil(peak / cap["prefill"] / TARGET_UTILISATION))
             n_d = max(1, math.ceil(peak / cap["decode"] / TARGET_UTILISATION))
@@ -452,7 +454,7 @@ def _explain_disagg(o: Option, others: list[Option]) -> list[str]:
     return why
 
 
-def _disagg_verdict(base: Resolved, c: Constraints, ok: list[Option], tried: bool) -> str | None:
+def _disagg_verdict(base: Resolved, c: Constraints, ok: list[Option], tried: bool, pruned: list | None = None) -> str | None:
     """One sentence: why the answer is (or is not) a disaggregated fleet."""
     if c.disaggregated == "never":
         return None
@@ -464,6 +466,10 @@ def _disagg_verdict(base: Resolved, c: Constraints, ok: list[Option], tried: boo
                 f"KV transfer; --disaggregated only to try)")
     dis = [o for o in ok if o.r.disagg]
     agg = [o for o in ok if not o.r.disagg]
+    if not dis and pruned and agg:
+        ba = min(agg, key=lambda o: o.usd_per_month or math.inf)
+        return (f"disaggregated does not pay here: even at saturation the two pools need at least {min(pruned)} GPUs, "
+                f"which cost as much as the aggregated answer ({ba.gpus} GPUs, ${ba.usd_per_month:,.0f}/month) or more")
     if not dis:
         return ("no disaggregated fleet holds every SLO (one pool per phase, vLLM or SGLang, RDMA between pools)"
                 if c.disaggregated == "only" or not agg else
@@ -502,6 +508,7 @@ def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
         if len([x for x in verified if x.meets_slo]) >= 2 * VERIFY_TOP or len(verified) >= 3 * VERIFY_TOP:
             break
     tried = c.disaggregated != "never" and base.mode == "rate" and (c.disaggregated == "only" or base.input.mean >= DISAGG_MIN_INPUT)
+    pruned: list = []
     if tried:
         # disaggregated fleets on the GPU types the aggregated search found cheapest (and the spec's own)
         gpus = [o.r for o in sorted((x for x in verified if x.meets_slo), key=lambda x: x.usd_per_month or math.inf)]
@@ -518,7 +525,7 @@ def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
         best = min((o.usd_per_month for o in verified if o.meets_slo and o.usd_per_month), default=math.inf)
         beat = math.inf if c.disaggregated == "only" else best
         for v in picks:
-            verified += disaggregated(v, c, beat)
+            verified += disaggregated(v, c, beat, pruned)
         if c.disaggregated == "only":
             verified = [o for o in verified if o.r.disagg]
     ok = [o for o in verified if o.meets_slo and (not budget or (o.usd_per_month or 0) <= budget)]
@@ -534,7 +541,7 @@ def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
     if not ok and verified:
         closest = min(verified, key=lambda o: (o.miss if not (o.meets_slo and budget) else (o.usd_per_month or 0) / budget))
         closest.why = explain_choice(closest, cands, base, c.precisions)
-    return PlanResult(ok[:top], closest, considered, rejected, _disagg_verdict(base, c, ok, tried))
+    return PlanResult(ok[:top], closest, considered, rejected, _disagg_verdict(base, c, ok, tried, pruned))
 
 
 def _kind(r: Resolved) -> str | None:
