@@ -76,6 +76,10 @@ def sweep(r, axis: str, values: list[float], est: dict | None = None) -> list[di
 
     from planner.evaluate import evaluate, slo_ok
 
+    if getattr(r, "disagg", None) and axis in ("replicas", "concurrency"):
+        raise SweepError(f"--vary {axis}: a disaggregated spec sizes each pool (disaggregation.prefill.replicas, "
+                         "disaggregation.decode.replicas) and is planned at an arrival rate; vary arrival_rate_rps, "
+                         "input_tokens, output_tokens or peak_factor, or diff two specs")
     rows = []
     deadline = time.monotonic() + MAX_SECONDS
     for v in values:

@@ -209,3 +209,8 @@ def test_sweep_counts_both_pools():
     assert r.returncode == 0, r.stderr
     header, row = r.stdout.strip().splitlines()[:2]
     assert dict(zip(header.split(","), row.split(",")))["gpus"] == "10"  # 3 x 2 prefill + 2 x 2 decode
+
+
+def test_sweep_refuses_axes_a_disaggregated_spec_does_not_have():
+    r = run_cli("sweep", str(EXAMPLE), "--vary", "replicas=1:3:1")
+    assert r.returncode == 2 and "sizes each pool" in (r.stdout + r.stderr) and "Traceback" not in r.stderr
