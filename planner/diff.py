@@ -77,13 +77,15 @@ class Diff:
 
 
 def _metrics(res) -> dict:
+    from planner.evaluate import fleet_gpus
+
     est = res.estimate or {}
     r = res.resolved
     m = est.get("memory") or {}
     p = est.get("performance") or {}
     c = est.get("cost") or {}
     cap = est.get("capacity") or {}
-    gpus = (est.get("disaggregation") or {}).get("gpus") or (r.gpus_per_replica * r.replicas if r else None)  # both pools
+    gpus = fleet_gpus(r) if r else None
     head = None
     if m.get("total_gb_per_gpu"):
         used = m["weights_gb_per_gpu"] + m.get("activations_gb_per_gpu", 0) + m.get("runtime_gb_per_gpu", 0)

@@ -299,7 +299,7 @@ def breach_point(r: Resolved, mem: Memory, fn, hi_hint: float) -> float:
     Bisection on the simulator; 0 when even a trickle breaks an SLO. Without latency SLOs the breach
     point is where the queue stops draining (saturation throughput).
     """
-    slo = {k: v for k, v in r.slo.items() if k in ("ttft_ms", "itl_ms", "e2e_s") and v}
+    slo = latency_slos(r)
     if not slo:
         slo = {"ttft_ms": {"p95": 60_000.0}}  # saturation: a minute of queueing
     lo, hi = 0.0, max(hi_hint, 1e-3)
@@ -370,7 +370,7 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
     out: dict = {"memory": mem.to_json(), "offload": offload(r, mem), "checkpoint": r.checkpoint.to_json(),
                  "cold_start": cold_start(r), "accuracy": accuracy.to_json(r)}
     sysm, shp, fn = step_function(r)
-    gpus = _fleet_view(r).gpus_per_replica * _fleet_view(r).replicas
+    gpus = fleet_gpus(r)
     price = r.price_usd_per_gpu_hour
     if not mem.fits or mem.kv_tokens <= 0:
         out["performance"] = None
@@ -434,7 +434,7 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
             cap["headroom_pct"] = (b / peak_rate - 1) * 100 if peak_rate else None
         else:
             # the headroom verdict without the search: do the SLOs hold at the peak plus the required headroom?
-            slo = {k: v for k, v in r.slo.items() if k in ("ttft_ms", "itl_ms", "e2e_s") and v}
+            slo = latency_slos(r)
             if slo and peak_rate:
                 at = peak_rate * (1 + r.settings["headroom_min_pct"] / 100)
                 cap["holds_with_headroom"] = slo_ok(run_load(r, mem, fn, rate_fleet=at, n_requests=600), slo)
@@ -449,13 +449,25 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
     return out
 
 
+def latency_slos(r: Resolved) -> dict:
+    """The spec's latency SLOs (TTFT, ITL, end-to-end) that state a target: what the simulator judges."""
+    return {k: v for k, v in (r.slo or {}).items() if k in ("ttft_ms", "itl_ms", "e2e_s") and v}
+
+
+def fleet_gpus(r: Resolved) -> int:
+    """GPUs the fleet runs on: both pools of a disaggregated spec, otherwise replicas x GPUs per replica."""
+    if r.disagg:
+        return sum(r.disagg[p]["replicas"] * r.disagg[p]["gpus_per_replica"] for p in ("prefill", "decode"))
+    return r.gpus_per_replica * r.replicas
+
+
 def _fleet_view(r: Resolved) -> Resolved:
     """The spec as the GPUs it bills: a disaggregated fleet's two pools counted together."""
     if not r.disagg:
         return r
     from dataclasses import replace
 
-    gpus = sum(r.disagg[p]["replicas"] * r.disagg[p]["gpus_per_replica"] for p in ("prefill", "decode"))
+    gpus = fleet_gpus(r)
     return replace(r, gpus_per_replica=1, replicas=gpus, replicas_min=gpus)
 
 

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from planner import catalog
-from planner.evaluate import HOURS_PER_MONTH, limits, link, memory_plan, run_load, step_function, tokens_per_step
+from planner.evaluate import HOURS_PER_MONTH, fleet_gpus, latency_slos, limits, link, memory_plan, run_load, step_function, tokens_per_step
 from planner.physics import serving
 from planner.resolve import Resolved, batch_defaults
 
@@ -190,7 +190,7 @@ def _replicas_guess(v: Resolved, sat_rps: float) -> int:
 
 def _option(v: Resolved, sat_tps: float) -> Option:
     if v.disagg:
-        gpus = sum(v.disagg[p]["replicas"] * v.disagg[p]["gpus_per_replica"] for p in ("prefill", "decode"))
+        gpus = fleet_gpus(v)
         usd = v.price_usd_per_gpu_hour * gpus * HOURS_PER_MONTH if v.price_usd_per_gpu_hour else None
         return Option(v, gpus, usd, sat_tps, risk=WEIGHTS_RISK[v.weights] + KV_RISK[v.kv_cache])
     usd = v.price_usd_per_gpu_hour * v.gpus_per_replica * v.replicas * HOURS_PER_MONTH if v.price_usd_per_gpu_hour else None
@@ -212,7 +212,7 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
 
     if v.mode != "rate":
         return []
-    slo = {k: val for k, val in (v.slo or {}).items() if k in ("ttft_ms", "itl_ms", "e2e_s") and val}
+    slo = latency_slos(v)
     out = []
     splits = [tp for tp in (1, 2, 4, 8) if tp <= v.gpus_per_node and v.model["num_attention_heads"] % tp == 0
               and (tp == 1 or link(v.gpu, tp, v.gpus_per_node)[2] == "nvlink")]
@@ -324,7 +324,7 @@ def verify(o: Option, max_gpus: int | None) -> Option:
     double up until it passes, then bisect down to the smallest count that still does (a count one lower
     fails at the peak or breaks the headroom; the option says so)."""
     r = o.r
-    slo = {k: v for k, v in (r.slo or {}).items() if k in ("ttft_ms", "itl_ms", "e2e_s") and v}
+    slo = latency_slos(r)
     mem = memory_plan(r)
     _, _, fn = step_function(r)
     if r.mode == "offline":
@@ -338,28 +338,16 @@ def verify(o: Option, max_gpus: int | None) -> Option:
             cache[n] = passes(replace(r, replicas=n, replicas_min=n), mem, fn, slo)
         return cache[n][0]
 
-    hi = max(r.replicas, 1)
-    lo = 0  # known to fail (0 replicas carry nothing)
-    while not probe(hi):
-        lo = hi
-        hi = max(hi + 1, hi * 2)
-        if (cap and hi > cap) or hi > 4096:
-            worst = max(cache, key=lambda n: n)
-            return _verified(o, replace(r, replicas=worst, replicas_min=worst), cache[worst][1], False, None)
-    # hi passes; find the smallest passing count above lo
-    probe_lo = max(lo, 0)
-    while hi - probe_lo > 1:
-        mid = (hi + probe_lo) // 2
-        if probe(mid):
-            hi = mid
-        else:
-            probe_lo = mid
+    hi = _fewest(probe, max(r.replicas, 1), min(cap, 4096) if cap else 4096)
+    if hi is None:  # no count within the GPU limit passes: the largest tried, as the closest miss
+        worst = max(cache)
+        return _verified(o, replace(r, replicas=worst, replicas_min=worst), cache[worst][1], False, None)
     best = replace(r, replicas=hi, replicas_min=hi)
     return _verified(o, best, cache[hi][1], True, hi - 1 if hi > 1 else None)
 
 
 def _verified(o: Option, r: Resolved, perf: dict, ok: bool, one_fewer: int | None) -> Option:
-    slo = {k: v for k, v in (r.slo or {}).items() if k in ("ttft_ms", "itl_ms", "e2e_s") and v}
+    slo = latency_slos(r)
     v = replace(_option(r, o.saturation_tps / max(o.r.replicas, 1)), why=o.why)
     v.verified, v.meets_slo = True, ok
     if perf:

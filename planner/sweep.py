@@ -74,7 +74,7 @@ def point(r, axis: str, v: float):
 def sweep(r, axis: str, values: list[float], est: dict | None = None) -> list[dict]:
     import time
 
-    from planner.evaluate import evaluate, slo_ok
+    from planner.evaluate import evaluate, fleet_gpus, slo_ok
 
     if getattr(r, "disagg", None) and axis in ("replicas", "concurrency"):
         raise SweepError(f"--vary {axis}: a disaggregated spec sizes each pool (disaggregation.prefill.replicas, "
@@ -90,7 +90,7 @@ def sweep(r, axis: str, values: list[float], est: dict | None = None) -> list[di
         est = evaluate(rv, breach=False)
         perf = est.get("performance") or {}
         cost = est.get("cost") or {}
-        rows.append({axis: int(v) if axis in INT_AXES and float(v).is_integer() else v, "gpus": (est.get("disaggregation") or {}).get("gpus") or rv.gpus_per_replica * rv.replicas, "fits": est["memory"]["fits"],
+        rows.append({axis: int(v) if axis in INT_AXES and float(v).is_integer() else v, "gpus": fleet_gpus(rv), "fits": est["memory"]["fits"],
                      "max_concurrent_sequences": est["memory"]["max_concurrent_sequences"],
                      "output_tokens_per_s": perf.get("output_tokens_per_s"),
                      "ttft_p95_ms": (perf.get("ttft_ms") or {}).get("p95"), "itl_p95_ms": (perf.get("itl_ms") or {}).get("p95"),
