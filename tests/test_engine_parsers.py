@@ -1,0 +1,202 @@
+"""Every rendered vLLM and SGLang launch through the engine's own argument parser (issue 15).
+
+planfile checks launches against option manifests dumped from the engines (planner/render/flags.py); this
+test asks the engines themselves. tests/engine_parsers.py runs under the engine venv's Python, which
+.ci/engine-venv.sh builds (vLLM 0.33.0 and SGLang 0.5.23 with a CPU build of torch) and names in
+PLANFILE_ENGINE_PYTHON. Under PLANFILE_REQUIRE_VALIDATORS a missing venv fails; elsewhere the test skips
+and says how to build it.
+
+Launches: serve.sh of every bundled spec and of the multi-node fixture (leader and worker), prefill.sh and
+decode.sh of the disaggregated example, vLLM's `--config vllm-config.yaml` form, the container args of the
+Kubernetes manifests, and a matrix of engine x GPU x weight precision x feature (KV offload, prefix caching
+off, speculative decoding, disaggregated roles).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from planner.render import render
+from planner.run import check_spec
+
+SPECS = sorted((ROOT / "specs").glob("*.yaml")) + [ROOT / "tests" / "fixtures" / "render" / "multinode-405b.yaml"]
+SCRIPT = ROOT / "tests" / "engine_parsers.py"
+ENGINE_ARGV0 = {"vllm": ("vllm", "serve"), "sglang": ("python3", "-m", "sglang.launch_server")}
+
+
+def engine_python() -> str:
+    py = os.environ.get("PLANFILE_ENGINE_PYTHON")
+    if not py or not Path(py).exists():
+        if os.environ.get("PLANFILE_REQUIRE_VALIDATORS"):
+            raise AssertionError("PLANFILE_ENGINE_PYTHON (the engine venv of .ci/engine-venv.sh) is required "
+                                 "under PLANFILE_REQUIRE_VALIDATORS")
+        pytest.skip("no engine venv: `bash .ci/engine-venv.sh DIR` and set PLANFILE_ENGINE_PYTHON=DIR/bin/python")
+    return py
+
+
+def parse(launches: list[dict]) -> dict[str, dict]:
+    r = subprocess.run([engine_python(), str(SCRIPT)], input=json.dumps(launches), capture_output=True, text=True,
+                       timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return {x["id"]: x for x in json.loads(r.stdout)}
+
+
+def engine_argv(words: list[str]) -> tuple[str, list[str]] | None:
+    """(engine, argv after the program) of a launch, or None for a command that is no engine launch."""
+    for engine, prefix in ENGINE_ARGV0.items():
+        if tuple(words[:len(prefix)]) == prefix:
+            rest = words[len(prefix):]
+            return engine, (["serve", *rest] if engine == "vllm" else rest)
+    return None
+
+
+def script_launch(text: str) -> list[str]:
+    return shlex.split(text.split("exec ", 1)[1].split("\n", 1)[0])
+
+
+def launches_of(name: str, files: dict[str, str], workdir: Path) -> list[dict]:
+    """Every engine launch in one render: the scripts, vLLM's config-file form and the manifests' containers."""
+    out = []
+    for path, text in sorted(files.items()):
+        if path.startswith("engine/") and path.endswith(".sh") and "exec " in text:
+            got = engine_argv(script_launch(text))
+            if got:
+                out.append({"id": f"{name}:{path}", "engine": got[0], "argv": got[1]})
+        if path.endswith(".yaml") and path.startswith(("k8s/", "dynamo/")):
+            for doc in yaml.safe_load_all(text):
+                for i, words in enumerate(_container_words(doc)):
+                    got = engine_argv(words)
+                    if got:
+                        out.append({"id": f"{name}:{path}#{i}", "engine": got[0], "argv": got[1]})
+    if "engine/vllm-config.yaml" in files:
+        cfg = workdir / "engine"
+        cfg.mkdir(parents=True, exist_ok=True)
+        (cfg / "vllm-config.yaml").write_text(files["engine/vllm-config.yaml"])
+        model = script_launch(files["engine/serve.sh"])[2]
+        out.append({"id": f"{name}:engine/vllm-config.yaml", "engine": "vllm", "cwd": str(cfg),
+                    "argv": ["serve", model, "--config", "vllm-config.yaml"]})
+    return out
+
+
+# Kubernetes expands $(VAR) in command/args from the container's environment before the engine sees them;
+# LeaderWorkerSet injects these into every pod of a group (lws docs, "Environment variables").
+LWS_ENV = {"LWS_LEADER_ADDRESS": "g-0.g.default", "LWS_GROUP_SIZE": "2", "LWS_WORKER_INDEX": "1"}
+
+
+def _expand(word: str, env: dict[str, str]) -> str:
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), word)
+
+
+def _container_words(doc) -> list[list[str]]:
+    """command + args of every container under a manifest (Deployment, LeaderWorkerSet, DynamoGraphDeployment)."""
+    found = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            if "image" in x and ("command" in x or "args" in x):
+                env = {**LWS_ENV, **{e["name"]: str(e["value"]) for e in x.get("env") or [] if "value" in e}}
+                words = [_expand(str(w), env) for w in [*(x.get("command") or []), *(x.get("args") or [])]]
+                if words[:2] == ["/bin/sh", "-c"] or words[:2] == ["sh", "-c"]:
+                    words = shlex.split(words[2].split("exec ", 1)[-1]) if len(words) > 2 else []
+                found.append([str(w) for w in words])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(doc)
+    return found
+
+
+def _rendered(spec: Path, tmp: Path) -> dict[str, str] | None:
+    res = check_spec(str(spec), breach=False)
+    if res.status == "invalid" or any(f.severity == "error" for f in res.findings):
+        return None
+    return render(res, spec.read_bytes(), ("engine", "k8s"))
+
+
+def _variant(engine: str, gpu: str, weights: str, feature: str) -> dict:
+    tp = 4 if gpu == "tpu-v6e" else 1
+    spec = {"apiVersion": "planfile/v1", "kind": "Deployment", "metadata": {"name": "p"},
+            "model": {"id": "llama-3.1-8b"}, "precision": {"weights": weights, "kv_cache": "bf16" if gpu == "tpu-v6e" else "fp8"},
+            "hardware": {"gpu": gpu, "gpus_per_replica": tp, "replicas": 2}, "parallelism": {"tensor": tp},
+            "engine": {"name": engine},
+            "workload": {"archetype": "chat", "input_tokens": 1024, "output_tokens": 256, "arrival_rate_rps": 2},
+            "slo": {"ttft_ms": {"p95": 5000}, "itl_ms": {"p95": 200}}, "cost": {"usd_per_gpu_hour": 2.0}}
+    if feature == "offload":
+        spec["workload"]["kv_offload"] = {"tier": "cpu", "capacity_gb": 100}
+    elif feature == "no-prefix-cache":
+        spec["engine"]["enable_prefix_caching"] = False
+    elif feature == "speculative":
+        spec["workload"]["speculative"] = {"method": "ngram", "draft_tokens": 3, "acceptance_rate": 0.6}
+    return spec
+
+
+VARIANTS = [v for v in itertools.product(("vllm", "sglang"), ("h100-sxm", "mi300x", "l40s"), ("bf16", "fp8", "int4"),
+                                         ("plain", "offload", "no-prefix-cache", "speculative"))]
+
+
+@pytest.fixture(scope="module")
+def all_launches(tmp_path_factory) -> list[dict]:
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # specs name side files relative to the repository
+    try:
+        out = []
+        for spec in SPECS:
+            files = _rendered(spec.relative_to(ROOT), ROOT)
+            assert files is not None, spec
+            out += launches_of(spec.stem, files, tmp_path_factory.mktemp(spec.stem))
+        for v in VARIANTS:
+            p = tmp_path_factory.mktemp("-".join(v)) / "p.yaml"
+            p.write_text(yaml.safe_dump(_variant(*v)))
+            files = _rendered(p, p.parent)
+            if files is not None:  # a pair check refuses is not rendered (tests/test_coherence.py)
+                out += launches_of("-".join(v), files, p.parent)
+        return out
+    finally:
+        os.chdir(cwd)
+
+
+def test_the_launch_collection_is_not_vacuous(all_launches):
+    ids = [x["id"] for x in all_launches]
+    assert any(i.endswith("engine/prefill.sh") for i in ids) and any(i.endswith("engine/decode.sh") for i in ids)
+    assert any("multinode-405b" in i for i in ids) and any(i.endswith("vllm-config.yaml") for i in ids)
+    assert any(x["engine"] == "sglang" for x in all_launches) and len(all_launches) > 100
+    for feature in ("offload", "no-prefix-cache", "speculative"):
+        assert any(f"vllm-h100-sxm-fp8-{feature}" in i for i in ids), feature
+        assert any(f"sglang-h100-sxm-fp8-{feature}" in i for i in ids), feature
+
+
+def test_the_engines_own_parsers_accept_every_rendered_launch(all_launches):
+    results = parse(all_launches)
+    bad = {k: v["error"] for k, v in results.items() if not v["ok"]}
+    assert not bad, json.dumps(bad, indent=1)[:4000]
+    assert len(results) == len(all_launches)
+
+
+def test_the_engines_parsers_refuse_what_they_should():
+    """The validator can fail: an unknown flag, a wrong choice and a non-integer are refused by each engine."""
+    launches = [
+        {"id": "vllm-unknown", "engine": "vllm", "argv": ["serve", "m", "--tensor-parallel", "2x"]},
+        {"id": "vllm-choice", "engine": "vllm", "argv": ["serve", "m", "--dtype", "fp9"]},
+        {"id": "vllm-json", "engine": "vllm", "argv": ["serve", "m", "--kv-transfer-config", "{bad"]},
+        {"id": "vllm-int", "engine": "vllm", "argv": ["serve", "m", "--max-num-seqs", "many"]},
+        {"id": "vllm-ok", "engine": "vllm", "argv": ["serve", "m", "--max-num-seqs", "8"]},
+        {"id": "sglang-unknown", "engine": "sglang", "argv": ["--model-path", "m", "--tp", "2x"]},
+        {"id": "sglang-choice", "engine": "sglang", "argv": ["--model-path", "m", "--kv-cache-dtype", "fp9"]},
+        {"id": "sglang-ok", "engine": "sglang", "argv": ["--model-path", "m", "--tp-size", "2"]},
+    ]
+    results = parse(launches)
+    assert results["vllm-ok"]["ok"] and results["sglang-ok"]["ok"], results
+    for k in ("vllm-unknown", "vllm-choice", "vllm-int", "vllm-json", "sglang-unknown", "sglang-choice"):
+        assert not results[k]["ok"] and results[k]["error"], (k, results[k])
