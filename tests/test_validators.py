@@ -114,3 +114,23 @@ def test_prometheusrule_is_validated_against_the_published_crd():
     rule["spec"]["groups"][0]["rules"][0]["severity"] = "critical"
     errs = k8s_schema.errors(rule)
     assert any("does not match" in e for e in errs) and any("severity" in e for e in errs)
+
+
+def test_servicemonitor_is_validated_against_the_published_crd():
+    """The vendored prometheus-operator v0.84.1 ServiceMonitor schema, strict: the interval pattern, the
+    scheme enum, the required selector and unknown fields are errors."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import k8s_schema
+
+    sm = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "x"},
+          "spec": {"selector": {"matchLabels": {"app": "x"}},
+                   "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s", "scheme": "http",
+                                  "tlsConfig": {"ca": {"secret": {"key": "ca.crt", "name": "ca"}}}}]}}
+    assert k8s_schema.errors(sm) == []
+    sm["spec"]["endpoints"][0].update(interval="15 seconds", scheme="ftp", scrapeEvery="15s")
+    del sm["spec"]["selector"]
+    errs = k8s_schema.errors(sm)
+    assert any("does not match" in e for e in errs) and any("'ftp'" in e for e in errs)
+    assert any("scrapeEvery" in e for e in errs) and any("'selector' is a required property" in e for e in errs)
