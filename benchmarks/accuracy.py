@@ -180,6 +180,10 @@ def main() -> int:
         print(f"\nall held-out rows, leave one {name} out: " + "; ".join(f"{m} {stats(errors(got, m))}" for m in METRICS))
     table(by_gen, ("generation", "precision", "moe", "tp", "engine"), "per regime (leave one generation out)")
     table(by_fam, ("generation", "precision", "moe", "engine"), "per regime (leave one model family out)")
+    print()
+    import disagg_published
+
+    disagg_published.main()
     if a.write:
         path = caldata.ROOT / "catalog" / "accuracy.yaml"
         doc = {"source": ("benchmarks/accuracy.py --write: leave-one-GPU-generation-out residuals of "

@@ -40,6 +40,9 @@ def resolve_pools(spec: dict, default) -> dict:
         tp, pp = par.get("tensor", 1), par.get("pipeline", 1)
         out[role] = {"replicas": int(p["replicas"]), "tp": int(tp), "pp": int(pp),
                      "gpus_per_replica": int(p.get("gpus_per_replica", tp * pp))}
+        for key, name in (("expert", "ep"), ("attention_data", "adp")):
+            if par.get(key, 1) > 1:
+                out[role][name] = int(par[key])
         if "max_num_seqs" in p:
             out[role]["max_num_seqs"] = int(p["max_num_seqs"])
         if "max_num_batched_tokens" in p:
@@ -55,8 +58,8 @@ def resolve_pools(spec: dict, default) -> dict:
 def pool(r, role: str):
     """The resolved spec as one pool of its own (its parallelism, replicas and engine limits)."""
     p = r.disagg[role]
-    kw = dict(tp=p["tp"], pp=p["pp"], gpus_per_replica=p["gpus_per_replica"], replicas=p["replicas"],
-              replicas_min=p["replicas"], max_num_seqs=p["max_num_seqs"], autoscale=None, disagg=None)
+    kw = dict(tp=p["tp"], pp=p["pp"], ep=p.get("ep", 1), attention_dp=p.get("adp", 1), gpus_per_replica=p["gpus_per_replica"],
+              replicas=p["replicas"], replicas_min=p["replicas"], max_num_seqs=p["max_num_seqs"], autoscale=None, disagg=None)
     if p.get("max_num_batched_tokens"):
         kw["max_num_batched_tokens"] = p["max_num_batched_tokens"]
     if role == "prefill":
@@ -126,8 +129,11 @@ def _limits(v, mem, role):
 
     lim = limits(v, mem)
     if role == "decode":
-        # a handed-over prompt enters in one step: the decode engine's budget is for new tokens only
-        lim = replace(lim, token_budget=int(max(lim.token_budget, v.input.max + v.max_num_seqs)))
+        # a handed-over prompt arrives with its KV computed and enters the batch at once: the decode engine's
+        # token budget counts new tokens only (vLLM schedules a remote-KV request with its prompt already
+        # computed; SGLang's decode server adds transferred requests to the running batch), so prompts never
+        # wait for budget here — only for a batch slot and KV blocks
+        lim = replace(lim, token_budget=int(max(lim.token_budget, lim.max_seqs * (v.input.max + 1))))
     return lim
 
 

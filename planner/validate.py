@@ -298,17 +298,7 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
                 f"tensor {tp} x pipeline {pp} = {tp * pp} GPUs, but gpus_per_replica is {gpr}",
                 "/hardware/gpus_per_replica" if "gpus_per_replica" in (d.get("hardware") or {}) else "/parallelism",
                 f"set gpus_per_replica: {tp * pp}, or change tensor/pipeline so their product is {gpr}")
-    if isinstance(ep, int) and ep > 1 and model is not None:
-        n = tp * pp if isinstance(tp, int) and isinstance(pp, int) else None
-        if not model.get("moe"):
-            add("PF112", "expert-parallel-invalid", f"expert: {ep} is set, but {model['id']} is not a mixture-of-experts model",
-                "/parallelism/expert", "remove parallelism.expert")
-        elif model["moe"]["num_experts"] % ep:
-            add("PF112", "expert-parallel-invalid", f"expert: {ep} does not divide the {model['moe']['num_experts']} experts",
-                "/parallelism/expert", "use a divisor of the expert count")
-        elif n and ep > n:
-            add("PF112", "expert-parallel-invalid", f"expert: {ep} is more than the {n} GPUs of a replica",
-                "/parallelism/expert", f"use expert: {n} or fewer")
+    _expert_and_attention_data(add, model, par, "/parallelism")
 
     dis = d.get("disaggregation") if isinstance(d.get("disaggregation"), dict) else None
     if dis is not None:
@@ -330,6 +320,7 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
             pool = dis.get(role) if isinstance(dis.get(role), dict) else {}
             ppar = pool.get("parallelism") if isinstance(pool.get("parallelism"), dict) else {}
             ptp, ppp = ppar.get("tensor", 1), ppar.get("pipeline", 1)
+            _expert_and_attention_data(add, model, ppar, f"/disaggregation/{role}/parallelism")
             g = pool.get("gpus_per_replica")
             if isinstance(g, int) and isinstance(ptp, int) and isinstance(ppp, int) and g != ptp * ppp:
                 add("PF122", "disaggregation-invalid", f"{role}: tensor {ptp} x pipeline {ppp} = {ptp * ppp} GPUs, but "
@@ -352,16 +343,6 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
         if ok and conn not in ok:
             add("PF123", "connector-unsupported", f"{eng['name'] if eng else engine_name} has no {conn} KV connector planfile can render; it has "
                 + " or ".join(ok), "/disaggregation/transfer/connector", f"connector: {ok[0]}")
-    adp = par.get("attention_data", 1)
-    if isinstance(adp, int) and not isinstance(adp, bool) and adp > 1:
-        if isinstance(tp, int) and tp % adp:
-            add("PF120", "attention-data-invalid", f"attention_data: {adp} does not divide tensor: {tp} (each attention "
-                "group takes tensor / attention_data GPUs)", "/parallelism/attention_data",
-                f"use a divisor of {tp}, e.g. attention_data: {tp}")
-        elif model is not None and not model.get("moe"):
-            add("PF120", "attention-data-invalid", f"attention_data: {adp} is set, but {model['id']} is not a mixture-of-"
-                "experts model: data-parallel attention only pays off with expert-parallel MoE layers between the groups",
-                "/parallelism/attention_data", "remove attention_data and use replicas for a dense model")
     policy = _get(d, "engine", "scheduler_policy")
     if eng and isinstance(policy, str) and policy not in eng.get("scheduler_policies", [policy]):
         add("PF121", "scheduler-policy-unsupported", f"{eng['name']} has no {policy} scheduler; it runs "
@@ -495,3 +476,31 @@ def locate(findings: list[Finding], loaded: Loaded) -> list[Finding]:
             f = f.located(line, col)
         out.append(f)
     return sorted(out, key=Finding.sort_key)
+
+
+def _expert_and_attention_data(add, model, par: dict, at: str) -> None:
+    """PF112 / PF120 for one parallelism block (the spec's, or one pool's): expert parallelism needs a MoE
+    model whose expert count it divides, within the replica's GPUs; attention data parallelism divides
+    tensor and only pays off with expert-parallel MoE layers."""
+    tp, pp, ep = par.get("tensor", 1), par.get("pipeline", 1), par.get("expert", 1)
+    if isinstance(ep, int) and not isinstance(ep, bool) and ep > 1 and model is not None:
+        n = tp * pp if isinstance(tp, int) and isinstance(pp, int) else None
+        if not model.get("moe"):
+            add("PF112", "expert-parallel-invalid", f"expert: {ep} is set, but {model['id']} is not a mixture-of-experts model",
+                f"{at}/expert", f"remove {at[1:].replace('/', '.')}.expert")
+        elif model["moe"]["num_experts"] % ep:
+            add("PF112", "expert-parallel-invalid", f"expert: {ep} does not divide the {model['moe']['num_experts']} experts",
+                f"{at}/expert", "use a divisor of the expert count")
+        elif n and ep > n:
+            add("PF112", "expert-parallel-invalid", f"expert: {ep} is more than the {n} GPUs of a replica",
+                f"{at}/expert", f"use expert: {n} or fewer")
+    adp = par.get("attention_data", 1)
+    if isinstance(adp, int) and not isinstance(adp, bool) and adp > 1:
+        if isinstance(tp, int) and tp % adp:
+            add("PF120", "attention-data-invalid", f"attention_data: {adp} does not divide tensor: {tp} (each attention "
+                "group takes tensor / attention_data GPUs)", f"{at}/attention_data",
+                f"use a divisor of {tp}, e.g. attention_data: {tp}")
+        elif model is not None and not model.get("moe"):
+            add("PF120", "attention-data-invalid", f"attention_data: {adp} is set, but {model['id']} is not a mixture-of-"
+                "experts model: data-parallel attention only pays off with expert-parallel MoE layers between the groups",
+                f"{at}/attention_data", "remove attention_data and use replicas for a dense model")

@@ -214,3 +214,68 @@ def test_sweep_counts_both_pools():
 def test_sweep_refuses_axes_a_disaggregated_spec_does_not_have():
     r = run_cli("sweep", str(EXAMPLE), "--vary", "replicas=1:3:1")
     assert r.returncode == 2 and "sizes each pool" in (r.stdout + r.stderr) and "Traceback" not in r.stderr
+
+
+def test_decode_pool_admits_handed_over_prompts_without_a_prompt_token_budget(tmp_path):
+    """A handed-over prompt arrives with its KV computed: the decode engine spends no token budget on it, so
+    a decode replica saturates on batch slots or KV, never on the 8,192-token step budget. With 4,000-token
+    prompts that budget would admit two prompts per step; the decode pool's limits admit a full batch."""
+    from planner import disagg
+    from planner.physics import serving
+
+    r = resolved(EXAMPLE.read_text(), tmp_path)
+    v, mem, fn = disagg._pool_model(r, "decode")
+    lim = disagg._limits(v, mem, "decode")
+    assert lim.token_budget >= lim.max_seqs * (v.input.max + 1)
+    off = serving.steady_offline(fn, lim, v.input.mean, v.output.mean)
+    assert off["bound"] in ("max_seqs", "kv_cache"), off
+
+
+DS_POOLS = """apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: ds}
+model: {id: deepseek-v3}
+precision: {weights: fp8, kv_cache: bf16}
+hardware: {gpu: h200-sxm}
+disaggregation:
+  prefill: {replicas: 1, gpus_per_replica: 16, parallelism: {tensor: 16, expert: EP_P, attention_data: ADP_P}}
+  decode: {replicas: 1, gpus_per_replica: 16, parallelism: {tensor: 16, expert: 16, attention_data: 16}}
+engine: {name: sglang}
+workload: {archetype: custom, input_tokens: 2000, output_tokens: 200, arrival_rate_rps: 2}
+cost: {usd_per_gpu_hour: 3}
+"""
+
+
+def test_each_pool_states_expert_and_attention_data_parallelism(tmp_path):
+    """Per-pool EP and DP attention reach the pool's physics and its launch, and are checked per pool."""
+    from planner import disagg
+
+    r = resolved(DS_POOLS.replace("EP_P", "16").replace("ADP_P", "16"), tmp_path)
+    assert (disagg.pool(r, "prefill").ep, disagg.pool(r, "prefill").attention_dp) == (16, 16)
+    p = tmp_path / "ds.yaml"
+    p.write_text(DS_POOLS.replace("EP_P", "16").replace("ADP_P", "16"))
+    out = tmp_path / "out"
+    rr = run_cli("render", str(p), "--out", str(out), "--only", "engine", "--force")
+    assert rr.returncode == 0, rr.stderr
+    for role in ("prefill", "decode"):
+        text = (out / "engine" / f"{role}.sh").read_text()
+        assert "--ep-size 16" in text and "--enable-dp-attention" in text and "--dp-size 16" in text, text
+    # 24 does not divide the 256 experts; 3 does not divide tensor 16: both refused at the pool's own path
+    p.write_text(DS_POOLS.replace("EP_P", "24").replace("ADP_P", "3"))
+    got = check(p)
+    where = {(f["id"], f["location"]["path"]) for f in got["findings"]}
+    assert ("PF112", "/disaggregation/prefill/parallelism/expert") in where, where
+    assert ("PF120", "/disaggregation/prefill/parallelism/attention_data") in where, where
+
+
+def test_published_disaggregated_rows_are_predicted_by_checks_own_capacity():
+    """benchmarks/disagg_published.py reads the measured pool's saturation from planner.disagg.capacity,
+    the number check and plan use; every published row is a valid spec."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import disagg_published
+
+    got = disagg_published.report()
+    assert len(got) == len(disagg_published.rows()) >= 3
+    assert all(pred > 0 for _, pred, _ in got)

@@ -1,8 +1,9 @@
 """Engine option manifests: the options the real engine parsers accept, per version.
 
 The manifests in catalog/engine-flags/ were dumped from the real argparse parsers of vLLM 0.32/0.33 and
-SGLang 0.5.23 (shared/reference/engine-flags/), and written by hand for TensorRT-LLM from its serve.py
-(it cannot be installed without a GPU index). A rendered command line, and the `extra_args` a user
+SGLang 0.5.23 (shared/reference/engine-flags/); TensorRT-LLM's (it cannot be installed without NVIDIA's
+CUDA package index) is derived from its serve.py by tools/trtllm_manifest.py, which reads the click
+command with `ast` and records the commit it read. A rendered command line, and the `extra_args` a user
 passes through, are checked here: the option exists, its value parses as the parser's type, and it is
 among the parser's choices.
 """
