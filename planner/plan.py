@@ -212,6 +212,15 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
 
     if v.mode != "rate":
         return []
+    # the pools run in NVIDIA Dynamo's runtime image, which runs its own engine release: the candidates are
+    # planned (and --write pins) that version; a spec that states another version gets no such candidate
+    dyn = v.engine.get("dynamo")
+    if dyn is None:
+        return []
+    stated = not any(ptr == "/engine/version" for ptr, _, _ in v.defaults)
+    if stated and v.engine_version != dyn["engine_version"]:
+        return []
+    v = replace(v, engine_version=dyn["engine_version"])
     slo = latency_slos(v)
     out = []
     splits = [tp for tp in (1, 2, 4, 8) if tp <= v.gpus_per_node and v.model["num_attention_heads"] % tp == 0
@@ -452,6 +461,13 @@ def _disagg_verdict(base: Resolved, c: Constraints, ok: list[Option], tried: boo
         return (f"disaggregated fleets not considered: the mean prompt is {base.input.mean:,} tokens (below "
                 f"{DISAGG_MIN_INPUT:,}, prefill is too small a share of the work to repay a second pool and the "
                 f"KV transfer; --disaggregated only to try)")
+    dyn = base.engine.get("dynamo")
+    stated = not any(ptr == "/engine/version" for ptr, _, _ in base.defaults)
+    if dyn is None:
+        return f"disaggregated fleets not considered: planfile renders them for vLLM and SGLang on NVIDIA Dynamo, not {base.engine['name']}"
+    if stated and base.engine_version != dyn["engine_version"]:
+        return (f"disaggregated fleets not considered: the spec states engine.version {base.engine_version}, and NVIDIA Dynamo "
+                f"{dyn['runtime']}'s runtime image runs {base.engine['name']} {dyn['engine_version']} (remove engine.version to compare)")
     dis = [o for o in ok if o.r.disagg]
     agg = [o for o in ok if not o.r.disagg]
     if not dis and pruned and agg:

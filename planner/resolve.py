@@ -145,7 +145,12 @@ def resolve(loaded: Loaded) -> Resolved:
     gpu = catalog.gpus().get(d["hardware"]["gpu"]).entry
     eng = catalog.engines().get(d["engine"]["name"]).entry
     e = d["engine"]
-    version = e.get("version") or default("/engine/version", eng["default_version"], "newest version planfile knows")
+    if d.get("disaggregation") and eng.get("dynamo"):
+        dyn = eng["dynamo"]
+        version = e.get("version") or default("/engine/version", dyn["engine_version"],
+                                              f"what NVIDIA Dynamo {dyn['runtime']}'s {eng['name']} runtime image runs")
+    else:
+        version = e.get("version") or default("/engine/version", eng["default_version"], "newest version planfile knows")
     prec = d.get("precision", {})
     weights = prec.get("weights") or default("/precision/weights", "bf16", "unquantized checkpoint")
     kv = prec.get("kv_cache") or default("/precision/kv_cache", arch.get("kv_cache", "bf16"), f"archetype {arch['id']}")

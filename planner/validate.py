@@ -325,6 +325,12 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
             if isinstance(g, int) and isinstance(ptp, int) and isinstance(ppp, int) and g != ptp * ppp:
                 add("PF122", "disaggregation-invalid", f"{role}: tensor {ptp} x pipeline {ppp} = {ptp * ppp} GPUs, but "
                     f"gpus_per_replica is {g}", f"/disaggregation/{role}/gpus_per_replica", f"gpus_per_replica: {ptp * ppp}")
+        dyn = eng.get("dynamo") if eng else None
+        if dyn and isinstance(ver, str) and ver != dyn["engine_version"]:
+            add("PF122", "disaggregation-invalid", f"a disaggregated fleet runs in NVIDIA Dynamo {dyn['runtime']}'s {eng['name']} "
+                f"runtime image, which runs {eng['name']} {dyn['engine_version']}, not {ver}: the plan and the launch flags "
+                "would be for an engine the pods do not run", "/engine/version",
+                f"engine.version: \"{dyn['engine_version']}\" (or remove it)")
         if gpu is not None and gpu["vendor"] != "nvidia":
             add("PF122", "disaggregation-invalid", f"disaggregated fleets are rendered for NVIDIA Dynamo, whose runtime images "
                 f"are CUDA builds; {gpu['id']} is a {gpu['vendor'].upper()} GPU", "/hardware/gpu",

@@ -2,7 +2,7 @@
 
 Runs under the engine venv's Python (.ci/engine-venv.sh: vLLM 0.33.0 and SGLang 0.5.23 with a CPU build of
 torch), never under planfile's: it imports nothing of planner. Reads a JSON list of launches on stdin,
-each {"id", "engine": "vllm" | "sglang", "argv": [...], "cwd": dir}, and prints one JSON list of
+each {"id", "engine": "vllm" | "sglang" | "dynamo.vllm", "argv": [...], "cwd": dir}, and prints one JSON list of
 {"id", "ok", "error"}.
 
 - vLLM: the `vllm serve` sub-command exactly as vllm.entrypoints.cli.main builds it (FlexibleArgumentParser,
@@ -10,6 +10,10 @@ each {"id", "engine": "vllm" | "sglang", "argv": [...], "cwd": dir}, and prints 
   sub-command's own validate() and AsyncEngineArgs.from_cli_args, which runs the engine arguments'
   __post_init__ checks. create_engine_config() is not run: it needs the checkpoint's config.json from the
   Hub (offline here) and a GPU platform.
+- NVIDIA Dynamo's vLLM worker args (`python3 -m dynamo.vllm`, the DynamoGraphDeployment's workers): Dynamo
+  1.6.1's own parse_args (Dynamo's flags split from vLLM 0.31's engine arguments, AsyncEngineArgs built, its
+  cross-checks run). Dynamo's SGLang worker parser imports torchvision (not installable beside this torch),
+  so the SGLang workers' args go through SGLang 0.5.21's prepare_server_args instead.
 - SGLang: sglang.srt.server_args.prepare_server_args, what `python -m sglang.launch_server` calls (argparse
   with its types and choices, --config merging). ServerArgs.resolve_once() is not run: it loads the model
   config and imports torchvision, neither available here; the cross-option rules planfile knows are
@@ -60,6 +64,17 @@ def check_sglang(argv: list[str]) -> None:
     prepare_server_args(argv)
 
 
+def check_dynamo_vllm(argv: list[str]) -> None:
+    """NVIDIA Dynamo's vLLM worker (`python3 -m dynamo.vllm`): its own parser, which splits Dynamo's flags
+    from vLLM's engine arguments and builds the engine config (dynamo/vllm/args.py parse_args, 1.6.1)."""
+    from dynamo.vllm.args import parse_args
+
+    parse_args(argv)
+
+
+CHECKS = {"vllm": check_vllm, "sglang": check_sglang, "dynamo.vllm": check_dynamo_vllm}
+
+
 def main() -> int:
     launches = json.load(sys.stdin)
     results = []
@@ -69,7 +84,7 @@ def main() -> int:
         try:
             os.chdir(launch.get("cwd") or here)
             with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-                (check_vllm if launch["engine"] == "vllm" else check_sglang)(launch["argv"])
+                CHECKS[launch["engine"]](launch["argv"])
             results.append({"id": launch["id"], "ok": True, "error": ""})
         except SystemExit as e:  # argparse: usage error, message on stderr
             msg = " | ".join(line.strip() for line in err.getvalue().splitlines() if "error" in line.lower())

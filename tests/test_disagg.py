@@ -279,3 +279,26 @@ def test_published_disaggregated_rows_are_predicted_by_checks_own_capacity():
     got = disagg_published.report()
     assert len(got) == len(disagg_published.rows()) >= 3
     assert all(pred > 0 for _, pred, _ in got)
+
+
+def test_disaggregated_pools_are_planned_for_the_engine_dynamo_runs(tmp_path):
+    """Dynamo 1.6.1's runtime images run vLLM 0.31.0 / SGLang 0.5.21 (the ai-dynamo 1.6.1 wheel's extras):
+    a disaggregated spec defaults to that release, is refused (PF122) when it states another, and plan
+    only offers disaggregated fleets when the spec does not pin a different version."""
+    from planner import catalog
+    from planner.render import dynamo
+
+    for engine, version in (("vllm", "0.31"), ("sglang", "0.5.21")):
+        eng = catalog.engines().get(engine).entry
+        assert eng["dynamo"] == {**eng["dynamo"], "runtime": dynamo.DYNAMO_VERSION, "engine_version": version}
+        r = resolved(EXAMPLE.read_text().replace("  name: vllm", f"  name: {engine}"), tmp_path)
+        assert r.engine_version == version
+    p = tmp_path / "pinned.yaml"
+    p.write_text(EXAMPLE.read_text().replace("  name: vllm", "  name: vllm\n  version: \"0.33\""))
+    got = check(p)
+    assert got["status"] == "invalid"
+    assert any(f["id"] == "PF122" and f["location"]["path"] == "/engine/version" for f in got["findings"]), got["findings"]
+    # plan on an aggregated spec that pins 0.33 says why no disaggregated fleet is offered
+    r = run_cli("plan", "specs/chat-llama-3.1-70b.yaml", "--gpus", "h200-sxm", "--top", "2")
+    assert r.returncode == 0, r.stderr
+    assert "disaggregated fleets not considered: the spec states engine.version 0.33" in r.stdout

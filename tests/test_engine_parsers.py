@@ -31,7 +31,8 @@ from planner.run import check_spec
 
 SPECS = sorted((ROOT / "specs").glob("*.yaml")) + [ROOT / "tests" / "fixtures" / "render" / "multinode-405b.yaml"]
 SCRIPT = ROOT / "tests" / "engine_parsers.py"
-ENGINE_ARGV0 = {"vllm": ("vllm", "serve"), "sglang": ("python3", "-m", "sglang.launch_server")}
+ENGINE_ARGV0 = {"vllm": ("vllm", "serve"), "sglang": ("python3", "-m", "sglang.launch_server"),
+                "dynamo.vllm": ("python3", "-m", "dynamo.vllm"), "dynamo.sglang": ("python3", "-m", "dynamo.sglang")}
 
 
 def engine_python() -> str:
@@ -44,11 +45,39 @@ def engine_python() -> str:
     return py
 
 
+# where each engine version's parser is in the engine venv (.ci/engine-venv.sh): its site-packages (None),
+# or a folder put first on PYTHONPATH
+PARSERS = {("vllm", "0.33"): None, ("sglang", "0.5.23"): None,
+           ("vllm", "0.31"): "dynamo-engines", ("sglang", "0.5.21"): "dynamo-engines",  # what Dynamo 1.6.1 runs
+           ("vllm", "0.32"): "vllm-0.32"}
+DYNAMO_VERSIONS = {"vllm": "0.31", "sglang": "0.5.21"}
+
+
 def parse(launches: list[dict]) -> dict[str, dict]:
-    r = subprocess.run([engine_python(), str(SCRIPT)], input=json.dumps(launches), capture_output=True, text=True,
-                       timeout=600, cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return {x["id"]: x for x in json.loads(r.stdout)}
+    """Each launch through the parser of the engine version it was rendered for (one process per set of
+    versions: a process imports one vLLM)."""
+    py = engine_python()
+    groups: dict[str, list[dict]] = {}
+    for x in launches:
+        engine = "vllm" if x["engine"] == "dynamo.vllm" else x["engine"]
+        v = x["version"]
+        if x["engine"] == "dynamo.vllm" and v != DYNAMO_VERSIONS[engine]:
+            raise AssertionError(f"{x['id']}: Dynamo 1.6.1 runs vLLM {DYNAMO_VERSIONS[engine]}, the graph was rendered for {v}")
+        if (engine, v) not in PARSERS:
+            raise AssertionError(f"{x['id']}: no parser of {engine} {v} in the engine venv")
+        groups.setdefault(PARSERS[engine, v] or "", []).append(x)
+    out = {}
+    for group, items in groups.items():
+        env = dict(os.environ)
+        if group:
+            env["PYTHONPATH"] = str(Path(py).parent.parent / group)
+        # run from / : a `dynamo` file or folder in the working directory would shadow Dynamo's package
+        items = [dict(x, cwd=x.get("cwd") or str(ROOT)) for x in items]
+        r = subprocess.run([py, str(SCRIPT)], input=json.dumps(items), capture_output=True, text=True,
+                           timeout=600, cwd="/", env=env)
+        assert r.returncode == 0, r.stderr[-3000:]
+        out.update({x["id"]: x for x in json.loads(r.stdout)})
+    return out
 
 
 def engine_argv(words: list[str]) -> tuple[str, list[str]] | None:
@@ -56,6 +85,8 @@ def engine_argv(words: list[str]) -> tuple[str, list[str]] | None:
     for engine, prefix in ENGINE_ARGV0.items():
         if tuple(words[:len(prefix)]) == prefix:
             rest = words[len(prefix):]
+            if engine == "dynamo.sglang":  # SGLang's own options (see tests/engine_parsers.py)
+                return "sglang", rest
             return engine, (["serve", *rest] if engine == "vllm" else rest)
     return None
 
@@ -64,8 +95,15 @@ def script_launch(text: str) -> list[str]:
     return shlex.split(text.split("exec ", 1)[1].split("\n", 1)[0])
 
 
-def launches_of(name: str, files: dict[str, str], workdir: Path) -> list[dict]:
-    """Every engine launch in one render: the scripts, vLLM's config-file form and the manifests' containers."""
+def launches_of(name: str, rendered: tuple[dict[str, str], str], workdir: Path) -> list[dict]:
+    """Every engine launch in one render: the scripts, vLLM's config-file form and the manifests' containers,
+    each with the engine version it was rendered for."""
+    files, version = rendered
+    out = [dict(x, version=version) for x in _launches(name, files, workdir)]
+    return out
+
+
+def _launches(name: str, files: dict[str, str], workdir: Path) -> list[dict]:
     out = []
     for path, text in sorted(files.items()):
         if path.startswith("engine/") and path.endswith(".sh") and "exec " in text:
@@ -97,6 +135,9 @@ def _expand(word: str, env: dict[str, str]) -> str:
     return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), word)
 
 
+DYNAMO_MODULES = {"dynamo.vllm": "vllm", "dynamo.sglang": "sglang"}
+
+
 def _container_words(doc) -> list[list[str]]:
     """command + args of every container under a manifest (Deployment, LeaderWorkerSet, DynamoGraphDeployment)."""
     found = []
@@ -118,11 +159,11 @@ def _container_words(doc) -> list[list[str]]:
     return found
 
 
-def _rendered(spec: Path, tmp: Path) -> dict[str, str] | None:
+def _rendered(spec: Path, tmp: Path) -> tuple[dict[str, str], str] | None:
     res = check_spec(str(spec), breach=False)
     if res.status == "invalid" or any(f.severity == "error" for f in res.findings):
         return None
-    return render(res, spec.read_bytes(), ("engine", "k8s"))
+    return render(res, spec.read_bytes(), ("engine", "k8s")), res.resolved.engine_version
 
 
 def _variant(engine: str, gpu: str, weights: str, feature: str) -> dict:
@@ -156,6 +197,10 @@ def all_launches(tmp_path_factory) -> list[dict]:
             files = _rendered(spec.relative_to(ROOT), ROOT)
             assert files is not None, spec
             out += launches_of(spec.stem, files, tmp_path_factory.mktemp(spec.stem))
+        # the disaggregated example on SGLang too (Dynamo's SGLang workers, SGLang's own role flags)
+        sg = tmp_path_factory.mktemp("disagg-sglang") / "p.yaml"
+        sg.write_text((ROOT / "specs" / "disagg-llama-3.1-70b-h200.yaml").read_text().replace("  name: vllm", "  name: sglang"))
+        out += launches_of("disagg-sglang", _rendered(sg, sg.parent), sg.parent)
         for v in VARIANTS:
             p = tmp_path_factory.mktemp("-".join(v)) / "p.yaml"
             p.write_text(yaml.safe_dump(_variant(*v)))
@@ -172,6 +217,8 @@ def test_the_launch_collection_is_not_vacuous(all_launches):
     assert any(i.endswith("engine/prefill.sh") for i in ids) and any(i.endswith("engine/decode.sh") for i in ids)
     assert any("multinode-405b" in i for i in ids) and any(i.endswith("vllm-config.yaml") for i in ids)
     assert any(x["engine"] == "sglang" for x in all_launches) and len(all_launches) > 100
+    assert any(x["engine"] == "dynamo.vllm" and x["version"] == "0.31" for x in all_launches)  # the graph's workers
+    assert any(x["engine"] == "sglang" and x["version"] == "0.5.21" for x in all_launches)
     for feature in ("offload", "no-prefix-cache", "speculative"):
         assert any(f"vllm-h100-sxm-fp8-{feature}" in i for i in ids), feature
         assert any(f"sglang-h100-sxm-fp8-{feature}" in i for i in ids), feature
@@ -187,14 +234,14 @@ def test_the_engines_own_parsers_accept_every_rendered_launch(all_launches):
 def test_the_engines_parsers_refuse_what_they_should():
     """The validator can fail: an unknown flag, a wrong choice and a non-integer are refused by each engine."""
     launches = [
-        {"id": "vllm-unknown", "engine": "vllm", "argv": ["serve", "m", "--tensor-parallel", "2x"]},
-        {"id": "vllm-choice", "engine": "vllm", "argv": ["serve", "m", "--dtype", "fp9"]},
-        {"id": "vllm-json", "engine": "vllm", "argv": ["serve", "m", "--kv-transfer-config", "{bad"]},
-        {"id": "vllm-int", "engine": "vllm", "argv": ["serve", "m", "--max-num-seqs", "many"]},
-        {"id": "vllm-ok", "engine": "vllm", "argv": ["serve", "m", "--max-num-seqs", "8"]},
-        {"id": "sglang-unknown", "engine": "sglang", "argv": ["--model-path", "m", "--tp", "2x"]},
-        {"id": "sglang-choice", "engine": "sglang", "argv": ["--model-path", "m", "--kv-cache-dtype", "fp9"]},
-        {"id": "sglang-ok", "engine": "sglang", "argv": ["--model-path", "m", "--tp-size", "2"]},
+        {"id": "vllm-unknown", "engine": "vllm", "version": "0.33", "argv": ["serve", "m", "--tensor-parallel", "2x"]},
+        {"id": "vllm-choice", "engine": "vllm", "version": "0.33", "argv": ["serve", "m", "--dtype", "fp9"]},
+        {"id": "vllm-json", "engine": "vllm", "version": "0.33", "argv": ["serve", "m", "--kv-transfer-config", "{bad"]},
+        {"id": "vllm-int", "engine": "vllm", "version": "0.33", "argv": ["serve", "m", "--max-num-seqs", "many"]},
+        {"id": "vllm-ok", "engine": "vllm", "version": "0.33", "argv": ["serve", "m", "--max-num-seqs", "8"]},
+        {"id": "sglang-unknown", "engine": "sglang", "version": "0.5.23", "argv": ["--model-path", "m", "--tp", "2x"]},
+        {"id": "sglang-choice", "engine": "sglang", "version": "0.5.23", "argv": ["--model-path", "m", "--kv-cache-dtype", "fp9"]},
+        {"id": "sglang-ok", "engine": "sglang", "version": "0.5.23", "argv": ["--model-path", "m", "--tp-size", "2"]},
     ]
     results = parse(launches)
     assert results["vllm-ok"]["ok"] and results["sglang-ok"]["ok"], results

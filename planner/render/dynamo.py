@@ -16,7 +16,7 @@ import json
 
 from planner.render import engines
 
-DYNAMO_VERSION = "1.6.1"
+DYNAMO_VERSION = "1.6.1"  # catalog/engines.yaml `dynamo`: the engine version each runtime image runs
 IMAGES = {"vllm": "nvcr.io/nvidia/ai-dynamo/vllm-runtime:{v}", "sglang": "nvcr.io/nvidia/ai-dynamo/sglang-runtime:{v}"}
 MODULES = {"vllm": "dynamo.vllm", "sglang": "dynamo.sglang"}
 VLLM_CONNECTORS = {"nixl": "NixlConnector", "lmcache": "LMCacheConnectorV1"}
