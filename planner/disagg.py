@@ -70,7 +70,8 @@ def pool(r, role: str):
 
 def link(r) -> tuple[float, float, int]:
     """(bytes/s per GPU link, setup seconds, parallel links) of the KV transfer: each tensor-parallel rank
-    sends its own shard over its own NIC, so a transfer uses min(TP prefill, TP decode) links at once."""
+    sends its own shard over its own NIC, so a transfer uses min(TP prefill, TP decode) links at once (per
+    attention group when the pools run attention data parallelism)."""
     t = r.disagg["transfer"]
     if t["link"] == "nvlink":
         ic = r.gpu["interconnect"]
@@ -80,8 +81,10 @@ def link(r) -> tuple[float, float, int]:
         bw, setup = LINK_DEFAULTS[t["link"]]
     bw = t["gb_per_s"] or bw
     setup = t["setup_ms"] if t["setup_ms"] is not None else setup
-    n = min(r.disagg["prefill"]["tp"], r.disagg["decode"]["tp"])
-    return bw * 1e9, setup / 1e3, n
+    # with attention data parallelism a sequence's KV lives on its own attention group (tensor /
+    # attention_data GPUs), so that many NICs carry it
+    n = min(r.disagg[role]["tp"] // r.disagg[role].get("adp", 1) for role in ("prefill", "decode"))
+    return bw * 1e9, setup / 1e3, max(n, 1)
 
 
 def kv_bytes(r, prompt_tokens) -> np.ndarray:

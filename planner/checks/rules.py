@@ -36,7 +36,7 @@ for _id, _slug, _summary in [
     ("PF118", "checkpoint-unavailable", "No checkpoint the engine loads on this GPU delivers precision.weights (the engine would load other weights than planned)."),
     ("PF120", "attention-data-invalid", "parallelism.attention_data does not divide tensor, or the model is not a mixture of experts."),
     ("PF121", "scheduler-policy-unsupported", "engine.scheduler_policy is not a policy this engine can be configured with."),
-    ("PF122", "disaggregation-invalid", "A disaggregated spec also sizes an aggregated fleet, its pools do not add up, or it asks for what Dynamo cannot run (a concurrency load, TensorRT-LLM, a non-NVIDIA GPU)."),
+    ("PF122", "disaggregation-invalid", "A disaggregated spec also sizes an aggregated fleet, its pools do not add up, or it asks for what Dynamo cannot run (a concurrency load, TensorRT-LLM, a non-NVIDIA GPU, an engine version other than the one its runtime image runs)."),
     ("PF123", "connector-unsupported", "The engine has no such KV connector for disaggregated serving, or the connector cannot carry the pool's parallelism (vLLM's NIXL with pipeline parallelism)."),
     ("PF119", "model-name-required", "A model given by hf_config needs model.name: the repository or path the engine loads."),
 ]:

@@ -1,7 +1,8 @@
 """Engine option manifests: the options the real engine parsers accept, per version.
 
-The manifests in catalog/engine-flags/ were dumped from the real argparse parsers of vLLM 0.32/0.33 and
-SGLang 0.5.23 (shared/reference/engine-flags/); TensorRT-LLM's (it cannot be installed without NVIDIA's
+The manifests in catalog/engine-flags/ are dumped from the real argparse parsers of vLLM 0.31/0.32/0.33
+and SGLang 0.5.21/0.5.23 by tools/dump_engine_flags.py (vLLM 0.32/0.33 equal ../shared/reference/
+engine-flags/, dumped the same way); TensorRT-LLM's (it cannot be installed without NVIDIA's
 CUDA package index) is derived from its serve.py by tools/trtllm_manifest.py, which reads the click
 command with `ast` and records the commit it read. A rendered command line, and the `extra_args` a user
 passes through, are checked here: the option exists, its value parses as the parser's type, and it is
