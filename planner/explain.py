@@ -153,7 +153,7 @@ def explain(res, metric: str | None = None) -> str:
             f"KV of a mean prompt = {r.input.mean:,.0f} tokens x {memory.kv_bytes_per_token_per_gpu(arch.kv_layout(m), arch.KV_DTYPE_BYTES[r.kv_cache], 1, 1):,.0f} B "
             f"= {kvb / 1e6:,.1f} MB (all layers and heads, {r.kv_cache} KV)",
             f"transfer = setup {setup_s * 1e3:g} ms + bytes / ({links} link(s) x {bw / 1e9:g} GB/s over {t['link']}, one per "
-            f"tensor-parallel rank of the smaller split) = {t['mean_prompt_ms']:.2f} ms (mean prompt), {t['p95_prompt_ms']:.2f} ms (p95)",
+            f"tensor-parallel rank of the smaller split, per attention group with attention data parallelism) = {t['mean_prompt_ms']:.2f} ms (mean prompt), {t['p95_prompt_ms']:.2f} ms (p95)",
             f"connector {t['connector']}; router {dz['router']}",
         ]
         perf = est.get("performance") or {}

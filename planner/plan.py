@@ -189,12 +189,10 @@ def _replicas_guess(v: Resolved, sat_rps: float) -> int:
 
 
 def _option(v: Resolved, sat_tps: float) -> Option:
-    if v.disagg:
-        gpus = fleet_gpus(v)
-        usd = v.price_usd_per_gpu_hour * gpus * HOURS_PER_MONTH if v.price_usd_per_gpu_hour else None
-        return Option(v, gpus, usd, sat_tps, risk=WEIGHTS_RISK[v.weights] + KV_RISK[v.kv_cache])
-    usd = v.price_usd_per_gpu_hour * v.gpus_per_replica * v.replicas * HOURS_PER_MONTH if v.price_usd_per_gpu_hour else None
-    return Option(v, v.gpus_per_replica * v.replicas, usd, sat_tps * v.replicas,
+    """sat_tps: the whole fleet's saturation throughput when disaggregated, one replica's otherwise."""
+    gpus = fleet_gpus(v)
+    usd = v.price_usd_per_gpu_hour * gpus * HOURS_PER_MONTH if v.price_usd_per_gpu_hour else None
+    return Option(v, gpus, usd, sat_tps if v.disagg else sat_tps * v.replicas,
                   risk=WEIGHTS_RISK[v.weights] + KV_RISK[v.kv_cache])
 
 
@@ -212,15 +210,10 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
 
     if v.mode != "rate":
         return []
-    # the pools run in NVIDIA Dynamo's runtime image, which runs its own engine release: the candidates are
-    # planned (and --write pins) that version; a spec that states another version gets no such candidate
-    dyn = v.engine.get("dynamo")
-    if dyn is None:
+    if _disagg_excluded(v):
         return []
-    stated = not any(ptr == "/engine/version" for ptr, _, _ in v.defaults)
-    if stated and v.engine_version != dyn["engine_version"]:
-        return []
-    v = replace(v, engine_version=dyn["engine_version"])
+    # the candidates are planned (and --write pins) the engine release Dynamo's runtime image runs
+    v = replace(v, engine_version=v.engine["dynamo"]["engine_version"])
     slo = latency_slos(v)
     out = []
     splits = [tp for tp in (1, 2, 4, 8) if tp <= v.gpus_per_node and v.model["num_attention_heads"] % tp == 0
@@ -451,6 +444,20 @@ def _explain_disagg(o: Option, others: list[Option]) -> list[str]:
     return why
 
 
+def _disagg_excluded(v: Resolved) -> str | None:
+    """Why this spec's engine cannot be planned as a disaggregated fleet (None: it can). The pools run in
+    NVIDIA Dynamo's runtime image, which runs its own engine release: a spec that states another version
+    gets no disaggregated candidate."""
+    dyn = v.engine.get("dynamo")
+    if dyn is None:
+        return f"planfile renders them for vLLM and SGLang on NVIDIA Dynamo, not {v.engine['name']}"
+    stated = not any(ptr == "/engine/version" for ptr, _, _ in v.defaults)
+    if stated and v.engine_version != dyn["engine_version"]:
+        return (f"the spec states engine.version {v.engine_version}, and NVIDIA Dynamo {dyn['runtime']}'s runtime image "
+                f"runs {v.engine['name']} {dyn['engine_version']} (remove engine.version to compare)")
+    return None
+
+
 def _disagg_verdict(base: Resolved, c: Constraints, ok: list[Option], tried: bool, pruned: list | None = None) -> str | None:
     """One sentence: why the answer is (or is not) a disaggregated fleet."""
     if c.disaggregated == "never":
@@ -461,13 +468,9 @@ def _disagg_verdict(base: Resolved, c: Constraints, ok: list[Option], tried: boo
         return (f"disaggregated fleets not considered: the mean prompt is {base.input.mean:,} tokens (below "
                 f"{DISAGG_MIN_INPUT:,}, prefill is too small a share of the work to repay a second pool and the "
                 f"KV transfer; --disaggregated only to try)")
-    dyn = base.engine.get("dynamo")
-    stated = not any(ptr == "/engine/version" for ptr, _, _ in base.defaults)
-    if dyn is None:
-        return f"disaggregated fleets not considered: planfile renders them for vLLM and SGLang on NVIDIA Dynamo, not {base.engine['name']}"
-    if stated and base.engine_version != dyn["engine_version"]:
-        return (f"disaggregated fleets not considered: the spec states engine.version {base.engine_version}, and NVIDIA Dynamo "
-                f"{dyn['runtime']}'s runtime image runs {base.engine['name']} {dyn['engine_version']} (remove engine.version to compare)")
+    excluded = _disagg_excluded(base)
+    if excluded:
+        return f"disaggregated fleets not considered: {excluded}"
     dis = [o for o in ok if o.r.disagg]
     agg = [o for o in ok if not o.r.disagg]
     if not dis and pruned and agg:

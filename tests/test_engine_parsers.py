@@ -99,8 +99,7 @@ def launches_of(name: str, rendered: tuple[dict[str, str], str], workdir: Path) 
     """Every engine launch in one render: the scripts, vLLM's config-file form and the manifests' containers,
     each with the engine version it was rendered for."""
     files, version = rendered
-    out = [dict(x, version=version) for x in _launches(name, files, workdir)]
-    return out
+    return [dict(x, version=version) for x in _launches(name, files, workdir)]
 
 
 def _launches(name: str, files: dict[str, str], workdir: Path) -> list[dict]:
@@ -135,9 +134,6 @@ def _expand(word: str, env: dict[str, str]) -> str:
     return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), word)
 
 
-DYNAMO_MODULES = {"dynamo.vllm": "vllm", "dynamo.sglang": "sglang"}
-
-
 def _container_words(doc) -> list[list[str]]:
     """command + args of every container under a manifest (Deployment, LeaderWorkerSet, DynamoGraphDeployment)."""
     found = []
@@ -159,7 +155,7 @@ def _container_words(doc) -> list[list[str]]:
     return found
 
 
-def _rendered(spec: Path, tmp: Path) -> tuple[dict[str, str], str] | None:
+def _rendered(spec: Path) -> tuple[dict[str, str], str] | None:
     res = check_spec(str(spec), breach=False)
     if res.status == "invalid" or any(f.severity == "error" for f in res.findings):
         return None
@@ -194,17 +190,17 @@ def all_launches(tmp_path_factory) -> list[dict]:
     try:
         out = []
         for spec in SPECS:
-            files = _rendered(spec.relative_to(ROOT), ROOT)
+            files = _rendered(spec.relative_to(ROOT))
             assert files is not None, spec
             out += launches_of(spec.stem, files, tmp_path_factory.mktemp(spec.stem))
         # the disaggregated example on SGLang too (Dynamo's SGLang workers, SGLang's own role flags)
         sg = tmp_path_factory.mktemp("disagg-sglang") / "p.yaml"
         sg.write_text((ROOT / "specs" / "disagg-llama-3.1-70b-h200.yaml").read_text().replace("  name: vllm", "  name: sglang"))
-        out += launches_of("disagg-sglang", _rendered(sg, sg.parent), sg.parent)
+        out += launches_of("disagg-sglang", _rendered(sg), sg.parent)
         for v in VARIANTS:
             p = tmp_path_factory.mktemp("-".join(v)) / "p.yaml"
             p.write_text(yaml.safe_dump(_variant(*v)))
-            files = _rendered(p, p.parent)
+            files = _rendered(p)
             if files is not None:  # a pair check refuses is not rendered (tests/test_coherence.py)
                 out += launches_of("-".join(v), files, p.parent)
         return out
