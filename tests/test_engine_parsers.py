@@ -10,6 +10,8 @@ Launches: serve.sh of every bundled spec and of the multi-node fixture (leader a
 decode.sh of the disaggregated example, vLLM's `--config vllm-config.yaml` form, the container args of the
 Kubernetes manifests, and a matrix of engine x GPU x weight precision x feature (KV offload, prefix caching
 off, speculative decoding, disaggregated roles).
+
+The rendered DynamoGraphDeployment is also compared with the disaggregated graphs Dynamo 1.6.1 ships.
 """
 
 from __future__ import annotations
@@ -243,3 +245,60 @@ def test_the_engines_parsers_refuse_what_they_should():
     assert results["vllm-ok"]["ok"] and results["sglang-ok"]["ok"], results
     for k in ("vllm-unknown", "vllm-choice", "vllm-int", "vllm-json", "sglang-unknown", "sglang-choice"):
         assert not results[k]["ok"] and results[k]["error"], (k, results[k])
+
+
+def _options(args: list[str]) -> dict[str, str | None]:
+    """`--flag value` / `--switch` pairs of an argv (a value never starts with `--`)."""
+    out: dict[str, str | None] = {}
+    for i, a in enumerate(args):
+        if a.startswith("--"):
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            out[a] = None if nxt is None or nxt.startswith("--") else nxt
+    return out
+
+
+@pytest.mark.parametrize("backend", ["vllm", "sglang"])
+def test_the_rendered_graph_agrees_with_the_graph_dynamo_ships(backend, tmp_path):
+    """NVIDIA Dynamo 1.6.1 ships its own disaggregated DynamoGraphDeployment for each backend (the profiler's
+    templates, dynamo/profiler/templates/dgd/<backend>/disagg.yaml in the ai-dynamo wheel). The graph planfile
+    renders for the same backend has the same API version, component types and component fields, the same
+    image, the same commands, the same frontend, and every option that makes a worker a prefill or a decode
+    worker (`--disaggregation-*`, `--kv-transfer-config`) with the same value."""
+    shipped_path = (Path(engine_python()).parent.parent / "dynamo-engines" / "dynamo" / "profiler" / "templates"
+                    / "dgd" / backend / "disagg.yaml")
+    assert shipped_path.exists(), shipped_path
+    shipped = yaml.safe_load(shipped_path.read_text())
+    spec = tmp_path / "p.yaml"
+    spec.write_text((ROOT / "specs" / "disagg-llama-3.1-70b-h200.yaml").read_text().replace("  name: vllm", f"  name: {backend}"))
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        files, _ = _rendered(spec)
+    finally:
+        os.chdir(cwd)
+    ours = yaml.safe_load(files["k8s/dynamographdeployment.yaml"])
+    assert (ours["apiVersion"], ours["kind"]) == (shipped["apiVersion"], shipped["kind"])
+
+    def by_type(doc):
+        return {c["type"]: c for c in doc["spec"]["components"]}
+
+    theirs_c, ours_c = by_type(shipped), by_type(ours)
+    assert set(ours_c) == set(theirs_c) == {"frontend", "prefill", "decode"}
+    for kind, theirs in theirs_c.items():
+        mine = ours_c[kind]
+        assert set(mine) <= set(theirs), (kind, set(mine) - set(theirs))  # no component field Dynamo does not write
+        (t_main,) = theirs["podTemplate"]["spec"]["containers"]
+        (o_main,) = mine["podTemplate"]["spec"]["containers"]
+        assert (o_main["name"], o_main["image"], o_main["command"]) == (t_main["name"], t_main["image"], t_main["command"]), kind
+        if kind == "frontend":
+            assert o_main["args"] == t_main["args"]
+            continue
+        role = {k: v for k, v in _options(t_main["args"]).items() if k.startswith(("--disaggregation", "--kv-transfer-config"))}
+        assert role, kind  # the shipped graph names the worker's role: the comparison is not vacuous
+        mine_opts = _options(o_main["args"])
+        for flag, value in role.items():
+            assert flag in mine_opts, (kind, flag)
+            if flag == "--kv-transfer-config":
+                assert json.loads(mine_opts[flag]) == json.loads(value), kind
+            else:
+                assert mine_opts[flag] == value, (kind, flag, mine_opts[flag], value)
