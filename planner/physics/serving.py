@@ -192,36 +192,36 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
     time_acc = 0.0
     finished = 0
     blk = limits.block
-
-    def decoding_kv() -> float:
-        return sum_ctx0 + len(decoding) * g + len(decoding) * blk / 2
-
-    def admit_ready(now: float):
-        nonlocal next_arrival
-        while next_arrival < n and arrivals[next_arrival] <= now:
-            waiting.append(next_arrival)
-            next_arrival += 1
+    max_seqs, kv_tokens, token_budget = limits.max_seqs, limits.kv_tokens, limits.token_budget
+    # the KV tokens decoding sequences hold: sum_ctx0 + len(decoding) * g + len(decoding) * blk / 2, written
+    # out where it is needed (the hot loop; a closure call per use costs more than the arithmetic)
+    ceil, isnan, inf = math.ceil, math.isnan, math.inf
+    itl_append, w_append = itl_vals.append, itl_w.append
+    heappush, heappop = heapq.heappush, heapq.heappop
 
     steps = 0
     while finished < n:
         steps += 1
         if steps > max_steps:
             break
-        admit_ready(t)
+        while next_arrival < n and arrivals[next_arrival] <= t:
+            waiting.append(next_arrival)
+            next_arrival += 1
         running = len(decoding) + len(prefilling)
         # admission (FCFS, head-of-line): a batch slot and KV blocks for the prompt (plus what a preempted
         # request had generated, recomputed with it) — or, no-evict, for the whole sequence to completion
-        while waiting and running < limits.max_seqs and not preempted_now:
+        while waiting and running < max_seqs and not preempted_now:
             r = waiting[0]
             if no_evict:
-                whole = int(prompts[r]) + int(outs[r]) + blk
-                if reserved + whole > limits.kv_tokens and running > 0:
+                whole = prompts[r] + outs[r] + blk
+                if reserved + whole > kv_tokens and running > 0:
                     break
                 reserved += whole
                 booked[r] = whole
             else:
-                need = int(prompts[r]) + int(generated[r]) + blk
-                if decoding_kv() + used_kv + need > limits.kv_tokens and running > 0:
+                need = prompts[r] + generated[r] + blk
+                L = len(decoding)
+                if sum_ctx0 + L * g + L * blk / 2 + used_kv + need > kv_tokens and running > 0:
                     break
             waiting.popleft()
             prefilling.append(r)
@@ -237,30 +237,34 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
             t = max(t, arrivals[next_arrival])
             continue
         # build this iteration's prefill chunk
-        budget = max(limits.token_budget - D, 0)
+        budget = token_budget - D if token_budget > D else 0
         chunk: list[tuple[int, int]] = []
         P = 0
         pctx = 0.0
         for r in prefilling:
             if budget <= 0:
                 break
-            take = int(min(budget, to_prefill[r]))
+            take = to_prefill[r]
+            if budget < take:
+                take = budget
             chunk.append((r, take))
             pctx += take * (ctx[r] + take / 2.0)
             P += take
             budget -= take
-        mean_dctx = (decoding_kv() / D) if D else 0.0
+        dkv = sum_ctx0 + D * g + D * blk / 2
+        mean_dctx = (dkv / D) if D else 0.0
         if P:
             dt = float(step_fn(D, mean_dctx, P, pctx / P))
             k = 1
         else:
             # pure decode run: until a completion, an arrival that can be admitted, or the KV pool fills
-            k_done = max(1, math.ceil((heap[0][0] - g) / tokens_per_step)) if heap else 1
+            k_done = max(1, ceil((heap[0][0] - g) / tokens_per_step)) if heap else 1
             k = k_done
-            if next_arrival < n and arrivals[next_arrival] < math.inf and D < limits.max_seqs:
+            dt0 = None
+            if next_arrival < n and arrivals[next_arrival] < inf and D < max_seqs:
                 dt0 = float(step_fn(D, mean_dctx, 0, 0.0))
-                k = min(k, max(1, math.ceil((arrivals[next_arrival] - t) / max(dt0, 1e-9))))
-            free = limits.kv_tokens - (decoding_kv() + used_kv)
+                k = min(k, max(1, ceil((arrivals[next_arrival] - t) / max(dt0, 1e-9))))
+            free = kv_tokens - (dkv + used_kv)
             k_kv = int(free // max(D * tokens_per_step, 1)) if not no_evict else k
             if k_kv < 1:
                 # KV pool full: preempt the newest decoding request (vLLM recompute policy)
@@ -280,15 +284,17 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
                     continue
                 k_kv = 1
             k = max(1, min(k, k_kv))
-            mid = mean_dctx + (k - 1) / 2.0 * tokens_per_step
-            dt = float(step_fn(D, mid, 0, 0.0))
+            if k == 1 and dt0 is not None:
+                dt = dt0  # a one-step run at the context just stepped: the same call
+            else:
+                dt = float(step_fn(D, mean_dctx + (k - 1) / 2.0 * tokens_per_step, 0, 0.0))
         span = dt * k
         t += span
         batch_acc += (D + len(chunk)) * span
         time_acc += span
         if D:
-            itl_vals.append(dt / tokens_per_step)
-            itl_w.append(D * k * tokens_per_step)
+            itl_append(dt / tokens_per_step)
+            w_append(D * k * tokens_per_step)
             out_tokens += int(round(D * k * tokens_per_step))
             g += k * tokens_per_step
         # finish prefill chunks: a finished prompt emits its first token at the end of this step
@@ -298,7 +304,7 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
             if to_prefill[r] <= 0:
                 prefilling.remove(r)
                 used_kv -= held[r]
-                if math.isnan(first[r]):
+                if isnan(first[r]):
                     first[r] = t
                     generated[r] = 1
                     out_tokens += 1
@@ -313,9 +319,9 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
                 decoding.add(r)
                 start_g[r] = g
                 sum_ctx0 += ctx[r] - g
-                heapq.heappush(heap, (g + (outs[r] - generated[r]), r))
+                heappush(heap, (g + (outs[r] - generated[r]), r))
         while heap and heap[0][0] <= g + 1e-9:
-            _, r = heapq.heappop(heap)
+            _, r = heappop(heap)
             if r not in decoding:
                 continue
             decoding.discard(r)
