@@ -9,7 +9,8 @@ is the exact output and exit code, so a hit prints byte-for-byte what a fresh ru
 
 Only builtin modules are imported here (no json: it pulls in `re`): a hit must cost a few milliseconds,
 not numpy's 90. Entries are `marshal` data — the cache folder is the user's own, never a PR's.
-Off with `--no-cache` or PLANFILE_NO_CACHE=1; location PLANFILE_CACHE_DIR, else $XDG_CACHE_HOME/planfile
+Beside it, `SimStore` keeps simulation results across runs (see there): an edited spec re-simulates only
+the configurations it changed. Off with `--no-cache` or PLANFILE_NO_CACHE=1; location PLANFILE_CACHE_DIR, else $XDG_CACHE_HOME/planfile
 or ~/.cache/planfile. Entries are written atomically; a corrupt or unreadable entry is a miss.
 """
 
@@ -60,8 +61,17 @@ def _walk(top: str):
             yield e
 
 
+_FINGERPRINT: list = []
+
+
 def fingerprint() -> str:
-    """planfile's code (by size and mtime) and data (by content)."""
+    """planfile's code (by size and mtime) and data (by content); computed once per process."""
+    if not _FINGERPRINT:
+        _FINGERPRINT.append(_fingerprint())
+    return _FINGERPRINT[0]
+
+
+def _fingerprint() -> str:
     h = _sha256()
     from planner import __version__
 
@@ -167,3 +177,78 @@ def store_check(args, files: list[str], results, out: str, code: int, stdin: byt
         os.replace(tmp, os.path.join(d, key + ".entry"))
     except OSError:
         pass  # a read-only or full cache folder only costs speed
+
+
+SIM_ENTRIES_MAX = 4000  # simulations kept (about 30-60 kB each); the oldest half goes when the folder is full
+_SIM_FIELDS = ("ttft_s", "e2e_s", "itl_s", "itl_w", "prompt_tokens")
+_SIM_SCALARS = ("duration_s", "output_tokens", "completed", "preemptions", "mean_batch", "steps", "truncated")
+
+
+class SimStore:
+    """Simulation results kept across runs (planner.physics.serving.STORE): a spec edited where it does not
+    change a simulated configuration (its cost, its metadata, a comment, one SLO of several) re-simulates
+    nothing that an earlier check, plan or sweep already ran. The key is a SHA-256 over planfile's
+    fingerprint (its code, so the simulator itself, and its data) and the simulation's whole memo key: the
+    step model's generated source (every constant), the engine limits, both length distributions, the load,
+    the seed and every other argument. Arrays are stored exactly (their dtype and every value)."""
+
+    def __init__(self) -> None:
+        self.dir = os.path.join(cache_dir(), "sim")
+        self._pruned = False
+
+    def _path(self, key) -> str:
+        h = _sha256(fingerprint().encode())
+        h.update(repr(key).encode())
+        d = h.hexdigest()
+        return os.path.join(self.dir, d[:2], d + ".sim")
+
+    def get(self, key):
+        try:
+            with open(self._path(key), "rb") as fh:
+                entry = marshal.loads(fh.read(MAX_ENTRY_BYTES))
+            import numpy as np
+
+            from planner.physics.serving import SimResult
+
+            arrays = {}
+            for f in _SIM_FIELDS:
+                a = entry[f]
+                arrays[f] = None if a is None else np.asarray(a[1], dtype=np.dtype(a[0]))
+            res = SimResult(**arrays, **{f: entry[f] for f in _SIM_SCALARS})
+        except (OSError, ValueError, KeyError, TypeError, EOFError):
+            return None
+        for a in arrays.values():
+            if a is not None:
+                a.flags.writeable = False
+        return res
+
+    def put(self, key, res) -> None:
+        entry = {f: getattr(res, f) for f in _SIM_SCALARS}
+        for f in _SIM_FIELDS:
+            a = getattr(res, f)
+            entry[f] = None if a is None else (a.dtype.str, a.tolist())
+        path = self._path(key)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            self._prune()
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(marshal.dumps(entry))
+            os.replace(tmp, path)
+        except (OSError, ValueError):
+            pass  # a read-only or full cache folder only costs speed
+
+    def _prune(self) -> None:
+        """Once per process: when the store holds more than SIM_ENTRIES_MAX simulations, drop the oldest half."""
+        if self._pruned:
+            return
+        self._pruned = True
+        entries = [e for sub in os.scandir(self.dir) if sub.is_dir() for e in os.scandir(sub.path) if e.name.endswith(".sim")]
+        if len(entries) <= SIM_ENTRIES_MAX:
+            return
+        entries.sort(key=lambda e: e.stat().st_mtime_ns)
+        for e in entries[: len(entries) // 2]:
+            try:
+                os.unlink(e.path)
+            except OSError:
+                pass

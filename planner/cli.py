@@ -37,7 +37,7 @@ def _parser():
     c.add_argument("--fail-on", choices=FAIL_ON, default="error", help="Lowest severity that fails the check.")
     c.add_argument("-f", "--format", choices=FORMATS, default="text", help="Output format.")
     c.add_argument("--no-breach", action="store_true", help="Skip the breach-point search (faster; the findings are the same).")
-    c.add_argument("--no-cache", action="store_true", help="Do not read or write the result cache.")
+    c.add_argument("--no-cache", action="store_true", help="Do not read or write the result cache or the simulation store.")
     c.add_argument("--specs-only", action="store_true", help="Skip files that are not planfile specs (no top-level "
                    "`apiVersion: planfile/v1`) quietly: for hooks that see every YAML file of a repository.")
 
@@ -146,6 +146,9 @@ def _nonneg_float(text: str) -> float:
     return v
 
 
+SIMULATING = ("check", "plan", "sweep", "render", "explain", "diff", "fix", "validate")  # the commands that run the simulator
+
+
 def run(argv: list[str]) -> int:
     """Parse argv and run the command; returns the exit code."""
     if argv[:1] == ["check"]:
@@ -160,6 +163,13 @@ def run(argv: list[str]) -> int:
         return 2
     from planner import commands
 
+    if args.command in SIMULATING and not getattr(args, "no_cache", False):
+        from planner import cache
+
+        if cache.enabled():
+            from planner.physics import serving
+
+            serving.STORE = cache.SimStore()  # simulations kept across runs (planner/cache.py)
     if args.command == "catalog":
         if not args.catalog_command:
             _parser().parse_args(["catalog", "--help"])

@@ -92,6 +92,9 @@ class SimResult:
 
 
 _MEMO: dict = {}  # (step model, every argument) -> SimResult, within a process
+# A persistent memo across processes, injected at the edge (planner.cache.SimStore, set by the CLI): an
+# object with get(key) -> SimResult | None and put(key, SimResult). Physics itself does no I/O.
+STORE = None
 
 
 def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: float | None = None,
@@ -107,10 +110,14 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
         memo_key = (key, limits, inp, out, rate_rps, concurrency, n_requests, seed, prefix_tokens, prefix_hit,
                     tokens_per_step, warmup_frac, max_steps)
         hit = _MEMO.get(memo_key)
+        if hit is None and STORE is not None:
+            hit = STORE.get(memo_key)
         if hit is None:
             hit = _simulate(step_fn, limits, inp, out, rate_rps=rate_rps, concurrency=concurrency, n_requests=n_requests,
                             seed=seed, prefix_tokens=prefix_tokens, prefix_hit=prefix_hit, tokens_per_step=tokens_per_step,
                             warmup_frac=warmup_frac, max_steps=max_steps)
+            if STORE is not None:
+                STORE.put(memo_key, hit)
             for a in (hit.ttft_s, hit.e2e_s, hit.itl_s, hit.itl_w, hit.prompt_tokens):
                 if isinstance(a, np.ndarray):
                     a.flags.writeable = False
