@@ -80,6 +80,47 @@ def _find(entry: dict, engine: str, path: tuple):
     return None, None
 
 
+def _usable_moe(cand: dict) -> bool:
+    """A grouped-GEMM fit planfile trusts: a close fit and a physical one (the memory side far below any tuned
+    kernel marks an untuned configuration in the tables)."""
+    return cand.get("median_err_pct", 0) <= 25 and cand["e_max"] >= 0.15 and cand["e_mem"] >= 0.3
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+@lru_cache(maxsize=None)
+def moe_transfer(engine: str, fmt: str, exclude: str) -> tuple | None:
+    """How the measured grouped-GEMM curves relate to the dense GEMM curve of the same GPU, framework and
+    format, over every other GPU where both were measured and the grouped-GEMM fit is usable (the engine's
+    own framework when it has any such GPU, else every framework): medians of the compute-efficiency ratio
+    e_max(MoE)/e_max(GEMM), the small-M ramp ratio m_half(MoE)/m_half(GEMM), the memory-efficiency ratio
+    (at most 1: a grouped GEMM streams its experts' weights no faster than a dense GEMM streams its own), the
+    floor t0 (absolute, us) and the load imbalance. None when no GPU has both."""
+    rows: dict[str, list] = {}
+    for gid, entry in table().items():
+        if gid == exclude:
+            continue
+        for fw, v in entry.items():
+            if not isinstance(v, dict):
+                continue
+            mo = (v.get("moe") or {}).get(fmt)
+            de = (v.get("gemm") or {}).get(fmt if fmt in (v.get("gemm") or {}) else FORMAT_KERNEL.get(fmt, "bf16"))
+            if mo is None or de is None or not _usable_moe(mo) or de["e_max"] <= 0 or de["e_mem"] <= 0 or de["m_half"] <= 0:
+                continue
+            rows.setdefault(fw, []).append((mo["e_max"] / de["e_max"], mo["m_half"] / de["m_half"], mo["e_mem"] / de["e_mem"],
+                                            mo["t0_us"], float(mo.get("imbalance", 1.0)), gid))
+    use = rows.get(engine) or [x for fw in sorted(rows) for x in rows[fw]]
+    if not use:
+        return None
+    cols = list(zip(*use))
+    return (_median(list(cols[0])), _median(list(cols[1])), min(1.0, _median(list(cols[2]))), _median(list(cols[3])),
+            _median(list(cols[4])), tuple(sorted(set(cols[5]))), engine if rows.get(engine) else "every framework")
+
+
 def _collective(curves: dict | None, n: int) -> Collective | None:
     if not curves:
         return None
@@ -136,7 +177,7 @@ def kernel_set(gpu: dict, engine: str, runtime_format: str, expert_format: str, 
             cand = (entry[fw].get("moe") or {}).get(fmt)
             if cand is None:
                 continue
-            if cand.get("median_err_pct", 0) > 25 or cand["e_max"] < 0.15 or cand["e_mem"] < 0.3:
+            if not _usable_moe(cand):
                 prov.append(("MoE", f"{where} {fw} {fmt} grouped-GEMM fit not used (median error {cand.get('median_err_pct')} %, "
                                     f"e_max {cand['e_max']}, e_mem {cand['e_mem']}: poor or untuned)"))
                 continue
@@ -153,9 +194,18 @@ def kernel_set(gpu: dict, engine: str, runtime_format: str, expert_format: str, 
     if g is not None and _find(entry, engine, ("gemm", kfmt))[0] is None and kfmt != "bf16":
         ratio = KERNEL_WEIGHT_BYTES.get(kfmt, 2.0) / 2.0
         gemm = Gemm(gemm.t0_s, gemm.e_max, gemm.m_half * ratio, gemm.e_mem)
-    if mo is None:
+    tr = moe_transfer(engine, mfmt, src) if mo is None else None
+    if mo is None and tr is not None:
+        # no usable grouped-GEMM table on this GPU: its dense GEMM curve, scaled the way the grouped GEMM relates
+        # to the dense GEMM where both were measured
+        r_emax, r_mhalf, r_emem, t0_us, imb, gpus, basis = tr
+        moe = Gemm(t0_us * 1e-6, gemm.e_max * r_emax, gemm.m_half * r_mhalf, gemm.e_mem * r_emem)
+        prov.append(("MoE", f"{where}: no usable grouped-GEMM table: the dense GEMM curve x the measured grouped/dense "
+                            f"ratios of {basis} on {', '.join(gpus)} (e_max x {r_emax:.2f}, m_half x {r_mhalf:.2f}, "
+                            f"e_mem x {r_emem:.2f}, t0 {t0_us:.1f} us, imbalance {imb:.2f})"))
+    elif mo is None:
         moe, imb = Gemm(gemm.t0_s * 3, gemm.e_max * 0.5, gemm.m_half, gemm.e_mem * 0.8), 1.1
-        prov.append(("MoE", f"{where}: no grouped-GEMM table: dense GEMM curve at half the compute efficiency"))
+        prov.append(("MoE", f"{where}: no grouped-GEMM table anywhere: dense GEMM curve at half the compute efficiency"))
     else:
         moe, imb = _gemm(mo), float(mo.get("imbalance", 1.0))
     ar = None

@@ -174,3 +174,39 @@ def test_405b_batch_1_on_8_h100_is_not_compute_bound():
     sysm, shp, fn = step_function(r)
     parts = step.step_components(sysm, shp, 1, 2048, 0, 0)
     assert str(step.bottleneck(parts)) != "compute"
+
+
+def test_moe_curve_without_a_grouped_gemm_table_transfers_the_measured_ratios():
+    """A100 has no usable grouped-GEMM table (SGLang's A100 fit has e_max 0.08: an untuned configuration). Its
+    MoE curve is its own dense GEMM curve times the grouped/dense ratios measured for TensorRT-LLM bf16 on
+    every GPU that has both (catalog/kernels.yaml, fitted from aiconfigurator's tables):
+
+        GPU           MoE e_max / GEMM e_max   MoE m_half / GEMM m_half   MoE e_mem / GEMM e_mem  MoE t0  imbalance
+        h100-sxm      0.6239 / 0.79   = 0.7898  127.2 / 46.2  = 2.7532    1.3 / 0.8027   = 1.6195  59.35   1.087
+        h200-sxm      0.613  / 0.816  = 0.7512   84.6 / 72.6  = 1.1653    1.3 / 0.808    = 1.6089  56.67   1.075
+        l40s          0.4597 / 0.6207 = 0.7406  194.6 / 198.3 = 0.9813    0.793 / 0.841  = 0.9429  11.33   1.157
+        rtx-pro-6000  0.6425 / 0.833  = 0.7713  125.6 / 179.8 = 0.6986    0.8406 / 0.8459 = 0.9937  28.55   1.13
+
+    medians (of four: the mean of the middle two): e_max x (0.7512 + 0.7713) / 2 = 0.7613; m_half x (0.9813 +
+    1.1653) / 2 = 1.0733; e_mem x min(1, (0.9937 + 1.6089) / 2 = 1.3013) = 1; t0 (28.55 + 56.67) / 2 = 42.61 us;
+    imbalance (1.087 + 1.13) / 2 = 1.1085. Before, a guess: half the dense compute efficiency, t0 x 3."""
+    from planner import kernels
+
+    k = kernels.table()
+    assert k["a100-sxm-80gb"]["sglang"]["moe"]["bf16"]["e_max"] < 0.15  # the table this replaces, as stated
+    r_emax, r_mhalf, r_emem, t0_us, imb, gpus, basis = kernels.moe_transfer("trtllm", "bf16", "a100-sxm-80gb")
+    assert gpus == ("h100-sxm", "h200-sxm", "l40s", "rtx-pro-6000") and basis == "trtllm"
+    assert r_emax == pytest.approx(0.7613, abs=1e-4)
+    assert r_mhalf == pytest.approx(1.0733, abs=1e-4)
+    assert r_emem == 1.0
+    assert t0_us == pytest.approx(42.61)
+    assert imb == pytest.approx(1.1085)
+    gpu = catalog.gpus().by_id["a100-sxm-80gb"]
+    ks = kernels.kernel_set(gpu, "trtllm", "bf16", "bf16", "bf16", 2, 1, 1, 8)
+    dense = ks.gemm
+    assert ks.moe == step.Gemm(42.61e-6, dense.e_max * r_emax, dense.m_half * r_mhalf, dense.e_mem)
+    assert ks.moe_imbalance == imb
+    assert any("measured grouped/dense ratios of trtllm" in why for what, why in ks.provenance if what == "MoE")
+    # a GPU with its own usable table keeps it
+    h100 = kernels.kernel_set(catalog.gpus().by_id["h100-sxm"], "trtllm", "bf16", "bf16", "bf16", 2, 1, 1, 8)
+    assert h100.moe.e_max == pytest.approx(0.6239)
