@@ -208,6 +208,13 @@ def kernel_set(gpu: dict, engine: str, runtime_format: str, expert_format: str, 
         prov.append(("MoE", f"{where}: no grouped-GEMM table anywhere: dense GEMM curve at half the compute efficiency"))
     else:
         moe, imb = _gemm(mo), float(mo.get("imbalance", 1.0))
+        if moe.e_mem > 1.0:
+            # a memory efficiency above the HBM peak is unphysical: the table's sizes never made the grouped GEMM
+            # memory-bound, so its fit leaves that side unidentified (at the fit's bound). The experts' weights
+            # stream like a dense GEMM's: this GPU's dense GEMM memory efficiency.
+            moe = Gemm(moe.t0_s, moe.e_max, moe.m_half, gemm.e_mem)
+            prov.append(("MoE", f"memory side unidentified in the grouped-GEMM fit (e_mem {mo['e_mem']} > 1): "
+                                f"the dense GEMM's e_mem {gemm.e_mem:.3f}"))
     ar = None
     group = tp
     if group > 1:

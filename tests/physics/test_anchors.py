@@ -210,3 +210,17 @@ def test_moe_curve_without_a_grouped_gemm_table_transfers_the_measured_ratios():
     # a GPU with its own usable table keeps it
     h100 = kernels.kernel_set(catalog.gpus().by_id["h100-sxm"], "trtllm", "bf16", "bf16", "bf16", 2, 1, 1, 8)
     assert h100.moe.e_max == pytest.approx(0.6239)
+
+
+def test_a_grouped_gemm_fit_never_streams_faster_than_hbm():
+    """TensorRT-LLM's H100 FP8 grouped-GEMM fit has e_mem 1.2903: above the HBM peak, i.e. the table's sizes never
+    made it memory-bound and the fit left that side at its bound. The MoE curve keeps the fit's compute side
+    (e_max 0.64) and streams the experts' weights at the dense FP8 GEMM's memory efficiency on the same GPU
+    (0.8151), below 1."""
+    from planner import kernels
+
+    k = kernels.table()["h100-sxm"]["trtllm"]
+    assert k["moe"]["fp8"]["e_mem"] > 1 and k["gemm"]["fp8"]["e_mem"] == 0.8151
+    ks = kernels.kernel_set(catalog.gpus().by_id["h100-sxm"], "trtllm", "fp8", "fp8", "fp8", 1, 1, 1, 8)
+    assert ks.moe.e_max == 0.64 and ks.moe.e_mem == ks.gemm.e_mem == 0.8151
+    assert any("memory side unidentified" in why for what, why in ks.provenance)
