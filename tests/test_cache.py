@@ -107,3 +107,31 @@ def test_the_store_round_trips_a_simulation_exactly_and_keys_on_planfiles_code(t
     path = Path(store._path(key))
     path.write_bytes(b"\x00garbage")
     assert store.get(key) is None
+
+
+def test_a_stored_simulation_is_read_once_per_process(monkeypatch):
+    from planner.physics import serving
+
+    def step(decode, decode_ctx, prefill, prefill_ctx):  # 10 ms + 0.01 ms per decode token
+        return 0.010 + 1e-5 * decode
+
+    step.key = "a step model for this test"
+    lim = serving.Limits(max_seqs=16, token_budget=2048, kv_tokens=50_000)
+    inp, out = serving.Lengths(100, 100, 100, 100), serving.Lengths(20, 20, 20, 20)
+    computed = serving._simulate(step, lim, inp, out, rate_rps=2.0, n_requests=50)
+
+    class Store:
+        gets = puts = 0
+
+        def get(self, key):
+            Store.gets += 1
+            return computed
+
+        def put(self, key, res):
+            Store.puts += 1
+
+    monkeypatch.setattr(serving, "STORE", Store())
+    monkeypatch.setattr(serving, "_MEMO", {})
+    a = serving.simulate(step, lim, inp, out, rate_rps=2.0, n_requests=50)
+    b = serving.simulate(step, lim, inp, out, rate_rps=2.0, n_requests=50)
+    assert a is b is computed and (Store.gets, Store.puts) == (1, 0)

@@ -126,8 +126,9 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
         memo_key = (key, limits, inp, out, rate_rps, concurrency, n_requests, seed, prefix_tokens, prefix_hit,
                     tokens_per_step, warmup_frac, max_steps)
         hit = _MEMO.get(memo_key)
-        if hit is None and STORE is not None:
-            hit = STORE.get(memo_key)
+        if hit is not None:
+            return hit
+        hit = STORE.get(memo_key) if STORE is not None else None  # arrays already read-only
         if hit is None:
             hit = _simulate(step_fn, limits, inp, out, rate_rps=rate_rps, concurrency=concurrency, n_requests=n_requests,
                             seed=seed, prefix_tokens=prefix_tokens, prefix_hit=prefix_hit, tokens_per_step=tokens_per_step,
@@ -137,9 +138,9 @@ def simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: f
             for a in (hit.ttft_s, hit.e2e_s, hit.itl_s, hit.itl_w, hit.prompt_tokens):
                 if isinstance(a, np.ndarray):
                     a.flags.writeable = False
-            if len(_MEMO) >= 256:
-                _MEMO.clear()
-            _MEMO[memo_key] = hit
+        if len(_MEMO) >= 256:
+            _MEMO.clear()
+        _MEMO[memo_key] = hit
         return hit
     return _simulate(step_fn, limits, inp, out, rate_rps=rate_rps, concurrency=concurrency, n_requests=n_requests,
                      seed=seed, prefix_tokens=prefix_tokens, prefix_hit=prefix_hit, tokens_per_step=tokens_per_step,
