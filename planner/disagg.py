@@ -116,15 +116,34 @@ def _pool_model(r, role):
     mem = memory_plan(v)
     _, _, fn = step_function(v)
     if role == "decode":
-        base = fn
-
-        def fn(decode, dctx, prefill, pctx):  # the prompt's KV arrives computed: no prefill compute here
-            return base(decode, dctx, 0, 0.0)
+        fn = _decode_only(fn)
     out = (v, mem, fn)
     if len(_POOL_CACHE) > 64:
         _POOL_CACHE.clear()
     _POOL_CACHE[key] = (r, out)
     return out
+
+
+def _decode_only(base):
+    """The decode pool's step model: the prompt's KV arrives computed, so no prefill compute here. It carries the
+    base model's `key` (so the simulator memoises and stores its runs like any step model's) and its `hot` path."""
+
+    def fn(decode, dctx, prefill, pctx):
+        return base(decode, dctx, 0, 0.0)
+
+    key = getattr(base, "key", None)
+    if key is not None:
+        fn.key = ("decode pool: prompt KV computed elsewhere", key)
+    if hasattr(base, "hot"):
+        def hot():
+            h = base.hot()
+
+            def f(decode, dctx, prefill, pctx):
+                return h(decode, dctx, 0, 0.0)
+            return f
+
+        fn.hot = hot
+    return fn
 
 
 def _limits(v, mem, role):

@@ -306,3 +306,23 @@ def test_disaggregated_pools_are_planned_for_the_engine_dynamo_runs(tmp_path):
     r = run_cli("plan", "specs/chat-llama-3.1-70b.yaml", "--gpus", "h200-sxm", "--top", "2")
     assert r.returncode == 0, r.stderr
     assert "disaggregated fleets not considered: the spec states engine.version 0.33" in r.stdout
+
+
+def test_the_decode_pool_step_model_is_memoised_like_any_other():
+    """The decode pool steps its model with no prompt compute (the KV arrives computed). That model keeps the
+    base model's identity in its `key` — so the simulator memoises its runs in the process and in the store —
+    and its compiled `hot` path, and both paths give the base model's decode-only step time."""
+    from planner import disagg
+    from planner.loader import load_path
+    from planner.resolve import resolve
+
+    r = resolve(load_path(str(ROOT / "specs" / "disagg-llama-3.1-70b-h200.yaml")))
+    v, _, dec = disagg._pool_model(r, "decode")
+    from planner.evaluate import step_function
+
+    _, _, own = step_function(v)
+    assert dec.key == ("decode pool: prompt KV computed elsewhere", own.key)
+    hot = dec.hot()
+    for d, ctx, p, pctx in ((8, 1000.0, 0, 0.0), (64, 3000.0, 4096, 2000.0)):
+        # a prompt chunk in the arguments is ignored: the decode pool never computes one
+        assert dec(d, ctx, p, pctx) == own(d, ctx, 0, 0.0) == hot(d, ctx, p, pctx)
