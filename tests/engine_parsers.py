@@ -2,7 +2,7 @@
 
 Runs under the engine venv's Python (.ci/engine-venv.sh: vLLM 0.33.0 and SGLang 0.5.23 with a CPU build of
 torch), never under planfile's: it imports nothing of planner. Reads a JSON list of launches on stdin,
-each {"id", "engine": "vllm" | "sglang" | "dynamo.vllm", "argv": [...], "cwd": dir}, and prints one JSON list of
+each {"id", "engine": "vllm" | "sglang" | "dynamo.vllm" | "dynamo.frontend", "argv": [...], "cwd": dir}, and prints one JSON list of
 {"id", "ok", "error"}.
 
 - vLLM: the `vllm serve` sub-command exactly as vllm.entrypoints.cli.main builds it (FlexibleArgumentParser,
@@ -14,6 +14,8 @@ each {"id", "engine": "vllm" | "sglang" | "dynamo.vllm", "argv": [...], "cwd": d
   1.6.1's own parse_args (Dynamo's flags split from vLLM 0.31's engine arguments, AsyncEngineArgs built, its
   cross-checks run). Dynamo's SGLang worker parser imports torchvision (not installable beside this torch),
   so the SGLang workers' args go through SGLang 0.5.21's prepare_server_args instead.
+- NVIDIA Dynamo's frontend (`python3 -m dynamo.frontend`): Dynamo 1.6.1's own parse_args and
+  FrontendConfig.validate().
 - SGLang: sglang.srt.server_args.prepare_server_args, what `python -m sglang.launch_server` calls (argparse
   with its types and choices, --config merging). ServerArgs.resolve_once() is not run: it loads the model
   config and imports torchvision, neither available here; the cross-option rules planfile knows are
@@ -72,7 +74,22 @@ def check_dynamo_vllm(argv: list[str]) -> None:
     parse_args(argv)
 
 
-CHECKS = {"vllm": check_vllm, "sglang": check_sglang, "dynamo.vllm": check_dynamo_vllm}
+def check_dynamo_frontend(argv: list[str]) -> None:
+    """NVIDIA Dynamo's frontend (`python3 -m dynamo.frontend`, the graph's HTTP server and router): its own
+    parse_args (dynamo/frontend/main.py, 1.6.1), which reads sys.argv, builds FrontendConfig, validates it and
+    exits on an unknown argument."""
+    from dynamo.frontend.main import parse_args
+
+    saved = sys.argv
+    sys.argv = ["dynamo.frontend", *argv]
+    try:
+        parse_args()
+    finally:
+        sys.argv = saved
+
+
+CHECKS = {"vllm": check_vllm, "sglang": check_sglang, "dynamo.vllm": check_dynamo_vllm,
+          "dynamo.frontend": check_dynamo_frontend}
 
 
 def main() -> int:

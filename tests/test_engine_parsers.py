@@ -34,7 +34,8 @@ from planner.run import check_spec
 SPECS = sorted((ROOT / "specs").glob("*.yaml")) + [ROOT / "tests" / "fixtures" / "render" / "multinode-405b.yaml"]
 SCRIPT = ROOT / "tests" / "engine_parsers.py"
 ENGINE_ARGV0 = {"vllm": ("vllm", "serve"), "sglang": ("python3", "-m", "sglang.launch_server"),
-                "dynamo.vllm": ("python3", "-m", "dynamo.vllm"), "dynamo.sglang": ("python3", "-m", "dynamo.sglang")}
+                "dynamo.vllm": ("python3", "-m", "dynamo.vllm"), "dynamo.sglang": ("python3", "-m", "dynamo.sglang"),
+                "dynamo.frontend": ("python3", "-m", "dynamo.frontend")}
 
 
 def engine_python() -> str:
@@ -61,6 +62,9 @@ def parse(launches: list[dict]) -> dict[str, dict]:
     py = engine_python()
     groups: dict[str, list[dict]] = {}
     for x in launches:
+        if x["engine"] == "dynamo.frontend":  # Dynamo's own frontend, whatever backend the graph runs
+            groups.setdefault("dynamo-engines", []).append(x)
+            continue
         engine = "vllm" if x["engine"] == "dynamo.vllm" else x["engine"]
         v = x["version"]
         if x["engine"] == "dynamo.vllm" and v != DYNAMO_VERSIONS[engine]:
@@ -216,6 +220,7 @@ def test_the_launch_collection_is_not_vacuous(all_launches):
     assert any("multinode-405b" in i for i in ids) and any(i.endswith("vllm-config.yaml") for i in ids)
     assert any(x["engine"] == "sglang" for x in all_launches) and len(all_launches) > 100
     assert any(x["engine"] == "dynamo.vllm" and x["version"] == "0.31" for x in all_launches)  # the graph's workers
+    assert sum(x["engine"] == "dynamo.frontend" for x in all_launches) >= 2  # the graph's frontend, vLLM and SGLang
     assert any(x["engine"] == "sglang" and x["version"] == "0.5.21" for x in all_launches)
     for feature in ("offload", "no-prefix-cache", "speculative"):
         assert any(f"vllm-h100-sxm-fp8-{feature}" in i for i in ids), feature
@@ -240,10 +245,12 @@ def test_the_engines_parsers_refuse_what_they_should():
         {"id": "sglang-unknown", "engine": "sglang", "version": "0.5.23", "argv": ["--model-path", "m", "--tp", "2x"]},
         {"id": "sglang-choice", "engine": "sglang", "version": "0.5.23", "argv": ["--model-path", "m", "--kv-cache-dtype", "fp9"]},
         {"id": "sglang-ok", "engine": "sglang", "version": "0.5.23", "argv": ["--model-path", "m", "--tp-size", "2"]},
+        {"id": "frontend-unknown", "engine": "dynamo.frontend", "version": "", "argv": ["--no-such-flag", "1"]},
+        {"id": "frontend-ok", "engine": "dynamo.frontend", "version": "", "argv": ["--http-port", "8000"]},
     ]
     results = parse(launches)
-    assert results["vllm-ok"]["ok"] and results["sglang-ok"]["ok"], results
-    for k in ("vllm-unknown", "vllm-choice", "vllm-int", "vllm-json", "sglang-unknown", "sglang-choice"):
+    assert results["vllm-ok"]["ok"] and results["sglang-ok"]["ok"] and results["frontend-ok"]["ok"], results
+    for k in ("vllm-unknown", "vllm-choice", "vllm-int", "vllm-json", "sglang-unknown", "sglang-choice", "frontend-unknown"):
         assert not results[k]["ok"] and results[k]["error"], (k, results[k])
 
 
