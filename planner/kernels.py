@@ -108,7 +108,8 @@ def moe_transfer(engine: str, fmt: str, exclude: str) -> tuple | None:
             if not isinstance(v, dict):
                 continue
             mo = (v.get("moe") or {}).get(fmt)
-            de = (v.get("gemm") or {}).get(fmt if fmt in (v.get("gemm") or {}) else FORMAT_KERNEL.get(fmt, "bf16"))
+            gemms = v.get("gemm") or {}
+            de = gemms.get(fmt) or gemms.get(FORMAT_KERNEL.get(fmt, "bf16"))
             if mo is None or de is None or not _usable_moe(mo) or de["e_max"] <= 0 or de["e_mem"] <= 0 or de["m_half"] <= 0:
                 continue
             rows.setdefault(fw, []).append((mo["e_max"] / de["e_max"], mo["m_half"] / de["m_half"], mo["e_mem"] / de["e_mem"],

@@ -80,13 +80,13 @@ class SimResult:
         got = memo.get((which, q))
         if got is None:
             if q in _USUAL_Q and (which, _USUAL_Q[0]) not in memo:
-                memo.update(zip(((which, x) for x in _USUAL_Q), self._pcts(which, list(_USUAL_Q))))
+                memo.update(zip(((which, x) for x in _USUAL_Q), self._quantiles(which, list(_USUAL_Q))))
                 got = memo[which, q]
             else:
-                got = memo[which, q] = self._pcts(which, [q])[0]
+                got = memo[which, q] = self._quantiles(which, [q])[0]
         return got
 
-    def _pcts(self, which: str, qs: list[float]) -> list[float]:
+    def _quantiles(self, which: str, qs: list[float]) -> list[float]:
         if which == "itl":
             if not len(self.itl_s):
                 return [float("nan")] * len(qs)
@@ -231,7 +231,8 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
         while next_arrival < n and arrivals[next_arrival] <= t:
             waiting.append(next_arrival)
             next_arrival += 1
-        running = len(decoding) + len(prefilling)
+        L = len(decoding)  # unchanged while admitting: admitted requests start prefilling
+        running = L + len(prefilling)
         # admission (FCFS, head-of-line): a batch slot and KV blocks for the prompt (plus what a preempted
         # request had generated, recomputed with it) — or, no-evict, for the whole sequence to completion
         while waiting and running < max_seqs and not preempted_now:
@@ -244,7 +245,6 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
                 booked[r] = whole
             else:
                 need = prompts[r] + generated[r] + blk
-                L = len(decoding)
                 if sum_ctx0 + L * g + L * blk / 2 + used_kv + need > kv_tokens and running > 0:
                     break
             waiting.popleft()
