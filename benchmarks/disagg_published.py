@@ -18,12 +18,18 @@ DATA = Path(__file__).with_name("disagg_published.yaml")
 
 
 def spec_of(row: dict) -> dict:
-    pool = {"replicas": 1, "gpus_per_replica": 8 * row["nodes"], "parallelism": dict(row["parallelism"])}
+    """The row as a spec: the measured pool's GPUs, parallelism and stated settings (the other pool alike, at the
+    engine's own batch limits)."""
+
+    def pool(role):
+        return {"replicas": 1, "gpus_per_replica": 8 * row["nodes"], "parallelism": dict(row["parallelism"]),
+                **((row.get("pool_settings") or {}) if role == row["pool"] else {})}
+
     return {"apiVersion": "planfile/v1", "kind": "Deployment", "metadata": {"name": "published"},
             "model": {"id": row["model"]}, "precision": {"weights": "fp8", "kv_cache": "bf16"},
             "hardware": {"gpu": row["gpu"]},
-            "disaggregation": {"prefill": pool, "decode": pool, "transfer": {"link": "rdma"}},
-            "engine": {"name": row["engine"]},
+            "disaggregation": {"prefill": pool("prefill"), "decode": pool("decode"), "transfer": {"link": "rdma"}},
+            "engine": {"name": row["engine"], **(row.get("engine_settings") or {})},
             "workload": {"archetype": "custom", "input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"],
                          "arrival_rate_rps": 1},
             "cost": {"usd_per_gpu_hour": 2.0}}

@@ -59,7 +59,8 @@ def pool(r, role: str):
     """The resolved spec as one pool of its own (its parallelism, replicas and engine limits)."""
     p = r.disagg[role]
     kw = dict(tp=p["tp"], pp=p["pp"], ep=p.get("ep", 1), attention_dp=p.get("adp", 1), gpus_per_replica=p["gpus_per_replica"],
-              replicas=p["replicas"], replicas_min=p["replicas"], max_num_seqs=p["max_num_seqs"], autoscale=None, disagg=None)
+              replicas=p["replicas"], replicas_min=p["replicas"], max_num_seqs=p["max_num_seqs"], autoscale=None, disagg=None,
+              role=role)
     if p.get("max_num_batched_tokens"):
         kw["max_num_batched_tokens"] = p["max_num_batched_tokens"]
     if role == "prefill":

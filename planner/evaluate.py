@@ -77,8 +77,10 @@ def system(r: Resolved) -> step.System:
     ck = r.checkpoint
     mp = math_precision(r.weights, gpu)
     expert_fmt = ck.runtime_format if ck.format != "mxfp4" else "mxfp4"
-    ks = kernels.kernel_set(gpu, r.engine["id"], ck.runtime_format, expert_fmt, r.kv_cache, r.tp, r.ep, r.pp, r.gpus_per_node)
+    ks = kernels.kernel_set(gpu, r.engine["id"], ck.runtime_format, expert_fmt, r.kv_cache, r.tp, r.ep, r.pp, r.gpus_per_node,
+                            ar_group=r.tp // max(r.attention_dp, 1))
     ts = accuracy.time_scale(r)  # slo.confidence: every step time at the pessimistic edge of the error band
+    dp = deepep_of(r)
 
     def slow(c):
         return None if c is None or ts == 1.0 else step.Collective(c.latency_s * ts, c.small_bw / ts, c.large_bw / ts, c.knee_bytes)
@@ -94,7 +96,22 @@ def system(r: Resolved) -> step.System:
         kv_bytes=arch.KV_DTYPE_BYTES[r.kv_cache],
         step_overhead_s=eff["step_overhead_ms"] / 1e3 * ts, prefill_overhead_s=eff["prefill_overhead_ms"] / 1e3 * ts,
         kernel_scale=eff["kernel_scale"] * eff["vendor_scale"] * ts, floor_scale=eff.get("floor_scale", 1.0),
-        attention_dp=getattr(r, "attention_dp", 1) or 1)
+        attention_dp=getattr(r, "attention_dp", 1) or 1, deepep=dp[0] if dp else None,
+        two_batch_overlap=bool(r.two_batch_overlap))
+
+
+def deepep_of(r: Resolved) -> tuple | None:
+    """(step.DeepEP, provenance) when the replica's expert all-to-all runs on DeepEP, else None."""
+    from planner import kernels
+    from planner.resolve import deepep_mode
+
+    moe = r.model.get("moe")
+    if r.moe_all_to_all != "deepep" or r.ep <= 1 or not moe:
+        return None
+    fp8 = (r.checkpoint.expert_bytes_per_param or r.checkpoint.body_bytes_per_param) < 2.0
+    got = kernels.deepep(r.gpu, r.engine["id"], deepep_mode(r), r.ep, r.gpus_per_node, r.model["hidden_size"],
+                         moe["num_experts"], moe["experts_per_token"], fp8)
+    return got if got[0] is not None else None
 
 
 def provenance(r: Resolved) -> tuple:
@@ -103,7 +120,12 @@ def provenance(r: Resolved) -> tuple:
 
     ck = r.checkpoint
     ks = kernels.kernel_set(r.gpu, r.engine["id"], ck.runtime_format, ck.runtime_format if ck.format != "mxfp4" else "mxfp4",
-                            r.kv_cache, r.tp, r.ep, r.pp, r.gpus_per_node)
+                            r.kv_cache, r.tp, r.ep, r.pp, r.gpus_per_node, ar_group=r.tp // max(r.attention_dp, 1))
+    dp = deepep_of(r)
+    if dp:
+        from dataclasses import replace
+
+        ks = replace(ks, provenance=ks.provenance + dp[1])
     return ks
 
 

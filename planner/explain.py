@@ -91,7 +91,6 @@ def explain(res, metric: str | None = None) -> str:
 
     eff = efficiency_for(r.engine["id"], gpu, r.calibration, r.weights)
     mp = math_precision(r.weights, gpu)
-    bw, lat, kind = link(gpu, r.tp, r.gpus_per_node)
     rl = est["roofline"]
     d = rl["decode"]
     from planner.evaluate import provenance
@@ -106,8 +105,7 @@ def explain(res, metric: str | None = None) -> str:
         f"{mp} x {g.e_max:g}), (NK x {r.checkpoint.body_bytes_per_param:.4g} B + activations) / ({gpu['memory_bandwidth_tb_per_s']:g} TB/s "
         f"x {min(g.e_mem, 1.0):g}))",
         f"decode attention: {ks.decode_attn[0] * 1e6:.1f} us + KV bytes / ({gpu['memory_bandwidth_tb_per_s']:g} TB/s x {ks.decode_attn[1]:g}) per layer",
-        f"communication: TP {r.tp} over {kind}: 2 all-reduces per layer"
-        + (f", {ks.allreduce.latency_s * 1e6:.1f} us + bytes / {ks.allreduce.large_bw / 1e9:.0f} GB/s (large messages)" if ks.allreduce else ""),
+        "communication: " + _communication(r, ks),
         f"host per step {eff['step_overhead_ms']:g} ms (+{eff['prefill_overhead_ms']:g} ms with prompt tokens); kernel scale "
         f"{eff['kernel_scale'] * eff.get('vendor_scale', 1.0):g}",
         f"arithmetic intensity {d['intensity_flops_per_byte']:g} FLOP/B vs ridge {rl['ridge_flops_per_byte']:g}: {d['bottleneck']}-bound"
@@ -195,3 +193,35 @@ def explain(res, metric: str | None = None) -> str:
         f"load {cs['load_s']:,.0f} s at {r.storage['read_gb_per_s']:g} GB/s + engine start {cs['engine_start_s']:.0f} s",
         f"first pod {cs['first_start_s']:,.0f} s; a scale-out pod {cs['scale_out_s']:,.0f} s"])
     return "\n".join(out) + "\n"
+
+
+def _communication(r, ks) -> str:
+    """What the step model's communication term is made of (planner.physics.step.coefficients)."""
+    from planner.evaluate import deepep_of
+
+    parts = []
+    group = r.tp // max(r.attention_dp, 1)
+    if group > 1:
+        kind = link(r.gpu, group, r.gpus_per_node)[2]
+        parts.append(f"all-reduce over the {group} GPUs of " + ("an attention group" if r.attention_dp > 1 else "the TP group")
+                     + f" ({kind}), 2 per layer"
+                     + (f", {ks.allreduce.latency_s * 1e6:.1f} us + bytes / {ks.allreduce.large_bw / 1e9:.0f} GB/s (large messages)"
+                        if ks.allreduce else ""))
+    if r.ep > 1 and r.model.get("moe"):
+        if deepep_of(r):
+            from planner.resolve import deepep_mode
+
+            mode = {"normal": "normal (high-throughput) kernels", "low_latency": "low-latency kernels",
+                    "auto": "normal kernels on steps with prompt tokens, low-latency kernels on decode steps"}[deepep_mode(r)]
+            parts.append(f"expert all-to-all over EP {r.ep} on DeepEP, {mode}: a dispatch (FP8) and a combine (BF16) per MoE "
+                         "layer on the tokens per rank (measured DeepEP curves)")
+        else:
+            kind = link(r.gpu, r.ep, r.gpus_per_node)[2]
+            parts.append(f"expert all-to-all over EP {r.ep} ({kind}), dispatch and combine per MoE layer"
+                         + (f", {ks.alltoall.latency_s * 1e6:.1f} us + bytes / {ks.alltoall.large_bw / 1e9:.0f} GB/s" if ks.alltoall else ""))
+    if r.pp > 1:
+        parts.append(f"pipeline hand-off between {r.pp} stages")
+    if r.two_batch_overlap:
+        parts.append("two-batch overlap: two half batches per step, each one's communication under the other's kernels "
+                     "(only the part the kernels do not hide counts)")
+    return "; ".join(parts) if parts else "none (one GPU per replica)"

@@ -147,6 +147,27 @@ def _precision_steps(ctx) -> list[tuple[Edit, ...]]:
     return out
 
 
+def _expert_comm_steps(ctx) -> list[tuple[Edit, ...]]:
+    """DeepEP for the expert all-to-all, then two-batch overlap on top: for a MoE model split by expert
+    parallelism over every GPU of its tensor group, on vLLM or SGLang and NVIDIA GPUs (what PF124 admits)."""
+    r = ctx.result.resolved
+    if not r.model.get("moe") or r.engine["id"] not in ("vllm", "sglang") or r.gpu.get("vendor") != "nvidia":
+        return []
+    blocks = [r.disagg[role] for role in ("prefill", "decode")] if r.disagg else [{"ep": r.ep, "tp": r.tp}]
+    if any(b.get("ep", 1) <= 1 for b in blocks):
+        return []
+    out = []
+    overlap = ctx.edit("/engine/two_batch_overlap", True)
+    if r.moe_all_to_all != "deepep" and all(b.get("ep", 1) == b["tp"] for b in blocks):
+        deepep = ctx.edit("/engine/moe_all_to_all", "deepep")
+        out.append((deepep,))
+        if not r.two_batch_overlap:
+            out.append((deepep, overlap))
+    elif not r.two_batch_overlap:
+        out.append((overlap,))
+    return out
+
+
 def _tp_double(ctx) -> list[tuple[Edit, ...]]:
     r = ctx.result.resolved
     tp = r.tp * 2
@@ -292,13 +313,15 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
             fx = _pools_search(ctx, f, breach)  # both pools short: grow them together
             if fx:
                 fixed.append(fx)
-        try_edits(_precision_steps(ctx))
+        try_edits(_expert_comm_steps(ctx) + _precision_steps(ctx))
     elif f.id in ("PF202", "PF401", "PF402", "PF403"):
         if r.mode in ("rate", "concurrency"):
             fx = _replicas_search(ctx, f, breach, up=True)
             if fx:
                 fixed.append(fx)
-        try_edits(_precision_steps(ctx) + _tp_double(ctx))
+        try_edits(_expert_comm_steps(ctx) + _precision_steps(ctx) + _tp_double(ctx))
+    elif f.id == "PF305":
+        try_edits(_expert_comm_steps(ctx))
     elif f.id == "PF704" and r.disagg:
         # the prefill pool's split, doubled up to the node (gpus_per_replica follows when the spec states it),
         # or one precision step
@@ -344,7 +367,7 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
     return fixed[:MAX_FIXES]
 
 
-GENERATED = ("PF201", "PF202", "PF401", "PF402", "PF403", "PF404", "PF501", "PF503", "PF701", "PF702", "PF703", "PF704")
+GENERATED = ("PF201", "PF202", "PF305", "PF401", "PF402", "PF403", "PF404", "PF501", "PF503", "PF701", "PF702", "PF703", "PF704")
 
 
 def verify(result) -> list[Finding]:
@@ -390,6 +413,10 @@ def _no_fix(ctx: Context, f: Finding) -> str:
                     f"one {idle} replica carries far more than one replica of the other pool; another split per pool "
                     f"(`planfile plan --disaggregated only`)")
         return f"fewer {idle} replicas would break an SLO or the headroom: keep them, or waive this finding with the reason"
+    if f.id == "PF305":
+        r = ctx.result.resolved
+        return (f"tensor: {max(r.tp // 2, 1)} with more replicas, or a faster link"
+                + ("" if not r.model.get("moe") or r.ep <= 1 else " (DeepEP and two-batch overlap, where they apply, did not resolve it)"))
     if f.id == "PF201":
         return (f"no edit planfile tried fits it on {r.gpu['id']} (FP8 weights or KV, tensor parallelism up to the "
                 f"{r.gpus_per_node}-GPU node): a GPU with more memory, or pipeline stages across nodes; `planfile plan` searches them")

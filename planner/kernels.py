@@ -9,6 +9,7 @@ the error band (planner.accuracy).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -145,8 +146,70 @@ def _link_collective(gpu: dict, n: int, gpus_per_node: int) -> Collective:
     return Collective(25e-6, bw * 0.2, bw, 2e6)
 
 
+def units_touched(experts: int, k: int, units: int) -> float:
+    """Expected distinct units (GPUs, or nodes) that k distinct experts, drawn uniformly from `experts` spread
+    evenly over `units`, land on: units x (1 - P(a unit gets none)), P = prod_i (E - E/U - i) / (E - i)."""
+    per = experts / units
+    p = 1.0
+    for i in range(k):
+        p *= max(experts - per - i, 0.0) / (experts - i)
+    return units * (1.0 - p)
+
+
+DEEPEP_FP8_BYTES = 1 + 4 / 128  # DeepEP dispatches FP8 with one FP32 scale per 128 channels (DeepEP README)
+
+
+def deepep(gpu: dict, engine: str, mode: str, ep: int, gpus_per_node: int, hidden: int, experts: int, k: int,
+           fp8_dispatch: bool) -> tuple:
+    """(step.DeepEP, provenance) of one expert-parallel group: SGLang's measured DeepEP dispatch and combine
+    tables (aiconfigurator-core, fitted by tools/fit_kernels.py) at the group's node count, for this GPU or
+    the nearest GPU that has them. vLLM runs the same library, so it takes the same curves.
+
+    The tables measured DeepSeek-V3's shape; another model's token moves a different number of bytes, so
+    it is worth `scale` measured tokens: the normal kernels send a token once per node it reaches (once per
+    GPU inside one node), the low-latency kernels once per expert it reaches; bytes scale with hidden, and a
+    16-bit dispatch (no FP8 experts) moves 2 / (1 + 4/128) times the FP8 bytes."""
+    from planner.physics.step import DeepEP
+
+    nodes = max(1, math.ceil(ep / gpus_per_node))
+    order = [gpu["id"], BORROW.get(gpu["id"]), "h200-sxm", "h100-sxm"]
+    parts, where = {}, []
+    for kind in ("normal", "low_latency"):
+        for src in [g for g in dict.fromkeys(order) if g]:
+            tab = ((table().get(src) or {}).get("sglang") or {}).get("deepep", {}).get(kind)
+            if not tab:
+                continue
+            sizes = sorted(int(n) for n in tab["nodes"])
+            if nodes > 1 and max(sizes) < 2:
+                continue  # one node measured here: the network-bound curves come from a GPU measured over nodes
+            pick = min(sizes, key=lambda n: (abs(n - nodes), -n))
+            cur = tab["nodes"][pick] if pick in tab["nodes"] else tab["nodes"][str(pick)]
+            ref = tab["shape"]
+
+            def coll(x):
+                return Collective(x["latency_us"] * 1e-6, x["small_tokens_per_us"] * 1e6, x["large_tokens_per_us"] * 1e6,
+                                  x["knee_tokens"])
+
+            if kind == "normal":
+                u_ref = 8 if pick == 1 else pick
+                u = min(ep, gpus_per_node) if nodes == 1 else nodes
+                scale = hidden * units_touched(experts, k, u) / (ref["hidden"] * units_touched(ref["experts"], ref["topk"], u_ref))
+            else:
+                scale = hidden * k / (ref["hidden"] * ref["topk"])
+            dscale = scale * (1.0 if fp8_dispatch else 2.0 / DEEPEP_FP8_BYTES)
+            parts[kind] = (coll(cur["dispatch"]), coll(cur["combine"]), dscale, scale)
+            where.append(f"{kind.replace('_', '-')} kernels from {src} sglang {tab['version'].split(' (')[0]} at {pick} node(s)"
+                         + (f" ({nodes} here)" if pick != nodes else "") + f", x {scale:.2f} of the measured token")
+            break
+    if len(parts) < 2:
+        return None, ()
+    return DeepEP(mode, parts["normal"], parts["low_latency"]), (("DeepEP", "; ".join(where)),)
+
+
 def kernel_set(gpu: dict, engine: str, runtime_format: str, expert_format: str, kv_cache: str, tp: int, ep: int, pp: int,
-               gpus_per_node: int) -> KernelSet:
+               gpus_per_node: int, ar_group: int | None = None) -> KernelSet:
+    """The curves of one configuration; `ar_group` is the GPUs of one all-reduce (the attention group under
+    attention data parallelism; default tp)."""
     gid = gpu["id"]
     src = gid if gid in table() else BORROW.get(gid, "h100-sxm")
     borrowed = src != gid
@@ -217,7 +280,7 @@ def kernel_set(gpu: dict, engine: str, runtime_format: str, expert_format: str, 
             prov.append(("MoE", f"memory side unidentified in the grouped-GEMM fit (e_mem {mo['e_mem']} > 1): "
                                 f"the dense GEMM's e_mem {gemm.e_mem:.3f}"))
     ar = None
-    group = tp
+    group = tp if ar_group is None else ar_group
     if group > 1:
         if group > gpus_per_node:
             ar = _link_collective(gpu, group, gpus_per_node)

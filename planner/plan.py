@@ -91,7 +91,10 @@ def variant(base: Resolved, gpu: dict, tp: int, pp: int, weights: str, kv: str, 
     eng = base.engine
     bd = batch_defaults(eng, gpu)
     mml = base.max_model_len
-    v = replace(base, gpu=gpu, tp=tp, pp=pp, ep=1, gpus_per_replica=tp * pp, gpus_per_node=gpu["gpus_per_node"],
+    # the search splits replicas by tensor and pipeline parallelism only: no expert parallelism, so none of the
+    # expert all-to-all settings either (PF124 would refuse them on the written spec)
+    v = replace(base, gpu=gpu, tp=tp, pp=pp, ep=1, attention_dp=1, moe_all_to_all="default", two_batch_overlap=False,
+                gpus_per_replica=tp * pp, gpus_per_node=gpu["gpus_per_node"],
                    weights=weights, kv_cache=kv,
                    gpu_memory_utilization=eng["gpu_memory_utilization"], max_num_seqs=bd["max_num_seqs"],
                    max_num_batched_tokens=max(bd["max_num_batched_tokens"], 0 if base.chunked_prefill else mml),

@@ -141,6 +141,9 @@ def spec_for(data: dict, o, filled: list[str]) -> str:
         if "engine" in filled:
             eng.pop(k, None)
     eng["version"] = r.engine_version  # flags and defaults differ between versions
+    if r.ep <= 1:  # options split by tensor and pipeline only: no expert all-to-all to configure
+        eng.pop("moe_all_to_all", None)
+        eng.pop("two_batch_overlap", None)
     d["engine"] = eng
     cost = {k: v for k, v in (d.get("cost") or {}).items() if k not in ("provider", "usd_per_gpu_hour")}
     if r.price_source and not r.price_source.startswith("spec"):

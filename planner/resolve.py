@@ -90,6 +90,21 @@ class Resolved:
     slo_confidence: float | None = None  # slo.confidence: SLOs required at this quantile of the error band
     price_provider: str | None = None  # catalog provider id of the price (None: the spec's own usd_per_gpu_hour)
     disagg: dict | None = None  # disaggregated pools (planner.disagg); tp/pp/replicas above are then the decode pool's
+    moe_all_to_all: str = "default"  # engine.moe_all_to_all: default (the engine's own collective) | deepep
+    two_batch_overlap: bool = False  # engine.two_batch_overlap
+    role: str = "aggregated"  # aggregated | prefill | decode (a disaggregated pool, planner.disagg.pool)
+
+
+def deepep_mode(r: "Resolved") -> str:
+    """The DeepEP kernels a replica runs: a prefill pool the normal (high-throughput) kernels, a decode pool the
+    low-latency ones; an aggregated SGLang replica `auto` (normal for steps with prompt tokens, low-latency for
+    pure decode steps), an aggregated vLLM replica its high-throughput backend on every step. The one choice
+    the step model (planner.evaluate.system) and the rendered flags (planner.render.engines) both read."""
+    if r.role == "prefill":
+        return "normal"
+    if r.role == "decode":
+        return "low_latency"
+    return "auto" if r.engine["id"] == "sglang" else "normal"
 
 
 def with_checkpoint(r: "Resolved") -> "Resolved":
@@ -165,7 +180,9 @@ def resolve(loaded: Loaded) -> Resolved:
 
         disagg = resolve_pools(d["disaggregation"], default)
         dec = disagg["decode"]
+        # the record's own parallelism is the decode pool's, all of it (the engine flags, the explain sections)
         tp, pp, gpr = dec["tp"], dec["pp"], dec["gpus_per_replica"]
+        ep, adp = dec.get("ep", 1), dec.get("adp", 1)
         hw = dict(hw, replicas=dec["replicas"])
     auto = hw.get("autoscale")
     if auto:
@@ -251,6 +268,7 @@ def resolve(loaded: Loaded) -> Resolved:
     slo_conf = slo.get("confidence") if isinstance(slo, dict) else None
     slo = {k: v for k, v in slo.items() if k != "confidence"}
     return Resolved(
+        moe_all_to_all=e.get("moe_all_to_all", "default"), two_batch_overlap=bool(e.get("two_batch_overlap", False)),
         price_provider=price_provider, disagg=disagg, attention_dp=int(adp), scheduler_policy=policy, requests=wl.get("requests"), slo_confidence=slo_conf,
         name=d["metadata"]["name"], namespace=d["metadata"].get("namespace", "default"), model=model,
         model_name=ck.repo, checkpoint=ck, checkpoint_inputs=ck_in, revision=d["model"].get("revision"),

@@ -349,6 +349,7 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
         if ok and conn not in ok:
             add("PF123", "connector-unsupported", f"{eng['name'] if eng else engine_name} has no {conn} KV connector planfile can render; it has "
                 + " or ".join(ok), "/disaggregation/transfer/connector", f"connector: {ok[0]}")
+    _expert_communication(add, d, model, eng, engine_name, gpu)
     policy = _get(d, "engine", "scheduler_policy")
     if eng and isinstance(policy, str) and policy not in eng.get("scheduler_policies", [policy]):
         add("PF121", "scheduler-policy-unsupported", f"{eng['name']} has no {policy} scheduler; it runs "
@@ -482,6 +483,48 @@ def locate(findings: list[Finding], loaded: Loaded) -> list[Finding]:
             f = f.located(line, col)
         out.append(f)
     return sorted(out, key=Finding.sort_key)
+
+
+def _expert_communication(add, d: dict, model, eng, engine_name, gpu) -> None:
+    """PF124: engine.moe_all_to_all: deepep and engine.two_batch_overlap act on the expert-parallel all-to-all, so
+    they need a MoE model split by expert parallelism (in every pool of a disaggregated spec), an engine
+    planfile renders them for (vLLM, SGLang) and, for DeepEP (CUDA kernels), an NVIDIA GPU."""
+    a2a, tbo = _get(d, "engine", "moe_all_to_all"), _get(d, "engine", "two_batch_overlap")
+    asked = [(k, f"/engine/{k}", shown) for k, v, shown in (("moe_all_to_all", a2a, "moe_all_to_all: deepep"),
+                                                             ("two_batch_overlap", tbo, "two_batch_overlap: true"))
+             if v is True or v == "deepep"]
+    if not asked:
+        return
+    for key, ptr, shown in asked:
+        if isinstance(engine_name, str) and engine_name not in ("vllm", "sglang"):
+            name = eng["name"] if eng else engine_name
+            add("PF124", "expert-communication-invalid", f"engine.{shown} is rendered for vLLM and SGLang, not {name} "
+                "(its wide expert parallelism is configured otherwise)", ptr, f"remove engine.{key}, or engine.name: sglang")
+            continue
+        if model is not None and not model.get("moe"):
+            add("PF124", "expert-communication-invalid", f"engine.{shown} is set, but {model['id']} is not a mixture-of-experts "
+                "model: there is no expert all-to-all", ptr, f"remove engine.{key}")
+            continue
+        dis = d.get("disaggregation") if isinstance(d.get("disaggregation"), dict) else None
+        blocks = ([(f"/disaggregation/{role}/parallelism", ((dis.get(role) or {}) if isinstance(dis.get(role), dict) else {}).get("parallelism"))
+                   for role in ("prefill", "decode")] if dis is not None else [("/parallelism", d.get("parallelism"))])
+        for at, par in blocks:
+            ep = par.get("expert", 1) if isinstance(par, dict) else 1
+            tp = par.get("tensor", 1) if isinstance(par, dict) else 1
+            where = at[1:].replace('/', '.')
+            if isinstance(ep, int) and not isinstance(ep, bool) and ep <= 1:
+                add("PF124", "expert-communication-invalid", f"engine.{shown} is set, but {where} has no expert "
+                    "parallelism (expert: 1): the experts are split by tensor parallelism, with no all-to-all", ptr,
+                    f"set {where}.expert (e.g. equal to tensor), or remove engine.{key}")
+                break
+            if key == "moe_all_to_all" and isinstance(ep, int) and isinstance(tp, int) and ep != tp:
+                add("PF124", "expert-communication-invalid", f"DeepEP runs over every GPU of the tensor group (SGLang sets "
+                    f"--ep-size to --tp-size, vLLM's expert group is TP x DP), but {where} has expert: {ep} and tensor: {tp}",
+                    f"{at}/expert", f"expert: {tp}")
+                break
+        if key == "moe_all_to_all" and gpu and gpu.get("vendor") != "nvidia":
+            add("PF124", "expert-communication-invalid", f"DeepEP is a CUDA library; {gpu['id']} is a {gpu['vendor'].upper()} GPU",
+                ptr, "remove engine.moe_all_to_all (the engine's own all-to-all)")
 
 
 def _expert_and_attention_data(add, model, par: dict, at: str) -> None:

@@ -203,6 +203,18 @@ def all_launches(tmp_path_factory) -> list[dict]:
         sg = tmp_path_factory.mktemp("disagg-sglang") / "p.yaml"
         sg.write_text((ROOT / "specs" / "disagg-llama-3.1-70b-h200.yaml").read_text().replace("  name: vllm", "  name: sglang"))
         out += launches_of("disagg-sglang", _rendered(sg), sg.parent)
+        # wide expert parallelism on vLLM too (its DeepEP backends by role, --enable-dbo), and aggregated
+        # replicas with DeepEP (SGLang --deepep-mode auto, vLLM's high-throughput backend)
+        wide = (ROOT / "specs" / "disagg-deepseek-v3-wide-ep-h100.yaml").read_text()
+        vw = tmp_path_factory.mktemp("wide-ep-vllm") / "p.yaml"
+        vw.write_text(wide.replace("  name: sglang", "  name: vllm"))
+        out += launches_of("wide-ep-vllm", _rendered(vw), vw.parent)
+        for eng in ("sglang", "vllm"):
+            p = tmp_path_factory.mktemp(f"deepep-{eng}") / "p.yaml"
+            p.write_text((ROOT / "specs" / "deepseek-v3-h200.yaml").read_text()
+                         .replace("  name: sglang", f"  name: {eng}\n  moe_all_to_all: deepep\n  two_batch_overlap: true")
+                         .replace("itl_ms: {p95: 100}", "itl_ms: {p95: 1000}"))
+            out += launches_of(f"deepep-{eng}", _rendered(p), p.parent)
         for v in VARIANTS:
             p = tmp_path_factory.mktemp("-".join(v)) / "p.yaml"
             p.write_text(yaml.safe_dump(_variant(*v)))
@@ -222,6 +234,8 @@ def test_the_launch_collection_is_not_vacuous(all_launches):
     assert any(x["engine"] == "dynamo.vllm" and x["version"] == "0.31" for x in all_launches)  # the graph's workers
     assert sum(x["engine"] == "dynamo.frontend" for x in all_launches) >= 2  # the graph's frontend, vLLM and SGLang
     assert any(x["engine"] == "sglang" and x["version"] == "0.5.21" for x in all_launches)
+    for flag in ("--moe-a2a-backend", "--all2all-backend", "--enable-dbo", "--enable-two-batch-overlap"):
+        assert any(flag in " ".join(map(str, x.get("argv") or [])) for x in all_launches), flag
     for feature in ("offload", "no-prefix-cache", "speculative"):
         assert any(f"vllm-h100-sxm-fp8-{feature}" in i for i in ids), feature
         assert any(f"sglang-h100-sxm-fp8-{feature}" in i for i in ids), feature

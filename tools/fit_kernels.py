@@ -18,6 +18,10 @@ Functional forms (times in seconds, sizes in bytes, efficiencies relative to the
 - MoE grouped GEMM: as GEMM, with M = tokens x top-k / experts per expert, summed over the experts that get
   tokens; `imbalance` = latency ratio of the power-law(1.2) to the balanced token distribution
 - all-reduce of S bytes over n GPUs: t = a + S/B_inf + S (1/B_0 - 1/B_inf) / (1 + S/S_c)
+- DeepEP dispatch and combine (SGLang's wide-EP tables, per node count and kernel mode): the same form on
+  the tokens per rank, t = a + n/R_inf + n (1/R_0 - 1/R_inf) / (1 + n/n_c), with the shape measured (hidden,
+  top-k, experts) written beside it; a dispatch's time is its transmit plus its notify (the metadata
+  exchange the normal kernels wait for), at the most SMs measured
 """
 
 from __future__ import annotations
@@ -179,6 +183,61 @@ def fit_moe(df: pd.DataFrame, peak: float, bw: float, wbytes: float) -> dict:
             "rows": int(len(t)), "median_err_pct": round(med * 100, 1), "p90_err_pct": round(p90 * 100, 1)}
 
 
+DEEPEP_SHAPE = (7168, 8, 256)  # DeepSeek-V3/R1 (hidden, top-k, experts): the one shape measured over 1-8 nodes
+
+
+def deepep_table(data: Path, system: str, fw: str, mode: str) -> tuple[pd.DataFrame, str] | None:
+    """Every version's rows of one DeepEP table at DEEPEP_SHAPE; per node count the newest version that measured it."""
+    files = sorted(glob.glob(str(data / system / "comm" / fw / "*" / f"wideep_deepep_{mode}_perf.parquet")),
+                   key=lambda f: version_key(Path(f).parent.name))
+    parts, seen, versions = [], set(), []
+    for f in reversed(files):  # newest first
+        d = pd.read_parquet(f)
+        d = d[(d.hidden_size == DEEPEP_SHAPE[0]) & (d.num_topk == DEEPEP_SHAPE[1]) & (d.num_experts == DEEPEP_SHAPE[2])]
+        new = sorted(set(d.node_num.unique()) - seen)
+        if new:
+            parts.append(d[d.node_num.isin(new)])
+            seen |= set(new)
+            versions.append(f"{Path(f).parent.name} ({'/'.join(str(int(n)) for n in new)} nodes)")
+    return (pd.concat(parts), ", ".join(versions)) if parts else None
+
+
+def fit_deepep(df: pd.DataFrame, mode: str) -> dict:
+    """{nodes: {dispatch: curve, combine: curve}} of one DeepEP table (tokens per rank -> microseconds)."""
+    out = {}
+    if mode == "normal":
+        df = df.assign(dispatch=df.dispatch_transmit_us + df.dispatch_notify_us, combine=df.combine_transmit_us + df.combine_notify_us)
+    else:
+        df = df.assign(dispatch=df.dispatch_avg_t_us, combine=df.combine_avg_t_us)
+    shape = None
+    for n, g in df.groupby("node_num"):
+        if "dispatch_sms" in g.columns:
+            g = g[g.dispatch_sms == g.dispatch_sms.max()]
+        g = g[g.num_experts == g.num_experts.min()]
+        shape = {"hidden": int(g.hidden_size.iloc[0]), "topk": int(g.num_topk.iloc[0]), "experts": int(g.num_experts.iloc[0])}
+        e = {}
+        for op in ("dispatch", "combine"):
+            h = g.groupby("num_token", as_index=False)[op].median()
+            x = h.num_token.to_numpy(float)
+            t = h[op].to_numpy(float) * 1e-6
+            if len(t) < 8:
+                continue
+
+            def model(p):
+                a, r0, rinf, nc = p[0] * 1e-6, p[1] * 1e6, p[2] * 1e6, p[3]
+                return a + x / rinf + x * (1 / r0 - 1 / rinf) / (1 + x / nc)
+
+            r = least_squares(lambda p: np.log(model(p) / t), [20, 0.5, 5, 64], bounds=([0.1, 0.001, 0.01, 0.1], [2000, 1000, 1000, 1e6]),
+                              loss="soft_l1", f_scale=0.1)
+            err = np.exp(np.abs(np.log(model(r.x) / t))) - 1
+            e[op] = {"latency_us": round(r.x[0], 2), "small_tokens_per_us": round(r.x[1], 4), "large_tokens_per_us": round(r.x[2], 4),
+                     "knee_tokens": round(r.x[3], 2), "rows": int(len(t)), "median_err_pct": round(float(np.median(err)) * 100, 1),
+                     "p90_err_pct": round(float(np.percentile(err, 90)) * 100, 1)}
+        if len(e) == 2:
+            out[int(n)] = e
+    return {"shape": shape, "nodes": out} if out else {}
+
+
 def tried(fn, *a):
     try:
         return fn(*a)
@@ -257,6 +316,15 @@ def main(wheel: str) -> None:
                     df["message_size"] = df.message_size.astype(int)
                     # engines switch between their custom all-reduce and NCCL by size: the faster one per size
                     e["allreduce"] = fit_allreduce(df)
+                deepep = {}
+                for mode, name in (("normal", "normal"), ("ll", "low_latency")):
+                    got = deepep_table(data, system, fw, mode)
+                    if got is not None:
+                        d = fit_deepep(got[0], mode)
+                        if d:
+                            deepep[name] = dict(d, version=got[1])
+                if deepep:
+                    e["deepep"] = deepep
                 if e:
                     entry[fw] = e
             out[gid] = entry

@@ -38,6 +38,7 @@ for _id, _slug, _summary in [
     ("PF121", "scheduler-policy-unsupported", "engine.scheduler_policy is not a policy this engine can be configured with."),
     ("PF122", "disaggregation-invalid", "A disaggregated spec also sizes an aggregated fleet, its pools do not add up, or it asks for what Dynamo cannot run (a concurrency load, TensorRT-LLM, a non-NVIDIA GPU, an engine version other than the one its runtime image runs)."),
     ("PF123", "connector-unsupported", "The engine has no such KV connector for disaggregated serving, or the connector cannot carry the pool's parallelism (vLLM's NIXL with pipeline parallelism)."),
+    ("PF124", "expert-communication-invalid", "engine.moe_all_to_all: deepep or engine.two_batch_overlap needs a mixture-of-experts model split by expert parallelism, vLLM or SGLang, and (DeepEP) an NVIDIA GPU."),
     ("PF119", "model-name-required", "A model given by hf_config needs model.name: the repository or path the engine loads."),
 ]:
     describe(_id, _slug, "error", _summary, _summary)
@@ -304,12 +305,21 @@ def spans_nodes(r, est):
     (InfiniBand/RoCE, ~50 GB/s per GPU) and it is rendered as a LeaderWorkerSet.
 
     Fix: keep TP inside a node and use PP across nodes, quantize to fit one node, or a bigger node
-    (8x H200/B200)."""
+    (8x H200/B200). Not raised for wide expert parallelism (attention data-parallel groups within a node,
+    the experts split over every GPU): there only the expert all-to-all crosses nodes, by design."""
     if r.gpus_per_replica <= r.gpus_per_node:
         return []
+    group = r.tp // max(r.attention_dp, 1)  # the GPUs of one all-reduce
+    if r.ep > 1 and r.attention_dp > 1 and group <= r.gpus_per_node:
+        return []
+    fixes = [f"tensor: {min(r.gpus_per_node, r.tp)} within a node and pipeline across nodes"]
+    if r.weights in ("bf16", "fp16"):
+        fixes.append("fp8 weights to fit fewer GPUs")
+    elif r.weights == "fp8":
+        fixes.append("fp4 weights on Blackwell to fit fewer GPUs" if r.gpu.get("generation") == "blackwell"
+                     else "GPUs with more memory per node (8 x H200/B200)")
     return [finding("PF304", f"a replica of {r.gpus_per_replica} GPUs spans {math.ceil(r.gpus_per_replica / r.gpus_per_node)} "
-                    f"nodes of {r.gpus_per_node}", "/hardware/gpus_per_replica",
-                    f"tensor: {r.gpus_per_node} within a node and pipeline across nodes, or fp8 weights to fit one node")]
+                    f"nodes of {r.gpus_per_node}", "/hardware/gpus_per_replica", ", or ".join(fixes))]
 
 
 @register("PF305", "communication-share", "warning", "Communication takes a large share of the decode step.")
@@ -324,7 +334,9 @@ def comm_share(r, est):
     share = dec["comm_ms"] / dec["step_ms"] * 100
     if share <= r.settings["comm_share_max_pct"]:
         return []
-    return [finding("PF305", f"all-reduces take {share:.0f} % of a {dec['step_ms']:.1f} ms decode step "
+    what = "all-reduces" if r.ep <= 1 else ("the expert all-to-all" if r.tp // max(r.attention_dp, 1) <= 1
+                                            else "all-reduces and the expert all-to-all")
+    return [finding("PF305", f"{what} take {share:.0f} % of a {dec['step_ms']:.1f} ms decode step "
                     f"(threshold {r.settings['comm_share_max_pct']:g} %)", "/parallelism/tensor",
                     f"tensor: {max(r.tp // 2, 1)} with more replicas")]
 

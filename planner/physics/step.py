@@ -12,7 +12,13 @@ stage, of
 - decode attention (paged: KV bytes read / (B e) + t0) and prefill attention (flash: causal FLOPs at an
   efficiency that ramps with the sequence length);
 - tensor-parallel all-reduces (two per layer) and expert-parallel all-to-all (two per MoE layer), each
-  a + S/B_inf + S (1/B_0 - 1/B_inf) / (1 + S/S_c) for S bytes, measured per GPU and group size;
+  a + S/B_inf + S (1/B_0 - 1/B_inf) / (1 + S/S_c) for S bytes, measured per GPU and group size; with
+  DeepEP (engine.moe_all_to_all: deepep) the dispatch and the combine of each MoE layer are DeepEP's own
+  measured curves (normal kernels for prompt steps, low-latency kernels for decode steps) on the tokens
+  per rank, scaled from the measured shape by the bytes each token moves;
+
+with two-batch overlap (engine.two_batch_overlap) the step runs as two half batches whose communication
+overlaps the other half's kernels: 2 x kernels(half) + max(0, 2 x communication(half) - 2 x kernels(half));
 
 plus the engine's host time per step (scheduling, sampling; more when the step carries a prefill chunk).
 A virtual engine's step passes all pp stages. The efficiencies, floors and collective curves are the
@@ -59,6 +65,20 @@ class Collective:
 
 
 @dataclass(frozen=True)
+class DeepEP:
+    """DeepEP's dispatch and combine of one expert-parallel group: `mode` is "normal" (the high-throughput
+    kernels on every step), "low_latency" (every step) or "auto" (normal on steps with prompt tokens,
+    low-latency on pure decode steps: SGLang's auto mode, and the prefill/decode split of disaggregated
+    pools). Each kernel is (dispatch Collective, combine Collective, dispatch scale, combine scale): the
+    curves are in tokens per rank of the measured shape, a scale is the measured-shape tokens one token of
+    this model is worth (the bytes it moves, relative)."""
+
+    mode: str
+    normal: tuple
+    low_latency: tuple
+
+
+@dataclass(frozen=True)
 class System:
     """One replica's hardware, kernel curves and engine host costs."""
 
@@ -89,6 +109,8 @@ class System:
     floor_scale: float = 1.0  # multiplier of the kernels' fixed floors (fused kernels and CUDA graphs shorten them)
     attention_dp: int = 1  # attention data-parallel groups (DeepSeek-style DP attention + EP MoE)
     act_bytes: float = 2.0  # activations exchanged in collectives (16-bit)
+    deepep: DeepEP | None = None  # the expert all-to-all runs on DeepEP (None: the engine's default collective)
+    two_batch_overlap: bool = False  # two micro-batches per step, communication overlapped with compute
 
 
 @dataclass(frozen=True)
@@ -186,6 +208,9 @@ class Coeffs:
     scale: float
     adp: float
     lay: KVLayout = field(default=None)
+    ep_pre: tuple = ()  # DeepEP: the collectives (as `ar`) of a step with prompt tokens
+    ep_dec: tuple = ()  # DeepEP: the collectives of a pure decode step (the same tuple when one mode runs)
+    tbo: bool = False  # two-batch overlap
 
 
 def coefficients(sys: System, m: ModelShape) -> Coeffs:
@@ -242,7 +267,19 @@ def coefficients(sys: System, m: ModelShape) -> Coeffs:
         ar = (2 * per_stage * pp, c.latency_s, 1 / c.large_bw, 1 / c.small_bw - 1 / c.large_bw, c.knee_bytes,
               m.hidden * sys.act_bytes * 2 * (tp_attn - 1) / tp_attn)
     a2a = ()
-    if sys.alltoall is not None and E and ep > 1:
+    ep_pre = ep_dec = ()
+    if sys.deepep is not None and E and ep > 1:
+        # DeepEP: one dispatch and one combine per MoE layer, on tokens / ep per rank, each token worth `scale`
+        # tokens of the measured shape
+        def kernels_of(part):
+            return tuple((float(moe_per_stage * pp), x.latency_s, 1 / x.large_bw, 1 / x.small_bw - 1 / x.large_bw, x.knee_bytes,
+                          float(sc) / ep) for x, sc in ((part[0], part[2]), (part[1], part[3])))
+
+        d = sys.deepep
+        normal, low = kernels_of(d.normal), kernels_of(d.low_latency)
+        ep_pre = low if d.mode == "low_latency" else normal
+        ep_dec = normal if d.mode == "normal" else low
+    elif sys.alltoall is not None and E and ep > 1:
         c = sys.alltoall
         a2a = (2 * moe_per_stage * pp, c.latency_s, 1 / c.large_bw, 1 / c.small_bw - 1 / c.large_bw, c.knee_bytes,
                p.experts_per_token * m.hidden * sys.act_bytes * (ep - 1) / ep / ep)
@@ -251,7 +288,8 @@ def coefficients(sys: System, m: ModelShape) -> Coeffs:
         c = sys.p2p
         p2p = (pp - 1, c.latency_s, 1 / c.large_bw, 1 / c.small_bw - 1 / c.large_bw, c.knee_bytes, m.hidden * sys.act_bytes)
     return Coeffs(tuple(gemms), lt, float(moe_per_stage * pp), moe, float(layers), dec, pre, ar, a2a, p2p,
-                  (float(sys.step_overhead_s), float(sys.prefill_overhead_s)), float(sys.kernel_scale), adp, lay)
+                  (float(sys.step_overhead_s), float(sys.prefill_overhead_s)), float(sys.kernel_scale), adp, lay,
+                  ep_pre, ep_dec, bool(sys.two_batch_overlap))
 
 
 def _coll(c: tuple, tokens):
@@ -269,6 +307,8 @@ def terms(c: Coeffs, decode, decode_ctx, prefill, prefill_ctx, mx, split: list |
     parts (the side of each max() that won; decode attention streams KV, prefill attention computes): what
     `explain` prints and the bottleneck is named from, from the same expressions.
     """
+    if c.tbo:
+        return _two_batches(c, decode, decode_ctx, prefill, prefill_ctx, mx, split)
     tokens = decode + prefill
     has_dec = decode > 0
     has_pre = prefill > 0
@@ -314,10 +354,36 @@ def terms(c: Coeffs, decode, decode_ctx, prefill, prefill_ctx, mx, split: list |
         t_comm = t_comm + _coll(c.ar, tokens / c.adp)
     if c.a2a:
         t_comm = t_comm + _coll(c.a2a, tokens)
+    if c.ep_pre:
+        if c.ep_pre == c.ep_dec:
+            for x in c.ep_pre:
+                t_comm = t_comm + _coll(x, tokens)
+        else:  # normal kernels on a step with prompt tokens, low-latency kernels on a pure decode step
+            t_pre_c = 0.0
+            t_dec_c = 0.0
+            for x in c.ep_pre:
+                t_pre_c = t_pre_c + _coll(x, tokens)
+            for x in c.ep_dec:
+                t_dec_c = t_dec_c + _coll(x, tokens)
+            t_comm = t_comm + has_pre * t_pre_c + (1 - has_pre) * t_dec_c
     if c.p2p:
         t_comm = t_comm + _coll(c.p2p, tokens)
     host = c.host[0] + has_pre * c.host[1]
     return c.scale * t_gemm, c.scale * t_moe, c.scale * (t_dec + t_pre), t_comm, host
+
+
+def _two_batches(c: Coeffs, decode, decode_ctx, prefill, prefill_ctx, mx, split) -> tuple:
+    """`terms` of a two-batch-overlap step: two half batches back to back, each one's communication running
+    under the other's kernels; the communication term is only what the kernels do not hide."""
+    one = replace(c, tbo=False)
+    sp = None if split is None else [0.0, 0.0]
+    g, mo, at, cm, host = terms(one, decode / 2, decode_ctx, prefill / 2, prefill_ctx, mx, sp)
+    g2, mo2, at2 = 2 * g, 2 * mo, 2 * at
+    exposed = mx(2 * cm - (g2 + mo2 + at2), 0.0)
+    if split is not None:
+        split[0] = split[0] + 2 * sp[0]
+        split[1] = split[1] + 2 * sp[1]
+    return g2, mo2, at2, exposed, host
 
 
 def step_components(sys: System, m: ModelShape, decode, decode_ctx, prefill, prefill_ctx) -> dict:
@@ -448,8 +514,10 @@ def scalar_step(sys: System, m: ModelShape):
         return f"(({name}) * {lay.full_layers} + (({name}) if ({name}) < {w} else {w}) * {lay.window_layers}) / {lay.layers}"
 
     L = ["def fn(decode, decode_ctx, prefill, prefill_ctx):",
-         "    decode = float(decode); decode_ctx = float(decode_ctx); prefill = float(prefill); prefill_ctx = float(prefill_ctx)",
-         "    tokens = decode + prefill", "    has_dec = decode > 0", "    has_pre = prefill > 0", "    t_gemm = 0.0"]
+         "    decode = float(decode); decode_ctx = float(decode_ctx); prefill = float(prefill); prefill_ctx = float(prefill_ctx)"]
+    if c.tbo:  # two half batches (_two_batches)
+        L.append("    decode = decode / 2; prefill = prefill / 2")
+    L += ["    tokens = decode + prefill", "    has_dec = decode > 0", "    has_pre = prefill > 0", "    t_gemm = 0.0"]
     for count, t0, a, mh, b, cc, div in c.gemms:
         L.append(f"    m_tok = tokens / {f(float(div))}")
         L.append(f"    t_gemm = t_gemm + {f(float(count))} * ({f(float(t0))} + "
@@ -472,14 +540,35 @@ def scalar_step(sys: System, m: ModelShape):
           f"    t_pre = {f(float(c.layers))} * (has_pre * {f(float(c.pre[0]))} + {f(float(c.pre[1]))} * p_local * pctx * "
           f"(s + {f(float(c.pre[2]))}) / s)",
           "    t_comm = 0.0"]
-    for coll, tok in ((c.ar, f"tokens / {adp}"), (c.a2a, "tokens"), (c.p2p, "tokens")):
+    def coll_lines(coll, tok, acc):
+        count, a, inv_large, dinv, knee, per_token = (float(x) for x in coll)
+        return [f"    s_ = ({tok}) * {f(per_token)}",
+                f"    {acc} = {acc} + {f(count)} * ({f(a)} + s_ * {f(inv_large)} + s_ * {f(dinv)} / (1 + s_ / {f(knee)}))"]
+
+    for coll, tok in ((c.ar, f"tokens / {adp}"), (c.a2a, "tokens")):
         if coll:
-            count, a, inv_large, dinv, knee, per_token = (float(x) for x in coll)
-            L += [f"    s_ = ({tok}) * {f(per_token)}",
-                  f"    t_comm = t_comm + {f(count)} * ({f(a)} + s_ * {f(inv_large)} + s_ * {f(dinv)} / (1 + s_ / {f(knee)}))"]
+            L += coll_lines(coll, tok, "t_comm")
+    if c.ep_pre:
+        if c.ep_pre == c.ep_dec:
+            for x in c.ep_pre:
+                L += coll_lines(x, "tokens", "t_comm")
+        else:
+            L += ["    t_pre_c = 0.0", "    t_dec_c = 0.0"]
+            for x in c.ep_pre:
+                L += coll_lines(x, "tokens", "t_pre_c")
+            for x in c.ep_dec:
+                L += coll_lines(x, "tokens", "t_dec_c")
+            L.append("    t_comm = t_comm + has_pre * t_pre_c + (1 - has_pre) * t_dec_c")
+    if c.p2p:
+        L += coll_lines(c.p2p, "tokens", "t_comm")
     sc = f(float(c.scale))
-    L += [f"    host = {f(float(c.host[0]))} + has_pre * {f(float(c.host[1]))}",
-          f"    return {sc} * t_gemm + {sc} * t_moe + {sc} * (t_dec + t_pre) + t_comm + host"]
+    L.append(f"    host = {f(float(c.host[0]))} + has_pre * {f(float(c.host[1]))}")
+    if c.tbo:
+        L += [f"    g2 = 2 * ({sc} * t_gemm)", f"    mo2 = 2 * ({sc} * t_moe)", f"    at2 = 2 * ({sc} * (t_dec + t_pre))",
+              "    exposed = " + mx("2 * t_comm - (g2 + mo2 + at2)", "0.0"),
+              "    return g2 + mo2 + at2 + exposed + host"]
+    else:
+        L.append(f"    return {sc} * t_gemm + {sc} * t_moe + {sc} * (t_dec + t_pre) + t_comm + host")
     source = "\n".join(L)
     compiled: list = []
     calls = [0]

@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from planner.resolve import Resolved
+from planner.resolve import Resolved, deepep_mode
 
 VLLM_KV = {"bf16": "auto", "fp16": "auto", "fp8": "fp8", "int8": "int8_per_token_head", "int4": "int4_per_token_head"}
 SGLANG_KV = {"bf16": "auto", "fp16": "auto", "fp8": "fp8_e4m3"}
@@ -155,6 +155,11 @@ def vllm(r: Resolved, est: dict, rank: str | None = None) -> Launch:
         L.add("--enable-expert-parallel", None, "/parallelism/expert" if r.ep > 1 else "/parallelism/attention_data")
         if r.ep != r.tp:
             L.notes.append(f"vLLM sets the expert-parallel size to TP x DP = {r.tp}, not {r.ep}")
+    if r.moe_all_to_all == "deepep" and r.ep > 1:
+        L.add("--all2all-backend", "deepep_low_latency" if deepep_mode(r) == "low_latency" else "deepep_high_throughput",
+              "/engine/moe_all_to_all")
+    if r.two_batch_overlap:
+        L.add("--enable-dbo", None, "/engine/two_batch_overlap")
     L.add("--max-model-len", r.max_model_len, "/engine/max_model_len")
     L.add("--max-num-seqs", seqs, "/engine/max_num_seqs")
     L.add("--max-num-batched-tokens", r.max_num_batched_tokens, "/engine/max_num_batched_tokens")
@@ -220,6 +225,11 @@ def sglang(r: Resolved, est: dict, rank: str | None = None) -> Launch:
         # SGLang's DP attention: --tp-size stays the replica's GPU count, --dp-size attention groups of it
         L.add("--enable-dp-attention", None, "/parallelism/attention_data")
         L.add("--dp-size", r.attention_dp, "/parallelism/attention_data")
+    if r.moe_all_to_all == "deepep" and r.ep > 1:
+        L.add("--moe-a2a-backend", "deepep", "/engine/moe_all_to_all")
+        L.add("--deepep-mode", deepep_mode(r), "/engine/moe_all_to_all")
+    if r.two_batch_overlap:
+        L.add("--enable-two-batch-overlap", None, "/engine/two_batch_overlap")
     kv = SGLANG_KV.get(r.kv_cache)
     if kv is None:
         L.errors.append(("/precision/kv_cache", f"SGLang has no {r.kv_cache} KV cache (it accepts auto, fp8_e4m3, fp8_e5m2, "
@@ -373,7 +383,8 @@ def conflicts(r: Resolved, L: Launch) -> list[tuple[str, str]]:
     dests = {m.dest(flag) for flag, _ in L.opts}
     out = []
     for rule in r.engine.get("conflicts") or []:
-        if all(d in dests for d in rule["dests"]):
+        # a rule holds when every `dests` option is set and none of its `unless` options is
+        if all(d in dests for d in rule["dests"]) and not any(d in dests for d in rule.get("unless", ())):
             out.append(("/engine", f"{rule['message']}; fix: {rule['fix']}"))
     return out
 
