@@ -44,13 +44,14 @@ class Option:
     one_fewer: int | None = None  # the replica count just below the chosen one (it fails check's SLO verdict)
 
     def key(self) -> tuple:
-        return (self.r.gpu["id"], self.r.tp, self.r.pp, self.r.weights, self.r.kv_cache)
+        return split_key(self.r) + (self.r.weights, self.r.kv_cache)
 
     def to_json(self) -> dict:
         r = self.r
         return {"gpu": r.gpu["id"], "gpus_per_replica": r.gpus_per_replica, "replicas": r.replicas,
                 "disaggregated": ({k: r.disagg[k] for k in ("prefill", "decode")} if r.disagg else None),
-                "tensor": r.tp, "pipeline": r.pp, "weights": r.weights, "kv_cache": r.kv_cache, "engine": r.engine["id"],
+                "tensor": r.tp, "pipeline": r.pp, "expert": r.ep, "attention_data": r.attention_dp,
+                "moe_all_to_all": r.moe_all_to_all, "two_batch_overlap": r.two_batch_overlap, "weights": r.weights, "kv_cache": r.kv_cache, "engine": r.engine["id"],
                 "gpus": self.gpus, "usd_per_month": _round(self.usd_per_month), "usd_per_gpu_hour": r.price_usd_per_gpu_hour,
                 "provider": r.price_provider, "price_kind": _kind(r), "ttft_p95_ms": _round(self.ttft_p95_ms), "itl_p95_ms": _round(self.itl_p95_ms),
                 "saturation_output_tokens_per_s": _round(self.saturation_tps), "precision_risk": self.risk,
@@ -94,6 +95,7 @@ def variant(base: Resolved, gpu: dict, tp: int, pp: int, weights: str, kv: str, 
     # the search splits replicas by tensor and pipeline parallelism only: no expert parallelism, so none of the
     # expert all-to-all settings either (PF124 would refuse them on the written spec)
     v = replace(base, gpu=gpu, tp=tp, pp=pp, ep=1, attention_dp=1, moe_all_to_all="default", two_batch_overlap=False,
+                disagg=None, role="aggregated",  # an aggregated candidate (disaggregated() builds its own pools)
                 gpus_per_replica=tp * pp, gpus_per_node=gpu["gpus_per_node"],
                    weights=weights, kv_cache=kv,
                    gpu_memory_utilization=eng["gpu_memory_utilization"], max_num_seqs=bd["max_num_seqs"],
@@ -163,23 +165,73 @@ def candidates(base: Resolved, c: Constraints) -> tuple[list[Option], dict]:
                 if v is None:
                     rejected["no_checkpoint"] += 1
                     break
-                mem = memory_plan(v)
-                if not mem.fits or mem.max_seqs_mean < 1:
-                    rejected["does_not_fit"] += 1
-                    continue
-                fitted = True
-                _, _, fn = step_function(v)
-                off = serving.steady_offline(fn, limits(v, mem), v.input.mean, v.output.mean, tokens_per_step(v))
-                sat_rps = off["requests_per_s"] * v.pp
-                if sat_rps <= 0:
-                    continue
-                replicas = _replicas_guess(v, sat_rps)
-                if c.max_gpus and replicas * v.gpus_per_replica > c.max_gpus:
-                    rejected["over_max_gpus"] += 1
-                    continue
-                v = replace(v, replicas=replicas, replicas_min=replicas)
-                out.append(_option(v, off["output_tokens_per_s"] * v.pp))
+                o = _candidate(v, c, rejected)
+                if o is not None:
+                    fitted = True
+                    out.append(o)
+                for ev in _expert_variants(v):  # MoE: the experts split over the replica instead
+                    o = _candidate(ev, c, rejected)
+                    if o is not None:
+                        fitted = True
+                        out.append(o)
+            if base.model.get("moe"):
+                # wide expert parallelism: replicas over several nodes, attention data-parallel in each GPU (no
+                # all-reduce crosses a node), the experts split over all of them
+                for tp in WIDE_EP_GPUS:
+                    if tp <= gpu["gpus_per_node"] or base.model["moe"]["num_experts"] % tp:
+                        continue
+                    v = variant(base, gpu, tp, 1, w, kv, price)
+                    if v is None:
+                        rejected["no_checkpoint"] += 1
+                        break
+                    for ev in _expert_variants(v, wide=True):
+                        o = _candidate(ev, c, rejected)
+                        if o is not None:
+                            out.append(o)
     return out, rejected
+
+
+WIDE_EP_GPUS = (16, 32, 64)  # replica sizes of wide expert parallelism (2, 4, 8 nodes of 8)
+
+
+def _expert_variants(v: Resolved, wide: bool = False) -> list[Resolved]:
+    """A MoE variant's expert-parallel alternatives: the experts split over every GPU of the replica (EP = TP),
+    with tensor-parallel attention (not for a replica over several nodes: its all-reduce would cross them) or
+    data-parallel attention, and — where the engine and GPU run it (PF124) — the all-to-all on DeepEP, with
+    and without two-batch overlap."""
+    moe = v.model.get("moe")
+    if not moe or v.tp < 2 or v.pp != 1 or moe["num_experts"] % v.tp:
+        return []
+    out = [] if wide else [replace(v, ep=v.tp)]
+    dpa = replace(v, ep=v.tp, attention_dp=v.tp)
+    out.append(dpa)
+    if v.engine["id"] in ("vllm", "sglang") and v.gpu.get("vendor") == "nvidia":
+        out += [replace(dpa, moe_all_to_all="deepep"), replace(dpa, moe_all_to_all="deepep", two_batch_overlap=True)]
+    return out
+
+
+def _candidate(v: Resolved, c: Constraints, rejected: dict) -> Option | None:
+    """One configuration's option at the replicas its analytic saturation needs, or None (counted in rejected)."""
+    mem = memory_plan(v)
+    if not mem.fits or mem.max_seqs_mean < 1:
+        rejected["does_not_fit"] += 1
+        return None
+    _, _, fn = step_function(v)
+    off = serving.steady_offline(fn, limits(v, mem), v.input.mean, v.output.mean, tokens_per_step(v))
+    sat_rps = off["requests_per_s"] * v.pp
+    if sat_rps <= 0:
+        return None
+    replicas = _replicas_guess(v, sat_rps)
+    if c.max_gpus and replicas * v.gpus_per_replica > c.max_gpus:
+        rejected["over_max_gpus"] += 1
+        return None
+    v = replace(v, replicas=replicas, replicas_min=replicas)
+    return _option(v, off["output_tokens_per_s"] * v.pp)
+
+
+def split_key(r: Resolved) -> tuple:
+    """What tells two configurations of one GPU apart besides precision: the split and how the experts talk."""
+    return (r.gpu["id"], r.tp, r.pp, r.ep, r.attention_dp, r.moe_all_to_all, r.two_batch_overlap)
 
 
 def _replicas_guess(v: Resolved, sat_rps: float) -> int:
@@ -396,7 +448,12 @@ def explain_choice(o: Option, all_opts: list[Option], base: Resolved, allowed: t
     else:
         smaller = sorted((x for x in same_gpu if x.r.gpus_per_replica < r.gpus_per_replica
                           and x.r.weights == r.weights and x.r.kv_cache == r.kv_cache), key=lambda x: x.r.gpus_per_replica)
-        split = f"TP {r.tp}{f' x PP {r.pp}' if r.pp > 1 else ''} over {link(r.gpu, r.tp, r.gpus_per_node)[2]}"
+        group = r.tp // max(r.attention_dp, 1)
+        split = (f"TP {r.tp}{f' x PP {r.pp}' if r.pp > 1 else ''} over {link(r.gpu, r.tp, r.gpus_per_node)[2]}" if r.ep <= 1 else
+                 f"experts split over {r.ep} GPUs (EP {r.ep}"
+                 + (f", attention data-parallel in {r.attention_dp} groups" if r.attention_dp > 1 else f", attention TP {group}")
+                 + (", DeepEP" if r.moe_all_to_all == "deepep" else "") + (" with two-batch overlap" if r.two_batch_overlap else "")
+                 + f") over {link(r.gpu, r.ep, r.gpus_per_node)[2]}")
         if smaller:
             s0 = smaller[0].r
             why.append(f"{split}: TP {s0.tp} also fits but its KV pool holds only {memory_plan(s0).max_seqs_mean} "
@@ -507,7 +564,7 @@ def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
     # verify the cheapest few by their analytic guess: on each GPU type one per tensor-parallel split first
     # (a larger split can need fewer GPUs in all when one GPU's prefill or KV pool is the limit: long
     # contexts), then the remaining precision variants; at most four per GPU so the answer spans the catalog
-    order = [o for o in pre if (o.r.gpu["id"], o.r.tp, o.r.pp) not in seen_split and not seen_split.add((o.r.gpu["id"], o.r.tp, o.r.pp))]
+    order = [o for o in pre if split_key(o.r) not in seen_split and not seen_split.add(split_key(o.r))]
     order += [o for o in pre if o not in order]
     for o in order:
         if seen_gpu.get(o.r.gpu["id"], 0) >= 4:

@@ -20,7 +20,7 @@ def rows(res) -> list[list[str]]:
     out = []
     for i, o in enumerate(res.options, 1):
         r = o.r
-        fleet, split = f"{r.replicas} x {r.gpus_per_replica}", f"{r.tp}x{r.pp}"
+        fleet, split = f"{r.replicas} x {r.gpus_per_replica}", f"{r.tp}x{r.pp}" + expert_text(r)
         if r.disagg:
             p, d = r.disagg["prefill"], r.disagg["decode"]
             fleet = f"{p['replicas']}P x {p['gpus_per_replica']} + {d['replicas']}D x {d['gpus_per_replica']}"
@@ -29,6 +29,14 @@ def rows(res) -> list[list[str]]:
                     f"{r.weights}/{r.kv_cache}", _provider(r), _money(o.usd_per_month), _ms(o.ttft_p95_ms), _ms(o.itl_p95_ms, 1),
                     f"{o.saturation_tps:,.0f}", f"{o.risk:g}"])
     return out
+
+
+def expert_text(r) -> str:
+    """How a MoE replica splits its experts, for the plan table: " EP8", " EP32 DPA DeepEP+TBO" ("" without EP)."""
+    if r.ep <= 1:
+        return ""
+    return (f" EP{r.ep}" + (" DPA" if r.attention_dp > 1 else "") + (" DeepEP" if r.moe_all_to_all == "deepep" else "")
+            + ("+TBO" if r.two_batch_overlap and r.moe_all_to_all == "deepep" else " TBO" if r.two_batch_overlap else ""))
 
 
 def _provider(r) -> str:
@@ -125,7 +133,9 @@ def spec_for(data: dict, o, filled: list[str]) -> str:
         d.pop("parallelism", None)
     d["hardware"] = hw
     if not r.disagg:
-        d["parallelism"] = {"tensor": r.tp, "pipeline": r.pp}
+        d.pop("disaggregation", None)  # an aggregated option of a disaggregated spec: one pool
+        d["parallelism"] = {"tensor": r.tp, "pipeline": r.pp, **({"expert": r.ep} if r.ep > 1 else {}),
+                            **({"attention_data": r.attention_dp} if r.attention_dp > 1 else {})}
     d["precision"] = dict(d.get("precision") or {}, weights=r.weights, kv_cache=r.kv_cache)
     model = dict(d["model"])
     model.pop("quantized_checkpoint", None)
@@ -141,9 +151,13 @@ def spec_for(data: dict, o, filled: list[str]) -> str:
         if "engine" in filled:
             eng.pop(k, None)
     eng["version"] = r.engine_version  # flags and defaults differ between versions
-    if r.ep <= 1:  # options split by tensor and pipeline only: no expert all-to-all to configure
-        eng.pop("moe_all_to_all", None)
-        eng.pop("two_batch_overlap", None)
+    # how the option's experts talk (plan searches it): stated when not the default, dropped otherwise
+    eng.pop("moe_all_to_all", None)
+    eng.pop("two_batch_overlap", None)
+    if r.ep > 1 and r.moe_all_to_all != "default":
+        eng["moe_all_to_all"] = r.moe_all_to_all
+    if r.ep > 1 and r.two_batch_overlap:
+        eng["two_batch_overlap"] = True
     d["engine"] = eng
     cost = {k: v for k, v in (d.get("cost") or {}).items() if k not in ("provider", "usd_per_gpu_hour")}
     if r.price_source and not r.price_source.startswith("spec"):

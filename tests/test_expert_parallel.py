@@ -156,3 +156,48 @@ def test_the_published_wide_ep_rows_are_predicted_with_what_the_blog_ran():
     for row, got, err in disagg_published.report():
         assert row["engine_settings"]["moe_all_to_all"] == "deepep"
         assert abs(err) < 0.5, (row["id"], got, row["measured"])
+
+
+def test_plan_searches_expert_parallel_splits_and_writes_what_it_evaluated(tmp_path):
+    """plan on the wide-EP example: its options include expert-parallel splits (DeepEP, overlap) — here the
+    cheapest answer is one — and the spec it writes for option 1 passes `check` with plan's own numbers and
+    renders the same expert switches. The example's own fleet passes check too, so plan's answer costs no
+    more than it."""
+    import yaml
+
+    from planner.run import check_spec
+
+    spec = tmp_path / "wide.yaml"
+    spec.write_text(WIDE.read_text())
+    out = tmp_path / "w.yaml"
+    r = run_cli("plan", str(spec), "--format", "json", "--write", str(out))
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    best = plan["options"][0]
+    doc = yaml.safe_load(out.read_text())
+    assert "disaggregation" not in doc or best["disaggregated"], doc  # an aggregated option is written as one pool
+    own = check_spec(str(WIDE), breach=False).estimate["cost"]["usd_per_month"]
+    assert best["usd_per_month"] <= own
+    res = check_spec(str(out), breach=False)
+    assert res.status in ("pass", "warn"), [f.message for f in res.findings]
+    perf = res.estimate["performance"]
+    assert perf["ttft_ms"]["p95"] == pytest.approx(best["ttft_p95_ms"], abs=0.01)
+    assert perf["itl_ms"]["p95"] == pytest.approx(best["itl_p95_ms"], abs=0.01)
+    r = res.resolved
+    assert (r.ep, r.attention_dp, r.moe_all_to_all, r.two_batch_overlap) == (
+        best["expert"], best["attention_data"], best["moe_all_to_all"], best["two_batch_overlap"])
+    if r.ep > 1:
+        assert doc["parallelism"]["expert"] == r.ep
+        assert doc["engine"].get("moe_all_to_all", "default") == r.moe_all_to_all
+    assert any(o["expert"] > 1 for o in plan["options"])
+
+
+def test_a_dense_plan_writes_no_expert_settings(tmp_path):
+    import yaml
+
+    spec = tmp_path / "d.yaml"
+    spec.write_text((ROOT / "specs" / "chat-llama-3.1-70b.yaml").read_text())
+    out = tmp_path / "w.yaml"
+    assert run_cli("plan", str(spec), "--write", str(out)).returncode == 0
+    doc = yaml.safe_load(out.read_text())
+    assert "expert" not in doc.get("parallelism", {}) and "moe_all_to_all" not in doc["engine"]
