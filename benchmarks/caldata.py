@@ -42,6 +42,12 @@ def qps(row: dict) -> float | None:
     return float(m.group(1)) if m else None
 
 
+def finite_requests(row: dict) -> int | None:
+    """The request count of a finite measured run ("500 requests, offered load QPS=2" in the row's notes)."""
+    m = re.search(r"\b(\d+) requests\b", row["notes"])
+    return int(m.group(1)) if m else None
+
+
 def spec_text(row: dict) -> str:
     eng = ENGINE[row["engine"]]
     tp = int(row["tp"] or row["num_gpus"] or 1)
@@ -56,6 +62,9 @@ def spec_text(row: dict) -> str:
         load = f"concurrency: {int(float(row['concurrency']))}"
     else:
         load = f"arrival_rate_rps: {qps(row)}"
+        n = finite_requests(row)
+        if n:  # the measured run was this many requests at that rate, start to finish: simulated so
+            load += f"\n  requests: {n}"
     return f"""apiVersion: planfile/v1
 kind: Deployment
 metadata: {{name: cal-{row['id'].lower()}}}

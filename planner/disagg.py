@@ -188,14 +188,23 @@ def run(r, rate_fleet: float, n_requests: int, seed: int = 0, finite: bool = Fal
     if finite and r.requests:
         n = max(1, math.ceil(r.requests / min(r.disagg["prefill"]["replicas"], r.disagg["decode"]["replicas"])))
         common["warmup_frac"] = 0.0
+    from planner.evaluate import horizon, per_group
+
+    scale = {}
     for role in ("prefill", "decode"):
         v, mem, fn = _pool_model(r, role)
         per = rate_fleet / (v.replicas * v.pp) if rate_fleet else None
         if per and cap[role] > 0 and per > 2 * cap[role] / (v.replicas * v.pp):
             sims[role] = None  # the queue grows without bound
             continue
-        sims[role] = serving.simulate(fn, _limits(v, mem, role), v.input, v.output, rate_rps=per, n_requests=n,
-                                      **(common if role == "prefill" else dict(common, prefix_hit=0.0)))
+        # one attention group of a replica (evaluate.per_group), at its share of the load, for long enough
+        groups = max(v.attention_dp, 1)
+        rate = per / groups if per else None
+        sfn, slim = per_group(fn, _limits(v, mem, role), groups, rate, v.input, v.output)
+        scale[role] = groups
+        kw = common if role == "prefill" else dict(common, prefix_hit=0.0)
+        m = max(1, math.ceil(n / groups)) if finite and r.requests else (horizon(sfn, slim, v.input, v.output, rate, n) if rate else n)
+        sims[role] = serving.simulate(sfn, slim, v.input, v.output, rate_rps=rate, n_requests=m, **kw)
     request_s = efficiency_for(r.engine["id"], r.gpu, r.calibration)["request_overhead_ms"] / 1e3 * accuracy.time_scale(r)
     sp, sd = sims["prefill"], sims["decode"]
     if sp is None or sd is None:
@@ -213,9 +222,10 @@ def run(r, rate_fleet: float, n_requests: int, seed: int = 0, finite: bool = Fal
                                  sp.preemptions + sd.preemptions, sd.mean_batch, sd.steps, sp.truncated or sd.truncated)
     out = _pcts(combined, request_s)
     dv = r.disagg["decode"]
-    out["output_tokens_per_s"] = sd.output_tokens_per_s * dv["replicas"] * dv["pp"]
-    out["requests_per_s"] = (sd.completed / sd.duration_s * dv["replicas"] * dv["pp"]) if sd.duration_s else 0.0
-    out["mean_batch"] = sd.mean_batch
+    g = scale["decode"]
+    out["output_tokens_per_s"] = sd.output_tokens_per_s * dv["replicas"] * dv["pp"] * g
+    out["requests_per_s"] = (sd.completed / sd.duration_s * dv["replicas"] * dv["pp"] * g) if sd.duration_s else 0.0
+    out["mean_batch"] = sd.mean_batch * g
     out["preemptions"] = combined.preemptions
     out["transfer_ms"] = {"mean": float(np.mean(xfer) * 1e3), "p95": float(np.percentile(xfer, 95) * 1e3)}
     out["prefill_ttft_ms"] = {"p95": float(np.percentile(sp.ttft_s[:m], 95) * 1e3)}

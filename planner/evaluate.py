@@ -7,7 +7,7 @@ data (the `estimate` of the JSON contract plus details for checks and explain).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -232,6 +232,63 @@ def _pcts(sim: serving.SimResult, request_s: float = 0.0) -> dict:
     return out
 
 
+HORIZON_FACTOR = 10  # a simulation runs at least this many times the requests a virtual engine holds in steady state
+
+
+def per_group(fn, lim: serving.Limits, groups: int, rate_rps: float | None = None, inp=None, out=None, tps: float = 1.0):
+    """(step function, limits) of one attention group of a replica: with attention data parallelism every
+    group schedules its own sequences (SGLang and vLLM run one scheduler per DP rank) while the expert
+    layers step all groups together. One group is simulated at its share of the load (`rate_rps`); each of
+    its steps is timed with the other groups at their mean load (mean field: Little's law on this load,
+    decode sequences = rate x output tokens x step, prompt tokens per step = rate x input tokens x step, at
+    the step those loads give). Simulating the replica as one scheduler instead would need `groups` times
+    as many requests to reach its steady state (evaluate.horizon)."""
+    if groups <= 1:
+        return fn, lim
+    lim_g = replace(lim, max_seqs=max(lim.max_seqs // groups, 1), token_budget=max(lim.token_budget // groups, 1),
+                    kv_tokens=lim.kv_tokens // groups)
+    d_bar = p_bar = 0.0
+    if rate_rps:
+        ctx = inp.mean + out.mean / 2
+        t = float(fn(groups * 1.0, ctx, 0, 0.0))
+        for _ in range(30):  # the fixed point of the mean loads and the step they give
+            d_bar = min(rate_rps * out.mean / tps * t, float(lim_g.max_seqs))
+            p_bar = min(rate_rps * inp.mean * t, float(lim_g.token_budget))
+            t_new = float(fn(groups * d_bar, ctx, groups * p_bar, inp.mean / 2))
+            if abs(t_new - t) <= 1e-6 * t:
+                break
+            t = t_new
+    others_d, others_p = (groups - 1) * d_bar, (groups - 1) * p_bar
+
+    def f(decode, dctx, prefill, pctx):
+        return fn(decode + others_d, dctx, prefill + others_p, pctx)
+
+    key = getattr(fn, "key", None)
+    if key is not None:
+        f.key = (f"one of {groups} attention groups, the others at {others_d!r} decode / {others_p!r} prompt tokens", key)
+    if hasattr(fn, "hot"):
+        def hot():
+            h = fn.hot()
+
+            def fh(decode, dctx, prefill, pctx):
+                return h(decode + others_d, dctx, prefill + others_p, pctx)
+            return fh
+
+        f.hot = hot
+    return f, lim_g
+
+
+def horizon(fn, lim: serving.Limits, inp, out, rate_rps: float, n: int, tps: float = 1.0) -> int:
+    """Requests to simulate at `rate_rps` for a steady state: at least HORIZON_FACTOR x the sequences in
+    flight by Little's law (rate x a request's duration at the analytic saturation step), so the warm-up
+    share the percentiles leave out covers the ramp; at most MAX_SIM_REQUESTS."""
+    off = serving.steady_offline(fn, lim, inp.mean, out.mean, tps)
+    if not off["requests_per_s"] or not math.isfinite(off["step_s"]):
+        return n
+    in_flight = rate_rps * (out.mean / tps) * off["step_s"]
+    return int(min(max(n, math.ceil(HORIZON_FACTOR * in_flight)), MAX_SIM_REQUESTS))
+
+
 def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_fleet: int = 0,
              n_requests: int = 1500, seed: int = 0, finite: bool = False) -> dict:
     """Simulate one virtual engine at its share of the fleet load and scale back up.
@@ -260,25 +317,29 @@ def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_flee
                     "requests_per_s": off["requests_per_s"] * ve_count, "mean_batch": off["batch"], "preemptions": 0,
                     "overloaded": True}
     common = dict(seed=seed, prefix_tokens=r.prefix_tokens, prefix_hit=r.prefix_hit, tokens_per_step=tps)
+    groups = max(r.attention_dp, 1)
+    # the simulated engine: one attention group (a whole replica without)
+    sfn, slim = per_group(fn, lim, groups, rate_fleet / ve_count / groups if rate_fleet else None, r.input, r.output, tps)
+    units = ve_count * groups
     if finite and r.requests:
-        # a finite run (workload.requests): the fleet's N requests, each virtual engine its share, all counted
-        common.update(n_requests=max(1, math.ceil(r.requests / ve_count)), warmup_frac=0.0)
+        # a finite run (workload.requests): the fleet's N requests, each simulated engine its share, all counted
+        common.update(n_requests=max(1, math.ceil(r.requests / units)), warmup_frac=0.0)
     if rate_fleet:
-        common.setdefault("n_requests", n_requests)
-        sim = serving.simulate(fn, lim, r.input, r.output, rate_rps=rate_fleet / ve_count, **common)
+        common.setdefault("n_requests", horizon(sfn, slim, r.input, r.output, rate_fleet / units, n_requests, tps))
+        sim = serving.simulate(sfn, slim, r.input, r.output, rate_rps=rate_fleet / units, **common)
     elif r.mode == "offline" and finite and r.requests:
-        sim = serving.simulate(fn, lim, r.input, r.output, **common)  # every request queued at t = 0
+        sim = serving.simulate(sfn, slim, r.input, r.output, **common)  # every request queued at t = 0
     else:
-        c = max(1, round(conc_fleet / ve_count))
+        c = max(1, round(conc_fleet / units))
         common.setdefault("n_requests", min(max(n_requests, 4 * c), MAX_SIM_REQUESTS))
-        sim = serving.simulate(fn, lim, r.input, r.output, concurrency=c, **common)
+        sim = serving.simulate(sfn, slim, r.input, r.output, concurrency=c, **common)
     out = _pcts(sim, efficiency_for(r.engine["id"], r.gpu, r.calibration)["request_overhead_ms"] / 1e3 * accuracy.time_scale(r))
-    out["output_tokens_per_s"] = sim.output_tokens_per_s * ve_count
-    out["requests_per_s"] = (sim.completed / sim.duration_s * ve_count) if sim.duration_s else 0.0
-    out["mean_batch"] = sim.mean_batch
-    out["preemptions"] = sim.preemptions * ve_count
+    out["output_tokens_per_s"] = sim.output_tokens_per_s * units
+    out["requests_per_s"] = (sim.completed / sim.duration_s * units) if sim.duration_s else 0.0
+    out["mean_batch"] = sim.mean_batch * groups
+    out["preemptions"] = sim.preemptions * units
     if finite and r.requests:
-        out["requests_completed"] = sim.completed * ve_count
+        out["requests_completed"] = sim.completed * units
         out["duration_s"] = sim.duration_s
     return out
 

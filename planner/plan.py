@@ -254,13 +254,16 @@ def _option(v: Resolved, sat_tps: float) -> Option:
 DISAGG_MIN_INPUT = 1000  # auto: disaggregated candidates for prompts of at least this many tokens on average
 
 
-def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, pruned: list | None = None) -> list[Option]:
+def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, pruned: list | None = None,
+                  shapes: tuple | None = None) -> list[Option]:
     """Disaggregated candidates of one GPU/precision variant: the prefill pool at every split from the
     smallest that fits, the decode pool at the smallest and the next; the fewest prefill replicas that hold
     the TTFT SLO (with the decode pool sized generously), then the fewest decode replicas that hold every
     SLO — both with check's own verdict (`passes`). A pair whose pools would cost `beat_usd` or more even
     at saturation (each pool's replicas = peak load / one replica's capacity, rounded up: no fleet can
-    carry the load with fewer) is not simulated: it cannot be the cheaper answer."""
+    carry the load with fewer) is not simulated: it cannot be the cheaper answer. `shapes` = (prefill split,
+    decode split), each {tp, ep, adp}: that pair only (a disaggregated spec's own pools, at the fewest
+    replicas that hold)."""
     from planner import disagg as D
 
     if v.mode != "rate":
@@ -275,22 +278,33 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
               and (tp == 1 or link(v.gpu, tp, v.gpus_per_node)[2] == "nvlink")]
     peak = v.rate_rps * v.peak_factor * (1 + v.settings["headroom_min_pct"] / 100)
 
-    def make(tp_p, tp_d, n_p, n_d):
-        pools = {"prefill": {"replicas": n_p, "tp": tp_p, "pp": 1, "gpus_per_replica": tp_p, "max_num_seqs": v.max_num_seqs,
-                             "max_num_batched_tokens": None},
-                 "decode": {"replicas": n_d, "tp": tp_d, "pp": 1, "gpus_per_replica": tp_d, "max_num_seqs": v.max_num_seqs,
-                            "max_num_batched_tokens": None},
+    def pool_of(sp: dict, n: int) -> dict:
+        out = {"replicas": n, "tp": sp["tp"], "pp": 1, "gpus_per_replica": sp["tp"], "max_num_seqs": sp.get("max_num_seqs", v.max_num_seqs),
+               "max_num_batched_tokens": sp.get("max_num_batched_tokens")}
+        for k in ("ep", "adp"):
+            if sp.get(k, 1) > 1:
+                out[k] = sp[k]
+        return out
+
+    def make(sp_p, sp_d, n_p, n_d):
+        if not isinstance(sp_p, dict):
+            sp_p, sp_d = {"tp": sp_p}, {"tp": sp_d}
+        pools = {"prefill": pool_of(sp_p, n_p), "decode": pool_of(sp_d, n_d),
                  "transfer": {"link": "rdma", "gb_per_s": None, "setup_ms": None, "connector": "nixl"}, "router": "dynamo"}
-        return replace(v, disagg=pools, tp=tp_d, pp=1, gpus_per_replica=tp_d, replicas=n_d, replicas_min=n_d, autoscale=None)
+        return replace(v, disagg=pools, tp=sp_d["tp"], pp=1, ep=sp_d.get("ep", 1), attention_dp=sp_d.get("adp", 1),
+                       gpus_per_replica=sp_d["tp"], replicas=n_d, replicas_min=n_d, autoscale=None)
 
     fitting = {}
-    for role in ("prefill", "decode"):
-        for tp in splits:
-            probe = make(tp, tp, 1, 1)
-            if D._pool_model(probe, role)[1].fits:
-                # prefill: every larger split too (TTFT falls with TP); decode: the smallest and the next
-                fitting[role] = [t for t in splits if t >= tp] if role == "prefill" else [tp] + [t for t in splits if t == 2 * tp]
-                break
+    if shapes is not None:
+        fitting = {"prefill": [shapes[0]], "decode": [shapes[1]]}
+    else:
+        for role in ("prefill", "decode"):
+            for tp in splits:
+                probe = make(tp, tp, 1, 1)
+                if D._pool_model(probe, role)[1].fits:
+                    # prefill: every larger split too (TTFT falls with TP); decode: the smallest and the next
+                    fitting[role] = [t for t in splits if t >= tp] if role == "prefill" else [tp] + [t for t in splits if t == 2 * tp]
+                    break
     if len(fitting) < 2:
         return []
     for tp_p in fitting["prefill"]:
@@ -298,8 +312,10 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
             cap = D.capacity(make(tp_p, tp_d, 1, 1))
             if cap["prefill"] <= 0 or cap["decode"] <= 0:
                 continue
+            g_p = tp_p["tp"] if isinstance(tp_p, dict) else tp_p
+            g_d = tp_d["tp"] if isinstance(tp_d, dict) else tp_d
             if v.price_usd_per_gpu_hour:
-                floor_gpus = (math.ceil(peak / cap["prefill"] - 1e-9) * tp_p + math.ceil(peak / cap["decode"] - 1e-9) * tp_d)
+                floor_gpus = (math.ceil(peak / cap["prefill"] - 1e-9) * g_p + math.ceil(peak / cap["decode"] - 1e-9) * g_d)
                 if floor_gpus * v.price_usd_per_gpu_hour * HOURS_PER_MONTH >= beat_usd:
                     if pruned is not None:
                         pruned.append(floor_gpus)
@@ -319,7 +335,7 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
             if n_d is None:
                 continue
             w = make(tp_p, tp_d, n_p, n_d)
-            if c.max_gpus and n_p * tp_p + n_d * tp_d > c.max_gpus:
+            if c.max_gpus and n_p * g_p + n_d * g_d > c.max_gpus:
                 continue
             good, perf = passes(w, None, None, slo)
             if not good:
@@ -330,6 +346,31 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
             o.one_fewer = None
             out.append(o)
     return out
+
+
+def _own_pools(base: Resolved, c: Constraints) -> tuple | None:
+    """(variant, (prefill split, decode split)) of a disaggregated spec on its own GPU and precision, with its
+    engine's expert settings, or None (not disaggregated, or its GPU/precision is outside the search)."""
+    if not base.disagg or (c.gpus and base.gpu["id"] not in {catalog.gpus().get(g).entry["id"] for g in c.gpus
+                                                              if catalog.gpus().get(g).entry}):
+        return None
+    price = None if base.price_source.startswith("spec") else _price(base.gpu["id"], c.providers)
+    if price is None and not base.price_source.startswith("spec"):
+        return None
+    v = variant(base, base.gpu, 1, 1, base.weights, base.kv_cache, price)
+    if v is None:
+        return None
+    v = replace(v, moe_all_to_all=base.moe_all_to_all, two_batch_overlap=base.two_batch_overlap)
+
+    def split(role):
+        p = base.disagg[role]
+        if p["pp"] > 1:
+            return None
+        return {"tp": p["tp"], "ep": p.get("ep", 1), "adp": p.get("adp", 1), "max_num_seqs": p["max_num_seqs"],
+                "max_num_batched_tokens": p.get("max_num_batched_tokens")}
+
+    shapes = (split("prefill"), split("decode"))
+    return (v, shapes) if all(shapes) else None
 
 
 def _fewest(holds, guess: int, limit: int = 512) -> int | None:
@@ -593,6 +634,9 @@ def search(base: Resolved, c: Constraints, top: int = 5) -> PlanResult:
         beat = math.inf if c.disaggregated == "only" else best
         for v in picks:
             verified += disaggregated(v, c, beat, pruned)
+        own = _own_pools(base, c)
+        if own is not None:  # a disaggregated spec's own pool splits, at the fewest replicas that hold
+            verified += disaggregated(own[0], c, beat, pruned, shapes=own[1])
         if c.disaggregated == "only":
             verified = [o for o in verified if o.r.disagg]
     ok = [o for o in verified if o.meets_slo and (not budget or (o.usd_per_month or 0) <= budget)]

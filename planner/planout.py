@@ -125,9 +125,18 @@ def spec_for(data: dict, o, filled: list[str]) -> str:
         hw["autoscale"] = dict(hw["autoscale"], max=max(hw["autoscale"].get("max", 1), r.replicas))
     if r.disagg:
         hw = {k: v for k, v in hw.items() if k not in ("replicas", "gpus_per_replica", "autoscale")}
-        d["disaggregation"] = {
-            role: {"replicas": r.disagg[role]["replicas"], "parallelism": {"tensor": r.disagg[role]["tp"], "pipeline": r.disagg[role]["pp"]}}
-            for role in ("prefill", "decode")}
+        def pool(role):
+            p = r.disagg[role]
+            out = {"replicas": p["replicas"], "gpus_per_replica": p["gpus_per_replica"],
+                   "parallelism": {"tensor": p["tp"], "pipeline": p["pp"], **({"expert": p["ep"]} if p.get("ep", 1) > 1 else {}),
+                                   **({"attention_data": p["adp"]} if p.get("adp", 1) > 1 else {})}}
+            if p.get("max_num_seqs") and p["max_num_seqs"] != r.max_num_seqs:
+                out["max_num_seqs"] = p["max_num_seqs"]
+            if role == "prefill" and p.get("max_num_batched_tokens"):
+                out["max_num_batched_tokens"] = p["max_num_batched_tokens"]
+            return out
+
+        d["disaggregation"] = {role: pool(role) for role in ("prefill", "decode")}
         d["disaggregation"].update(transfer={"link": r.disagg["transfer"]["link"], "connector": r.disagg["transfer"]["connector"]},
                                    router=r.disagg["router"])
         d.pop("parallelism", None)
@@ -154,9 +163,10 @@ def spec_for(data: dict, o, filled: list[str]) -> str:
     # how the option's experts talk (plan searches it): stated when not the default, dropped otherwise
     eng.pop("moe_all_to_all", None)
     eng.pop("two_batch_overlap", None)
-    if r.ep > 1 and r.moe_all_to_all != "default":
+    experts = r.ep > 1 if not r.disagg else all(r.disagg[role].get("ep", 1) > 1 for role in ("prefill", "decode"))
+    if experts and r.moe_all_to_all != "default":
         eng["moe_all_to_all"] = r.moe_all_to_all
-    if r.ep > 1 and r.two_batch_overlap:
+    if experts and r.two_batch_overlap:
         eng["two_batch_overlap"] = True
     d["engine"] = eng
     cost = {k: v for k, v in (d.get("cost") or {}).items() if k not in ("provider", "usd_per_gpu_hour")}

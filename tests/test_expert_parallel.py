@@ -60,6 +60,13 @@ def test_expert_communication_a_deployment_cannot_run_is_refused(tmp_path, text,
     assert rr.returncode == 2 and not out.exists()
 
 
+def vllm_wide() -> str:
+    """The wide-EP example on vLLM: its measured block-FP8 GEMMs are slower at this per-rank batch than
+    SGLang's, so the decode pool is larger and the ITL SLO looser for it to pass (the flags are tested)."""
+    return (WIDE.read_text().replace("  name: sglang", "  name: vllm").replace("  decode:\n    replicas: 2", "  decode:\n    replicas: 4")
+            .replace("itl_ms: {p95: 100}", "itl_ms: {p95: 300}"))
+
+
 def _launch_words(out, name: str) -> list[str]:
     text = (out / "engine" / name).read_text()
     return text.split("exec ", 1)[1].split()
@@ -87,7 +94,7 @@ def test_the_rendered_flags_are_the_modes_the_physics_ran(tmp_path):
 
     # vLLM: its DeepEP backends by role, and its dual-batch overlap
     spec = tmp_path / "v.yaml"
-    spec.write_text(WIDE.read_text().replace("  name: sglang", "  name: vllm"))
+    spec.write_text(vllm_wide())
     out = tmp_path / "vout"
     r = run_cli("render", str(spec), "--out", str(out), "--only", "engine")
     assert r.returncode == 0, r.stdout + r.stderr
