@@ -235,20 +235,31 @@ def _pcts(sim: serving.SimResult, request_s: float = 0.0) -> dict:
 HORIZON_FACTOR = 10  # a simulation runs at least this many times the requests a virtual engine holds in steady state
 
 
-def per_group(fn, lim: serving.Limits, groups: int, rate_rps: float | None = None, inp=None, out=None, tps: float = 1.0):
+def per_group(fn, lim: serving.Limits, groups: int, rate_rps: float | None = None, inp=None, out=None, tps: float = 1.0,
+              concurrency: int | None = None):
     """(step function, limits) of one attention group of a replica: with attention data parallelism every
     group schedules its own sequences (SGLang and vLLM run one scheduler per DP rank) while the expert
     layers step all groups together. One group is simulated at its share of the load (`rate_rps`); each of
     its steps is timed with the other groups at their mean load (mean field: Little's law on this load,
     decode sequences = rate x output tokens x step, prompt tokens per step = rate x input tokens x step, at
-    the step those loads give). Simulating the replica as one scheduler instead would need `groups` times
-    as many requests to reach its steady state (evaluate.horizon)."""
+    the step those loads give; a closed loop of `concurrency` sequences per group keeps them all in flight,
+    one prompt per request's life; without either (every request queued) the others run the saturated
+    batch). Simulating the replica as one scheduler instead would need `groups` times as many requests to
+    reach its steady state (evaluate.horizon)."""
     if groups <= 1:
         return fn, lim
     lim_g = replace(lim, max_seqs=max(lim.max_seqs // groups, 1), token_budget=max(lim.token_budget // groups, 1),
                     kv_tokens=lim.kv_tokens // groups)
     d_bar = p_bar = 0.0
-    if rate_rps:
+    steps = out.mean / tps if out is not None else 1.0  # decode steps of one request
+    if concurrency:
+        d_bar = min(float(concurrency), float(lim_g.max_seqs)) * steps / (steps + 1)
+        p_bar = min(float(concurrency), float(lim_g.max_seqs)) * inp.mean / (steps + 1)
+    elif not rate_rps and inp is not None:
+        off = serving.steady_offline(fn, lim, inp.mean, out.mean, tps)
+        d_bar = off["batch"] / groups
+        p_bar = d_bar * inp.mean / steps
+    elif rate_rps:
         ctx = inp.mean + out.mean / 2
         t = float(fn(groups * 1.0, ctx, 0, 0.0))
         for _ in range(30):  # the fixed point of the mean loads and the step they give
@@ -319,7 +330,8 @@ def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_flee
     common = dict(seed=seed, prefix_tokens=r.prefix_tokens, prefix_hit=r.prefix_hit, tokens_per_step=tps)
     groups = max(r.attention_dp, 1)
     # the simulated engine: one attention group (a whole replica without)
-    sfn, slim = per_group(fn, lim, groups, rate_fleet / ve_count / groups if rate_fleet else None, r.input, r.output, tps)
+    sfn, slim = per_group(fn, lim, groups, rate_fleet / ve_count / groups if rate_fleet else None, r.input, r.output, tps,
+                          concurrency=max(1, round(conc_fleet / ve_count / groups)) if conc_fleet and not rate_fleet else None)
     units = ve_count * groups
     if finite and r.requests:
         # a finite run (workload.requests): the fleet's N requests, each simulated engine its share, all counted

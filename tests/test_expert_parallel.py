@@ -208,3 +208,51 @@ def test_a_dense_plan_writes_no_expert_settings(tmp_path):
     assert run_cli("plan", str(spec), "--write", str(out)).returncode == 0
     doc = yaml.safe_load(out.read_text())
     assert "expert" not in doc.get("parallelism", {}) and "moe_all_to_all" not in doc["engine"]
+
+
+def test_the_simulation_runs_long_enough_for_a_steady_state():
+    """horizon: at least 10 x the sequences in flight by Little's law. A step of a constant 50 ms, 1,000 output
+    tokens a request, 10 req/s: each request decodes 1,000 x 0.05 = 50 s, so 10 x 50 = 500 are in flight and
+    5,000 requests are simulated (not the 600 asked for)."""
+    from planner.evaluate import horizon
+    from planner.physics import serving
+    from planner.resolve import Lengths
+
+    def fn(decode, dctx, prefill, pctx):
+        return 0.05
+
+    lim = serving.Limits(max_seqs=100000, token_budget=10**9, kv_tokens=10**12, block=1, no_evict=False)
+    one = Lengths(1000, 1000, 1000, 1000)
+    assert horizon(fn, lim, one, one, 10.0, 600) == 5000
+    assert horizon(fn, lim, one, one, 0.01, 600) == 600  # a trickle: the default
+    assert horizon(fn, lim, one, one, 1000.0, 600) == 20000  # bounded
+
+
+def test_one_attention_group_is_stepped_with_the_others_at_their_mean_load():
+    """per_group: the other groups' decode sequences d = rate x output tokens x step (Little's law), at the step
+    those loads give. Step = 10 ms + 0.01 ms per decode sequence of the replica; 8 groups at 0.5 req/s each, 100
+    output tokens: d = 0.5 x 100 x t, t = 0.010 + 1e-5 x 8 d => t = 0.010 / (1 - 4e-3) = 10.040 ms, d = 0.502."""
+    from planner.evaluate import per_group
+    from planner.physics import serving
+    from planner.resolve import Lengths
+
+    def fn(decode, dctx, prefill, pctx):
+        return 0.010 + 1e-5 * decode
+
+    lim = serving.Limits(max_seqs=800, token_budget=8000, kv_tokens=8_000_000, block=1, no_evict=False)
+    f, lg = per_group(fn, lim, 8, 0.5, Lengths(10, 10, 10, 10), Lengths(100, 100, 100, 100))
+    assert (lg.max_seqs, lg.token_budget, lg.kv_tokens) == (100, 1000, 1_000_000)
+    t = 0.010 / (1 - 8 * 1e-5 * 0.5 * 100)
+    d = 0.5 * 100 * t
+    assert f(3, 0.0, 0, 0.0) == pytest.approx(0.010 + 1e-5 * (3 + 7 * d), rel=1e-6)
+
+
+def test_a_pool_past_its_capacity_fails_check(tmp_path):
+    """The wide-EP example with one decode replica: the decode pool is past its capacity at the peak, so the
+    queue grows without bound and the latency SLOs fail (a 600-request run used to end inside its ramp and pass)."""
+    text = (WIDE.read_text().replace("  prefill:\n    replicas: 4", "  prefill:\n    replicas: 3")
+            .replace("  decode:\n    replicas: 2", "  decode:\n    replicas: 1"))
+    r, doc = check_json(tmp_path, text)
+    assert r.returncode == 1
+    res = doc["results"][0]
+    assert any(f["id"] == "PF401" and "TTFT" in f["message"] for f in res["findings"]), res["findings"]
