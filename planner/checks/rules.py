@@ -530,8 +530,10 @@ def cheaper(r, est):
         p = catalog.price(provider, gpu_id) or {}
         return p.get("kind", "on-demand")
 
+    from planner.planout import expert_text
+
     o = best.r
-    return [finding("PF504", f"{provider} {o.gpu['id']}: {o.replicas} x {o.gpus_per_replica} GPU(s) (TP{o.tp}) meet every SLO at "
+    return [finding("PF504", f"{provider} {o.gpu['id']}: {o.replicas} x {o.gpus_per_replica} GPU(s) (TP{o.tp}{expert_text(o)}) meet every SLO at "
                     f"this load for ${best.usd_per_month:,.0f}/month ({kind(o.gpu['id'])} price) vs ${best_here.usd_per_month:,.0f} "
                     f"for the fewest {r.gpu['id']} replicas that do ({best_here.r.replicas} x {best_here.r.gpus_per_replica}, "
                     f"{kind(r.gpu['id'])} price)", "/hardware/gpu",
