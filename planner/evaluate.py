@@ -260,15 +260,7 @@ def per_group(fn, lim: serving.Limits, groups: int, rate_rps: float | None = Non
         d_bar = off["batch"] / groups
         p_bar = d_bar * inp.mean / steps
     elif rate_rps:
-        ctx = inp.mean + out.mean / 2
-        t = float(fn(groups * 1.0, ctx, 0, 0.0))
-        for _ in range(30):  # the fixed point of the mean loads and the step they give
-            d_bar = min(rate_rps * out.mean / tps * t, float(lim_g.max_seqs))
-            p_bar = min(rate_rps * inp.mean * t, float(lim_g.token_budget))
-            t_new = float(fn(groups * d_bar, ctx, groups * p_bar, inp.mean / 2))
-            if abs(t_new - t) <= 1e-6 * t:
-                break
-            t = t_new
+        d_bar, p_bar, _ = _mean_load(fn, lim_g, inp, out, rate_rps, tps, scale=groups)
     others_d, others_p = (groups - 1) * d_bar, (groups - 1) * p_bar
 
     def f(decode, dctx, prefill, pctx):
@@ -289,15 +281,36 @@ def per_group(fn, lim: serving.Limits, groups: int, rate_rps: float | None = Non
     return f, lim_g
 
 
+def _mean_load(fn, lim: serving.Limits, inp, out, rate_rps: float, tps: float = 1.0, scale: float = 1.0) -> tuple:
+    """(decode sequences, prompt tokens per step, step seconds) one engine carries at `rate_rps` by Little's
+    law, at the step those loads give (a fixed point; capped at the engine's limits): d = rate x output
+    steps x t, p = rate x input tokens x t. `scale` times the loads for the step (the replica's whole batch
+    when one of `scale` attention groups is simulated)."""
+    ctx = inp.mean + out.mean / 2
+    t = float(fn(scale * 1.0, ctx, 0, 0.0))
+    d = p = 0.0
+    for _ in range(30):
+        d = min(rate_rps * out.mean / tps * t, float(lim.max_seqs))
+        p = min(rate_rps * inp.mean * t, float(lim.token_budget))
+        t_new = float(fn(scale * d, ctx, scale * p, inp.mean / 2))
+        if abs(t_new - t) <= 1e-6 * t:
+            t = t_new
+            break
+        t = t_new
+    return d, p, t
+
+
 def horizon(fn, lim: serving.Limits, inp, out, rate_rps: float, n: int, tps: float = 1.0) -> int:
     """Requests to simulate at `rate_rps` for a steady state: at least HORIZON_FACTOR x the sequences in
-    flight by Little's law (rate x a request's duration at the analytic saturation step), so the warm-up
-    share the percentiles leave out covers the ramp; at most MAX_SIM_REQUESTS."""
-    off = serving.steady_offline(fn, lim, inp.mean, out.mean, tps)
-    if not off["requests_per_s"] or not math.isfinite(off["step_s"]):
+    flight by Little's law at this load (`_mean_load`), so the warm-up share the percentiles leave out covers
+    the ramp; at most MAX_SIM_REQUESTS."""
+    if not rate_rps:
         return n
-    in_flight = rate_rps * (out.mean / tps) * off["step_s"]
-    return int(min(max(n, math.ceil(HORIZON_FACTOR * in_flight)), MAX_SIM_REQUESTS))
+    d, _, _ = _mean_load(fn, lim, inp, out, rate_rps, tps)
+    held = lim.kv_tokens / max(inp.mean + out.mean / 2 + lim.block / 2, 1.0)  # sequences the KV pool holds
+    if d >= min(float(lim.max_seqs), held):
+        return n  # past capacity: no steady state to reach; the run's queue shows the overload
+    return int(min(max(n, math.ceil(HORIZON_FACTOR * d)), MAX_SIM_REQUESTS))
 
 
 def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_fleet: int = 0,
