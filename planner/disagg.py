@@ -126,25 +126,13 @@ def _pool_model(r, role):
 
 
 def _decode_only(base):
-    """The decode pool's step model: the prompt's KV arrives computed, so no prefill compute here. It carries the
-    base model's `key` (so the simulator memoises and stores its runs like any step model's) and its `hot` path."""
+    """The decode pool's step model: the prompt's KV arrives computed, so no prefill compute here."""
+    from planner.physics.step import derived
 
-    def fn(decode, dctx, prefill, pctx):
-        return base(decode, dctx, 0, 0.0)
+    def make(f):
+        return lambda decode, dctx, prefill, pctx: f(decode, dctx, 0, 0.0)
 
-    key = getattr(base, "key", None)
-    if key is not None:
-        fn.key = ("decode pool: prompt KV computed elsewhere", key)
-    if hasattr(base, "hot"):
-        def hot():
-            h = base.hot()
-
-            def f(decode, dctx, prefill, pctx):
-                return h(decode, dctx, 0, 0.0)
-            return f
-
-        fn.hot = hot
-    return fn
+    return derived(base, "decode pool: prompt KV computed elsewhere", make)
 
 
 def _limits(v, mem, role):

@@ -263,22 +263,11 @@ def per_group(fn, lim: serving.Limits, groups: int, rate_rps: float | None = Non
         d_bar, p_bar, _ = _mean_load(fn, lim_g, inp, out, rate_rps, tps, scale=groups)
     others_d, others_p = (groups - 1) * d_bar, (groups - 1) * p_bar
 
-    def f(decode, dctx, prefill, pctx):
-        return fn(decode + others_d, dctx, prefill + others_p, pctx)
+    def make(h):
+        return lambda decode, dctx, prefill, pctx: h(decode + others_d, dctx, prefill + others_p, pctx)
 
-    key = getattr(fn, "key", None)
-    if key is not None:
-        f.key = (f"one of {groups} attention groups, the others at {others_d!r} decode / {others_p!r} prompt tokens", key)
-    if hasattr(fn, "hot"):
-        def hot():
-            h = fn.hot()
-
-            def fh(decode, dctx, prefill, pctx):
-                return h(decode + others_d, dctx, prefill + others_p, pctx)
-            return fh
-
-        f.hot = hot
-    return f, lim_g
+    return step.derived(fn, f"one of {groups} attention groups, the others at {others_d!r} decode / {others_p!r} prompt tokens",
+                        make), lim_g
 
 
 def _mean_load(fn, lim: serving.Limits, inp, out, rate_rps: float, tps: float = 1.0, scale: float = 1.0) -> tuple:

@@ -605,5 +605,18 @@ def scalar_step(sys: System, m: ModelShape):
     return fn
 
 
+def derived(base, label: str, make):
+    """A step model computed from `base` by `make(inner) -> step function` (the decode pool's, one attention
+    group's): it carries base's `key` under `label` (the simulator memoises and stores its runs like any step
+    model's) and its `hot` path (make applied to base's compiled function)."""
+    fn = make(base)
+    key = getattr(base, "key", None)
+    if key is not None:
+        fn.key = (label, key)
+    if hasattr(base, "hot"):
+        fn.hot = lambda: make(base.hot())
+    return fn
+
+
 COMPILE_AFTER_CALLS = 64
 _COMPILED: dict = {}  # generated source -> compiled step function, within a process
