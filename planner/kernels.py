@@ -81,6 +81,16 @@ def _find(entry: dict, engine: str, path: tuple):
     return None, None
 
 
+HOST_BOUND = 2.5  # small-M latency over bf16's above which a GEMM table measured host work (tools/fit_kernels.py)
+
+
+def _usable_gemm(cand: dict) -> bool:
+    """A GEMM fit of a format with at most bf16's weight bytes that planfile trusts: at <= 64 tokens (weight
+    streaming) it takes at most HOST_BOUND x bf16's time in the same table. vLLM 0.24's block-FP8 tables take
+    3.7-41x (a size-independent 60-280 us per call): CUDA-graph replay removes that in serving."""
+    return cand.get("small_m_vs_bf16", 1.0) <= HOST_BOUND
+
+
 def _usable_moe(cand: dict) -> bool:
     """A grouped-GEMM fit planfile trusts: a close fit and a physical one (the memory side far below any tuned
     kernel marks an untuned configuration in the tables)."""
@@ -229,7 +239,26 @@ def kernel_set(gpu: dict, engine: str, runtime_format: str, expert_format: str, 
         return v
 
     kfmt = FORMAT_KERNEL.get(runtime_format, "bf16")
-    g = got(f"GEMM {kfmt}", ("gemm", kfmt), ("gemm", "bf16"))
+    g = None
+    if kfmt != "bf16":
+        # the engine's curve of this format first, then another framework's on this GPU; a table whose small-M
+        # latency is far above bf16's measured host work, not the GPU (HOST_BOUND), and is passed over
+        for fw in _frameworks(entry, engine):
+            cand = (entry[fw].get("gemm") or {}).get(kfmt)
+            if cand is None:
+                continue
+            if not _usable_gemm(cand):
+                prov.append((f"GEMM {kfmt}", f"{where} {fw} {kfmt} table not used: {cand['small_m_vs_bf16']}x bf16's "
+                                             f"latency at <= 64 tokens (per-call host work, not GPU time)"))
+                continue
+            g = cand
+            note = "" if fw == engine else f" ({fw}'s {kfmt} curve)"
+            prov.append((f"GEMM {kfmt}", f"{where} {fw} {entry[fw].get('version', '')}{note}".strip()))
+            break
+    if g is None:
+        g = got(f"GEMM {kfmt}", ("gemm", kfmt) if kfmt == "bf16" else ("gemm", "bf16"))
+        if kfmt != "bf16" and g is not None:
+            prov[-1] = (prov[-1][0], prov[-1][1] + f" bf16 curve (no usable {kfmt} table)")
     g16 = got("GEMM bf16 (LM head)", ("gemm", "bf16"))
     mfmt = MOE_KERNEL.get(expert_format, "bf16")
     mo = None
@@ -255,7 +284,8 @@ def kernel_set(gpu: dict, engine: str, runtime_format: str, expert_format: str, 
     dec = got(f"decode attention {kvk} KV", ("decode_attention", kvk), ("decode_attention", "bf16"))
     pre = got("prefill attention", ("prefill_attention",))
     gemm = _gemm(g)
-    if g is not None and _find(entry, engine, ("gemm", kfmt))[0] is None and kfmt != "bf16":
+    if kfmt != "bf16" and not any(_usable_gemm((v.get("gemm") or {}).get(kfmt) or {"small_m_vs_bf16": 99})
+                                  for v in entry.values() if isinstance(v, dict)):
         ratio = KERNEL_WEIGHT_BYTES.get(kfmt, 2.0) / 2.0
         gemm = Gemm(gemm.t0_s, gemm.e_max, gemm.m_half * ratio, gemm.e_mem)
     tr = moe_transfer(engine, mfmt, src) if mo is None else None

@@ -11,7 +11,9 @@ an independent test of planfile: this script never opens it (it reads `systems/d
 
 Functional forms (times in seconds, sizes in bytes, efficiencies relative to the catalog's peaks):
 - GEMM (M tokens, N x K weights of b bytes): t = t0 + max(2NK(M + m_half) / (P x e_max), (NKb + 2M(N+K)) / (B x e_mem))
-  i.e. compute efficiency ramps as e_max x M / (M + m_half) on the token count M.
+  i.e. compute efficiency ramps as e_max x M / (M + m_half) on the token count M. `small_m_vs_bf16`: the
+  format's latency over bf16's at M <= 64 in the same table (planner.kernels passes over a fit far above 1:
+  host work, not GPU time)
 - decode attention (paged): t = t0 + KV bytes read / (B x e)
 - prefill attention (flash, causal): t = t0 + FLOPs / (P16 x e_max x S / (S + s_half)), FLOPs = 2 x 2 x heads x
   head_dim x S^2 / 2 per sequence of S tokens
@@ -77,9 +79,27 @@ def fit(residual, x0, lo, hi):
     return r.x, float(np.median(err)), float(np.percentile(err, 90))
 
 
-def fit_gemm(df: pd.DataFrame, peak: float, bw: float, wbytes: float) -> dict:
+def _gemm_rows(df: pd.DataFrame) -> pd.DataFrame:
     d = df[(df.n >= 1024) & (df.k >= 1024) & (df.n <= 32768) & (df.k <= 32768)]
-    d = d.groupby(["m", "n", "k"], as_index=False).latency.min()  # the fastest kernel the engine offers
+    return d.groupby(["m", "n", "k"], as_index=False).latency.min()  # the fastest kernel the engine offers
+
+
+def small_m_vs_bf16(df: pd.DataFrame, bf16: pd.DataFrame) -> float | None:
+    """Median, over the shapes measured in both, of this format's latency over the same table's bf16 latency at
+    M <= 64 tokens. There a GEMM streams its weights: a format with no more weight bytes than bf16 takes at
+    most about as long. A ratio far above 1 is not GPU time but per-call host work the table measured
+    (vLLM 0.24's block-FP8 tables: 3.7-41x, the same size-independent 60-280 us at M = 1 and M = 8192 on a
+    2048 x 2048 GEMM), which CUDA-graph replay removes in serving."""
+    a = _gemm_rows(df)
+    b = _gemm_rows(bf16)
+    j = a[a.m <= 64].merge(b, on=["m", "n", "k"], suffixes=("", "_bf16"))
+    if len(j) < 30:
+        return None
+    return round(float((j.latency / j.latency_bf16).median()), 2)
+
+
+def fit_gemm(df: pd.DataFrame, peak: float, bw: float, wbytes: float) -> dict:
+    d = _gemm_rows(df)
     M, N, K = (d[c].to_numpy(float) for c in ("m", "n", "k"))
     t = d.latency.to_numpy(float) * 1e-3
 
@@ -271,6 +291,9 @@ def main(wheel: str) -> None:
                         sub = df[df.gemm_dtype == dt]
                         if len(sub) > 100 and tf.get(math_p):
                             r = tried(fit_gemm, sub, tf[math_p] * 1e12, bw, wb)
+                            ratio = small_m_vs_bf16(sub, df[df.gemm_dtype == "bfloat16"]) if dt != "bfloat16" else None
+                            if r and ratio is not None:
+                                r["small_m_vs_bf16"] = ratio
                             if r:
                                 e["gemm"][name] = r
                 f = latest(data, system, "attention", fw, "generation_attention_perf.parquet")

@@ -224,3 +224,30 @@ def test_a_grouped_gemm_fit_never_streams_faster_than_hbm():
     ks = kernels.kernel_set(catalog.gpus().by_id["h100-sxm"], "trtllm", "fp8", "fp8", "fp8", 1, 1, 1, 8)
     assert ks.moe.e_max == 0.64 and ks.moe.e_mem == ks.gemm.e_mem == 0.8151
     assert any("memory side unidentified" in why for what, why in ks.provenance)
+
+
+@pytest.mark.parametrize("gid", ["h100-sxm", "h200-sxm", "b200"])
+def test_a_host_bound_block_fp8_table_is_passed_over(gid):
+    """vLLM 0.24's block-FP8 GEMM tables (aiconfigurator-core 0.12.0) take as long for a 2048 x 2048 GEMM at
+    M = 8192 as at M = 1 (~60-280 us, 3.7-41x bf16's time at <= 64 tokens in the same table, while an FP8 GEMM
+    streams half of bf16's weight bytes there): per-call host work that CUDA-graph replay removes, not GPU
+    time. A vLLM spec's block-FP8 GEMMs take another framework's measured block-FP8 curve on the same GPU
+    (the search order: TensorRT-LLM's), and say so; SGLang's own table (1.1x bf16 on B200) is kept."""
+    from planner import kernels
+
+    vt = kernels.table()[gid]["vllm"]["gemm"]["fp8-block"]
+    assert vt["small_m_vs_bf16"] > kernels.HOST_BOUND
+    gpu = catalog.gpus().by_id[gid]
+    ks = kernels.kernel_set(gpu, "vllm", "fp8-block", "fp8-block", "bf16", 8, 1, 1, 8)
+    tr = kernels.table()[gid]["trtllm"]["gemm"]["fp8-block"]
+    assert ks.gemm == step.Gemm(tr["t0_us"] * 1e-6, tr["e_max"], tr["m_half"], tr["e_mem"])
+    assert any("vllm fp8-block table not used" in why for what, why in ks.provenance)
+    sg = kernels.table()[gid]["sglang"]["gemm"]["fp8-block"]
+    assert sg["small_m_vs_bf16"] <= kernels.HOST_BOUND
+    ks = kernels.kernel_set(gpu, "sglang", "fp8-block", "fp8-block", "bf16", 8, 1, 1, 8)
+    assert ks.gemm.t0_s == sg["t0_us"] * 1e-6
+    # one 2048 x 2048 block-FP8 GEMM at M = 8 on the B200 curves: the vLLM table's floor alone (its t0) is
+    # >= 5x the curve used now (t0 + weights 4,194,304 B / (7.7e12 x e_mem) ~ 7.3 + 0.7 us)
+    if gid == "b200":
+        used = kernels.kernel_set(gpu, "vllm", "fp8-block", "fp8-block", "bf16", 8, 1, 1, 8).gemm
+        assert vt["t0_us"] * 1e-6 > 5 * (used.t0_s + 2048 * 2048 / (7.7e12 * used.e_mem))
