@@ -278,3 +278,67 @@ def _unknown(name: str, model: dict, weights: str, engine: dict, gpu: dict, quan
     size = sizes(model, b, e) / 1e9
     return Checkpoint(name, None, weights, fmt, fmt, None, size, size, b, e, False, "model.name (not in the catalog)",
                       f"model.name is not in the catalog: assumed to store {weights} weights ({fmt})")
+
+
+def block_shards(model: dict, tp: int, ep: int, adp: int, engine_id: str = "vllm", deepep: bool = False) -> list[tuple[str, int, int]]:
+    """(what, full width, GPUs it is split over) of each tensor-parallel split of a linear layer's sharded dimension
+    (column-parallel outputs, row-parallel inputs), as the engines shard them. vLLM runs each attention data-
+    parallel rank as its own tensor group (tp / adp): attention, the dense layers' MLP and the shared experts are
+    split over it. SGLang (0.5.23 srt/models/deepseek_v2.py) splits attention over tp / adp, the dense MLP over all
+    of --tp-size except with --moe-dense-tp-size 1 (rendered when adp = tp), and keeps the shared experts whole on
+    each GPU with the DeepEP all-to-all (else over --tp-size). Routed experts: over tp / ep (whole experts under
+    expert parallelism)."""
+    atp = tp // adp
+    att = model.get("attention") or {}
+    heads, kvh = model["num_attention_heads"], model.get("num_kv_heads") or model["num_attention_heads"]
+    hd = model.get("head_dim") or model["hidden_size"] // heads
+    out = []
+    if att.get("type") == "mla":
+        nope, rope, vd = att["qk_nope_head_dim"], att["qk_rope_head_dim"], att["v_head_dim"]
+        out += [("the attention query up-projection", heads * (nope + rope), atp),
+                ("the attention key/value up-projection", heads * (nope + vd), atp),
+                ("the attention output projection", heads * vd, atp)]
+    else:
+        out += [("the attention query projection", heads * hd, atp), ("the attention output projection", heads * hd, atp)]
+        if kvh >= atp:  # fewer KV heads than GPUs: each GPU holds whole replicated heads
+            out.append(("the key/value projection", kvh * hd, atp))
+    sglang = engine_id == "sglang"
+    moe = model.get("moe")
+    if not moe or moe.get("first_k_dense_layers", 0) > 0 or moe.get("moe_layer_step", 1) > 1:
+        dense = (1 if adp == tp else tp) if sglang else atp
+        out.append(("the dense layers' MLP (gate/up and down)", model["intermediate_size"], dense))
+    if moe:
+        if moe.get("shared_experts"):
+            shared = (1 if deepep else tp) if sglang else atp
+            out.append(("the shared experts (gate/up and down)", moe["expert_intermediate_size"] * moe["shared_experts"], shared))
+        out.append(("each routed expert (gate/up and down)", moe["expert_intermediate_size"], max(1, tp // max(ep, 1))))
+    return out
+
+
+def misfit_shard(model: dict, tp: int, ep: int, adp: int, bn: int, engine_id: str = "vllm",
+                 deepep: bool = False) -> tuple[str, int, int] | None:
+    """The first linear-layer split (what, width, shards) whose shards are not whole blocks of bn, or None."""
+    for what, width, ways in block_shards(model, tp, ep, adp, engine_id, deepep):
+        if ways > 1 and (width % ways or (width // ways) % bn):
+            return what, width, ways
+    return None
+
+
+BLOCK_ENGINES = ("vllm", "sglang")  # engines whose loaders refuse a shard of partial blocks (PF125)
+
+
+def weight_block(fmt: str, engine_id: str) -> tuple[int, int] | None:
+    """(block_n, block_k) of a block-scaled checkpoint format on an engine that needs whole blocks per
+    tensor-parallel shard, else None."""
+    block = (formats().get(fmt) or {}).get("weight_block")
+    return tuple(block) if block and engine_id in BLOCK_ENGINES else None
+
+
+def shard_misfit(r) -> tuple[str, int, int] | None:
+    """misfit_shard of a resolved record (its checkpoint, engine and parallelism), or None."""
+    ck = getattr(r, "checkpoint", None)
+    block = weight_block(ck.format, r.engine["id"]) if ck is not None else None
+    if not block or r.tp % max(r.attention_dp, 1) or r.tp % max(r.ep, 1):
+        return None
+    return misfit_shard(r.model, r.tp, max(r.ep, 1), max(r.attention_dp, 1), block[0], r.engine["id"],
+                        r.moe_all_to_all == "deepep" and r.ep > 1)

@@ -212,6 +212,11 @@ def _expert_variants(v: Resolved, wide: bool = False) -> list[Resolved]:
 
 def _candidate(v: Resolved, c: Constraints, rejected: dict) -> Option | None:
     """One configuration's option at the replicas its analytic saturation needs, or None (counted in rejected)."""
+    from planner import checkpoints
+
+    if checkpoints.shard_misfit(v) is not None:
+        rejected["block_shard"] = rejected.get("block_shard", 0) + 1  # PF125: the engine would not load it
+        return None
     mem = memory_plan(v)
     if not mem.fits or mem.max_seqs_mean < 1:
         rejected["does_not_fit"] += 1
@@ -274,8 +279,12 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
     v = replace(v, engine_version=v.engine["dynamo"]["engine_version"])
     slo = latency_slos(v)
     out = []
+    from planner import checkpoints
+
+    block = checkpoints.weight_block(v.checkpoint.format, v.engine["id"]) if v.checkpoint is not None else None
     splits = [tp for tp in (1, 2, 4, 8) if tp <= v.gpus_per_node and v.model["num_attention_heads"] % tp == 0
-              and (tp == 1 or link(v.gpu, tp, v.gpus_per_node)[2] == "nvlink")]
+              and (tp == 1 or link(v.gpu, tp, v.gpus_per_node)[2] == "nvlink")
+              and not (block and checkpoints.misfit_shard(v.model, tp, 1, 1, block[0], v.engine["id"]))]  # PF125
     peak = v.rate_rps * v.peak_factor * (1 + v.settings["headroom_min_pct"] / 100)
 
     def pool_of(sp: dict, n: int) -> dict:

@@ -455,13 +455,66 @@ def checkpoint_findings(d: dict, model: dict, eng: dict, gpu: dict) -> list[Find
             or not isinstance(args["group_size"], int) or isinstance(args["group_size"], bool) or not 8 <= args["group_size"] <= 8192):
         return []  # the schema reports these
     try:
-        checkpoints.resolve(model, weights, eng, gpu, **args)
+        ck = checkpoints.resolve(model, weights, eng, gpu, **args)
     except checkpoints.CheckpointError as exc:
         fid, slug = ("PF119", "model-name-required") if exc.pointer == "/model" and "hf_config" in exc.message else (
             "PF118", "checkpoint-unavailable")
         return [Finding(fid, slug, "error", exc.message, exc.pointer, remediation=exc.fix)]
-    return []
+    return block_shard_findings(d, model, eng, ck)
 
+
+def block_shard_findings(d: dict, model: dict, eng: dict, ck) -> list[Finding]:
+    """PF125: a checkpoint stored in block-scaled FP8 (one scale per block_n x block_k weights: DeepSeek's and
+    Qwen3's 128 x 128) loads on vLLM and SGLang only if every tensor-parallel shard of a linear layer is a whole
+    number of blocks along the split dimension; both raise "... is not divisible by weight quantization block_n
+    = 128" at start-up (vLLM 0.33 and SGLang 0.5.23 fp8_utils; vllm-project/vllm#17569: Qwen3-235B-A22B-FP8 at
+    tensor 8, each expert's 1,536 gate/up rows in 192-row shards; sgl-project/sglang#3345: DeepSeek-R1 at
+    tensor 32). Checked for each parallelism block (the spec's, or each pool's) as the engine shards it
+    (planner.checkpoints.block_shards). TensorRT-LLM is not checked: its loader cannot be run here to confirm
+    the rule."""
+    from planner import checkpoints
+
+    block = checkpoints.weight_block(ck.format, eng["id"])
+    if not block:
+        return []
+    bn, bk = block
+    deepep = _get(d, "engine", "moe_all_to_all") == "deepep"
+    dis = d.get("disaggregation") if isinstance(d.get("disaggregation"), dict) else None
+    blocks = ([(f"/disaggregation/{role}/parallelism", dis[role].get("parallelism") if isinstance(dis.get(role), dict) else None)
+               for role in ("prefill", "decode")] if dis is not None else [("/parallelism", d.get("parallelism"))])
+    out = []
+    for at, par in blocks:
+        par = par if isinstance(par, dict) else {}
+        tp, ep, adp = par.get("tensor", 1), par.get("expert", 1), par.get("attention_data", 1)
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in (tp, ep, adp)) or tp % adp or tp % ep:
+            continue  # the schema, PF112 and PF120 report these
+
+        def misfit(t, e, a, dp=deepep and ep > 1):
+            return checkpoints.misfit_shard(model, t, e, a, bn, eng["id"], dp)
+
+        bad = misfit(tp, ep, adp)
+        if bad is None:
+            continue
+        what, width, ways = bad
+        where = at[1:].replace("/", ".")
+        smaller = [t for t in range(tp - 1, 0, -1) if tp % t == 0 and t % adp == 0 and t % min(ep, t) == 0
+                   and misfit(t, min(ep, t), adp) is None]
+        if what.startswith("each routed expert") and misfit(tp, tp, adp) is None:
+            fix = f"{where}.expert: {tp} (whole experts on each GPU, split by expert parallelism)"
+        elif what.startswith("the shared experts") and eng["id"] == "sglang" and ep > 1 and misfit(tp, ep, adp, True) is None:
+            fix = "engine.moe_all_to_all: deepep (SGLang then keeps the shared experts whole on each GPU)"
+        elif smaller:
+            fix = f"{where}.tensor: {smaller[0]} (with as many GPUs per replica, and more replicas)"
+        else:
+            fix = "a checkpoint that is not block-quantized (precision.weights: bf16, or an FP8 one with per-tensor scales)"
+        shard = f"{width // ways:,}" if width % ways == 0 else f"{width / ways:,.1f}"
+        out.append(Finding(
+            "PF125", "block-quant-shard", "error",
+            f"{ck.repo} stores FP8 in {bn} x {bk} blocks, but {where}.tensor: {tp} splits {what}, {width:,} wide, "
+            f"into {ways} shards of {shard}: not a multiple of {bn}, so {eng['name']} refuses to load it "
+            f"(\"... is not divisible by weight quantization block_n = {bn}\")",
+            f"{at}/tensor", remediation=fix))
+    return out
 
 def validate(loaded: Loaded) -> list[Finding]:
     """All PF0/PF1 findings of a loaded spec, located and sorted."""

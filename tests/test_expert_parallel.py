@@ -61,10 +61,9 @@ def test_expert_communication_a_deployment_cannot_run_is_refused(tmp_path, text,
 
 
 def vllm_wide() -> str:
-    """The wide-EP example on vLLM: its measured block-FP8 GEMMs are slower at this per-rank batch than
-    SGLang's, so the decode pool is larger and the ITL SLO looser for it to pass (the flags are tested)."""
-    return (WIDE.read_text().replace("  name: sglang", "  name: vllm").replace("  decode:\n    replicas: 2", "  decode:\n    replicas: 4")
-            .replace("itl_ms: {p95: 100}", "itl_ms: {p95: 300}"))
+    """The wide-EP example on vLLM, unchanged otherwise: it passes the same SLOs (its block-FP8 GEMMs run on
+    the measured block-FP8 curve of another framework, vLLM's own table being host-bound: planner.kernels)."""
+    return WIDE.read_text().replace("  name: sglang", "  name: vllm")
 
 
 def _launch_words(out, name: str) -> list[str]:
@@ -95,6 +94,7 @@ def test_the_rendered_flags_are_the_modes_the_physics_ran(tmp_path):
     # vLLM: its DeepEP backends by role, and its dual-batch overlap
     spec = tmp_path / "v.yaml"
     spec.write_text(vllm_wide())
+    assert check_spec(str(spec), breach=False).status == "pass"
     out = tmp_path / "vout"
     r = run_cli("render", str(spec), "--out", str(out), "--only", "engine")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -143,13 +143,20 @@ def test_sglangs_two_batch_overlap_rule_is_checked_before_the_engine_starts(tmp_
 
 
 def test_wide_ep_without_deepep_is_told_the_verified_fix(tmp_path):
-    """The wide-EP example with the engine's default all-to-all: its network time dominates the step, and the
-    fix planfile offers (checked on a copy) is the example's own DeepEP + two-batch overlap."""
+    """The wide-EP example with the engine's default all-to-all. On vLLM its network time dominates the step,
+    and the fix planfile offers (checked on a copy) is the example's own DeepEP + two-batch overlap. On SGLang
+    it does not load at all: without DeepEP SGLang splits the shared expert (2,048 wide) over all 32 decode
+    GPUs into 64-wide shards of a 128 x 128 block-FP8 checkpoint (PF125), and DeepEP is the fix."""
     text = WIDE.read_text().replace("  moe_all_to_all: deepep\n", "").replace("  two_batch_overlap: true\n", "")
-    r, doc = check_json(tmp_path, text)
+    r, doc = check_json(tmp_path, text.replace("  name: sglang", "  name: vllm"))
     fixes = [f for f in findings(doc) if f["id"] == "PF305"]
     assert fixes, findings(doc)
     assert "engine.moe_all_to_all: deepep" in fixes[0]["remediation"], fixes[0]
+    r, doc = check_json(tmp_path, text, "sg.yaml")
+    assert r.returncode == 2
+    (f,) = [f for f in findings(doc) if f["id"] == "PF125"]
+    assert f["location"]["path"] == "/disaggregation/decode/parallelism/tensor" and "64" in f["message"]
+    assert f["remediation"].startswith("engine.moe_all_to_all: deepep")
 
 
 def test_the_published_wide_ep_rows_are_predicted_with_what_the_blog_ran():

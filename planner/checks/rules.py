@@ -39,6 +39,7 @@ for _id, _slug, _summary in [
     ("PF122", "disaggregation-invalid", "A disaggregated spec also sizes an aggregated fleet, its pools do not add up, or it asks for what Dynamo cannot run (a concurrency load, TensorRT-LLM, a non-NVIDIA GPU, an engine version other than the one its runtime image runs)."),
     ("PF123", "connector-unsupported", "The engine has no such KV connector for disaggregated serving, or the connector cannot carry the pool's parallelism (vLLM's NIXL with pipeline parallelism)."),
     ("PF124", "expert-communication-invalid", "engine.moe_all_to_all: deepep or engine.two_batch_overlap needs a mixture-of-experts model split by expert parallelism, vLLM or SGLang, and (DeepEP) an NVIDIA GPU."),
+    ("PF125", "block-quant-shard", "A block-scaled FP8 checkpoint (one scale per 128 x 128 weights: DeepSeek V3/R1, Qwen3 -FP8) split by tensor parallelism into shards that are not whole blocks: vLLM and SGLang refuse to load it at start-up (\"not divisible by weight quantization block_n = 128\"). Fix: expert parallelism for the experts, a smaller tensor split, or DeepEP on SGLang for the shared experts."),
     ("PF119", "model-name-required", "A model given by hf_config needs model.name: the repository or path the engine loads."),
 ]:
     describe(_id, _slug, "error", _summary, _summary)

@@ -225,6 +225,11 @@ def sglang(r: Resolved, est: dict, rank: str | None = None) -> Launch:
         # SGLang's DP attention: --tp-size stays the replica's GPU count, --dp-size attention groups of it
         L.add("--enable-dp-attention", None, "/parallelism/attention_data")
         L.add("--dp-size", r.attention_dp, "/parallelism/attention_data")
+        if r.attention_dp == r.tp:
+            # the dense layers' MLP data-parallel like attention (a whole copy per GPU), as the step model and the
+            # memory plan compute it; SGLang's default splits it over every GPU of --tp-size, which a block-FP8
+            # checkpoint cannot load past 16 GPUs (DeepSeek's 18,432-wide MLP in 576-wide shards, PF125)
+            L.add("--moe-dense-tp-size", 1, "/parallelism/attention_data")
     if r.moe_all_to_all == "deepep" and r.ep > 1:
         L.add("--moe-a2a-backend", "deepep", "/engine/moe_all_to_all")
         L.add("--deepep-mode", deepep_mode(r), "/engine/moe_all_to_all")
