@@ -131,6 +131,29 @@ def _fixes_for(model: dict, variant: str, weights: str, engine: dict, gpu: dict)
     return "; ".join(hint)
 
 
+def default_weights(model: dict, engine: dict, gpu: dict, *, name: str | None = None, variant: str | None = None,
+                    alias: str | None = None) -> tuple[str, str]:
+    """precision.weights when the spec leaves it out, and why: what the checkpoint the spec names stores; else
+    bf16 when the model has a 16-bit release; else what its own release stores (DeepSeek-V3: fp8, gpt-oss: fp4
+    — there is no unquantized checkpoint to load)."""
+    if name:
+        c = find_repo(name)
+        if c is not None:
+            return formats()[c["format"]]["precision"], f"what model.name {name} stores"
+        return "bf16", "unquantized checkpoint"
+    mine = [c for c in entries(model["id"])]
+    if variant is None:
+        a = find_repo(alias) if alias else None
+        variant = a["variant"] if a is not None and a["model"] == model["id"] else (
+            "instruct" if any(c["variant"] == "instruct" for c in mine) else "base")
+    cands = [c for c in mine if c["variant"] == variant]
+    if not cands or any(c["format"] in ("bf16", "fp16") for c in cands):
+        return "bf16", "unquantized checkpoint"
+    here = [c for c in cands if supports(engine, gpu, c["format"]) and engine["id"] in c.get("engines", [engine["id"]])]
+    c = (here or cands)[0]
+    return formats()[c["format"]]["precision"], f"{model['id']} has no 16-bit release: {c['repo']} stores {c['format']}"
+
+
 def resolve(model: dict, weights: str, engine: dict, gpu: dict, *, name: str | None = None, variant: str | None = None,
             quantized_checkpoint: bool | None = None, group_size: int = 128, alias: str | None = None) -> Checkpoint:
     """The checkpoint for a model at a weight precision on an engine and GPU. Raises CheckpointError."""

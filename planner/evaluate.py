@@ -390,24 +390,36 @@ def slo_ok(perf: dict, slo: dict) -> bool:
     return True
 
 
-def breach_point(r: Resolved, mem: Memory, fn, hi_hint: float) -> float:
+def breach_point(r: Resolved, mem: Memory, fn, hi_hint: float, peak: tuple[float, dict] | None = None) -> float:
     """Highest fleet arrival rate (req/s) at which every SLO percentile holds (RadarOS ttftBreachPoint).
 
-    Bisection on the simulator; 0 when even a trickle breaks an SLO. Without latency SLOs the breach
-    point is where the queue stops draining (saturation throughput).
+    Bisection on the simulator (600-request probes); 0 when even a trickle breaks an SLO. Without latency
+    SLOs the breach point is where the queue stops draining (saturation throughput). `peak` (rate, perf) is
+    the spec's own run at its peak (perf_at: the full steady-state horizon), which brackets the search: the
+    breach point is at or above the peak exactly when that run holds every SLO, so PF401's verdict, the
+    headroom and the breach point never disagree (probes alone once put the breach point at the peak of a
+    spec whose ITL SLO broke there).
     """
     slo = latency_slos(r)
     if not slo:
         slo = {"ttft_ms": {"p95": 60_000.0}}  # saturation: a minute of queueing
     lo, hi = 0.0, max(hi_hint, 1e-3)
     n = 600
-    # grow hi until it breaks
-    for _ in range(20):
-        if not slo_ok(run_load(r, mem, fn, rate_fleet=hi, n_requests=n), slo):
-            break
-        lo, hi = hi, hi * 2
-    else:
-        return hi
+    broken = False  # hi is known to break an SLO
+    if peak is not None and peak[0] > 0:
+        rate, perf = peak
+        if slo_ok(perf, slo):
+            lo, hi = rate, (hi if hi > rate * 1.05 else rate * 1.5)
+        else:
+            hi, broken = rate, True
+    if not broken:
+        # grow hi until it breaks
+        for _ in range(20):
+            if not slo_ok(run_load(r, mem, fn, rate_fleet=hi, n_requests=n), slo):
+                break
+            lo, hi = hi, hi * 2
+        else:
+            return hi
     for _ in range(10):
         mid = (lo + hi) / 2
         if slo_ok(run_load(r, mem, fn, rate_fleet=mid, n_requests=n), slo):
@@ -526,7 +538,7 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
         peak_rate = r.rate_rps * r.peak_factor
         cap["peak_rps"] = peak_rate
         if breach:
-            b = breach_point(r, mem, fn, hi_hint=max(peak_rate, sat_rps * 0.5))
+            b = breach_point(r, mem, fn, hi_hint=max(peak_rate, sat_rps * 0.5), peak=(peak_rate, perf))
             cap["breach_rps"] = b
             cap["headroom_pct"] = (b / peak_rate - 1) * 100 if peak_rate else None
         else:

@@ -167,7 +167,14 @@ def resolve(loaded: Loaded) -> Resolved:
     else:
         version = e.get("version") or default("/engine/version", eng["default_version"], "newest version planfile knows")
     prec = d.get("precision", {})
-    weights = prec.get("weights") or default("/precision/weights", "bf16", "unquantized checkpoint")
+    if prec.get("weights"):
+        weights = prec["weights"]
+    else:
+        from planner import checkpoints
+
+        m = d.get("model") or {}
+        w, why = checkpoints.default_weights(model, eng, gpu, name=m.get("name"), variant=m.get("variant"), alias=m.get("id"))
+        weights = default("/precision/weights", w, why)
     kv = prec.get("kv_cache") or default("/precision/kv_cache", arch.get("kv_cache", "bf16"), f"archetype {arch['id']}")
     par = d.get("parallelism", {})
     tp, pp, ep = par.get("tensor", 1), par.get("pipeline", 1), par.get("expert", 1)

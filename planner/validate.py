@@ -294,10 +294,22 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
     if all(isinstance(x, int) and not isinstance(x, bool) for x in (tp, pp)) and isinstance(gpr, int) and not isinstance(gpr, bool) \
             and "disaggregation" not in d:
         if tp * pp != gpr:
-            add("PF105", "parallelism-mismatch",
-                f"tensor {tp} x pipeline {pp} = {tp * pp} GPUs, but gpus_per_replica is {gpr}",
-                "/hardware/gpus_per_replica" if "gpus_per_replica" in (d.get("hardware") or {}) else "/parallelism",
-                f"set gpus_per_replica: {tp * pp}, or change tensor/pipeline so their product is {gpr}")
+            stated = [k for k in ("tensor", "pipeline") if k in par]
+            node = (gpu or {}).get("gpus_per_node") or 8
+            split = {"tensor": gpr} if gpr <= node else ({"tensor": node, "pipeline": gpr // node} if gpr % node == 0 else None)
+            shown = "{" + ", ".join(f"{k}: {v}" for k, v in split.items()) + "}" if split else None
+            if not stated:
+                add("PF105", "parallelism-mismatch",
+                    f"gpus_per_replica is {gpr}, but no parallelism is stated: tensor and pipeline default to 1, one GPU",
+                    "/hardware/gpus_per_replica" if "gpus_per_replica" in (d.get("hardware") or {}) else "/parallelism",
+                    (f"parallelism: {shown} (how the model splits over the {gpr} GPUs), or " if shown else "")
+                    + "gpus_per_replica: 1")
+            else:
+                add("PF105", "parallelism-mismatch",
+                    f"tensor {tp} x pipeline {pp} = {tp * pp} GPUs, but gpus_per_replica is {gpr}",
+                    "/hardware/gpus_per_replica" if "gpus_per_replica" in (d.get("hardware") or {}) else "/parallelism",
+                    f"set gpus_per_replica: {tp * pp}, or change tensor/pipeline so their product is {gpr}"
+                    + (f" (e.g. parallelism: {shown})" if shown and split != {"tensor": tp, "pipeline": pp} else ""))
     _expert_and_attention_data(add, model, par, "/parallelism")
 
     dis = d.get("disaggregation") if isinstance(d.get("disaggregation"), dict) else None
@@ -446,8 +458,10 @@ def checkpoint_findings(d: dict, model: dict, eng: dict, gpu: dict) -> list[Find
     from planner import checkpoints
 
     prec = d.get("precision") if isinstance(d.get("precision"), dict) else {}
-    weights = prec.get("weights") or "bf16"
     args = checkpoint_inputs(d)
+    weights = prec.get("weights")
+    if not weights and all(isinstance(args[k], str) or args[k] is None for k in ("name", "variant", "alias")):
+        weights = checkpoints.default_weights(model, eng, gpu, name=args["name"], variant=args["variant"], alias=args["alias"])[0]
     if (weights not in ("bf16", "fp16", "fp8", "int8", "int4", "fp4")
             or not all(isinstance(args[k], str) or args[k] is None for k in ("name", "variant", "alias"))
             or args["variant"] not in (None, "base", "instruct")

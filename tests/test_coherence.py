@@ -437,3 +437,40 @@ def test_sglang_hicache_size_is_gb_per_gpu_process(tmp_path):
     assert r.returncode == 0, r.stderr
     text = (out / "engine" / "serve.sh").read_text()
     assert "--hicache-size 300 " in text + " " and "--disable-radix-cache" not in text
+
+
+@pytest.mark.parametrize("replicas", [3, 4])
+def test_the_breach_point_agrees_with_the_slo_verdict_at_the_peak(tmp_path, replicas):
+    """The breach point is at or above the peak exactly when check's own run at the peak holds every SLO:
+    with 3 replicas the chat example breaks its ITL SLO at its 9 req/s peak (PF401), and the 600-request
+    probes of the search alone had put its breach point at 9.00 req/s, headroom 0 % (`planfile diff` showed
+    both)."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text((ROOT / "specs" / "chat-llama-3.1-70b.yaml").read_text().replace("replicas: 4", f"replicas: {replicas}"))
+    res = check_spec(str(spec))
+    cap = res.estimate["capacity"]
+    breaks = any(f.id == "PF401" for f in res.findings)
+    assert breaks == (replicas == 3)
+    assert (cap["breach_rps"] >= cap["peak_rps"]) == (not breaks), cap
+    assert (cap["headroom_pct"] >= 0) == (not breaks)
+
+
+@pytest.mark.parametrize("mid, gpu, engine, weights, repo", [
+    ("deepseek-r1", "h200-sxm", "sglang", "fp8", "deepseek-ai/DeepSeek-R1"),      # released in block FP8 only
+    ("gpt-oss-120b", "b200", "trtllm", "fp4", "openai/gpt-oss-120b"),            # MXFP4 experts only
+    ("llama-3.1-70b", "h100-sxm", "vllm", "bf16", "meta-llama/Llama-3.1-70B-Instruct"),
+])
+def test_left_out_weights_default_to_what_the_model_ships(tmp_path, mid, gpu, engine, weights, repo):
+    """A spec without precision.weights plans the model's own release: bf16 where one exists, else what the
+    release stores (a DeepSeek-R1 spec without precision used to be PF118 "no bf16 release"), and says why."""
+    par = "parallelism: {tensor: 8, expert: 8}\n" if mid == "deepseek-r1" else "parallelism: {tensor: 4}\n" if mid == "llama-3.1-70b" else ""
+    gpr = 8 if mid == "deepseek-r1" else 4 if mid == "llama-3.1-70b" else 1
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"apiVersion: planfile/v1\nkind: Deployment\nmetadata: {{name: s}}\nmodel: {{id: {mid}}}\n"
+                    f"hardware: {{gpu: {gpu}, gpus_per_replica: {gpr}, replicas: 1}}\n{par}engine: {{name: {engine}}}\n"
+                    "workload: {archetype: chat, arrival_rate_rps: 1}\n")
+    res = check_spec(str(spec), breach=False)
+    assert res.status != "invalid", [f.message for f in res.findings]
+    assert res.resolved.weights == weights and res.resolved.checkpoint.repo == repo
+    (why,) = [src for ptr, value, src in res.resolved.defaults if ptr == "/precision/weights"]
+    assert why == "unquantized checkpoint" if weights == "bf16" else f"{mid} has no 16-bit release" in why
