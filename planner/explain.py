@@ -72,7 +72,12 @@ def explain(res, metric: str | None = None) -> str:
     section("weights", "weights per GPU", [
         f"(body params {body:,.0f} x {ck.body_bytes_per_param:.4g} B + routed experts {p.expert_total:,.0f} x "
         f"{ck.expert_bytes_per_param:.4g} B) ({ck.runtime_format}) / (TP {r.tp} x PP {r.pp})"
-        f" + embeddings/LM head {p.embed + p.lm_head:,.0f} x 2 B / TP {r.tp} = {_gb(mem.weights_gb * 1e9)}",
+        f" + embeddings/LM head {p.embed + p.lm_head:,.0f} x 2 B / TP {r.tp} = {_gb(mem.weights_gb * 1e9)}"
+        if r.attention_dp <= 1 else
+        f"(body params {body:,.0f} x {ck.body_bytes_per_param:.4g} B / (TP {r.tp} / attention_data {r.attention_dp}) + routed "
+        f"experts {p.expert_total:,.0f} x {ck.expert_bytes_per_param:.4g} B / TP {r.tp}) ({ck.runtime_format}) / PP {r.pp} + "
+        f"embeddings/LM head {p.embed + p.lm_head:,.0f} x 2 B / (TP {r.tp} / attention_data {r.attention_dp}) = "
+        f"{_gb(mem.weights_gb * 1e9)} (each attention group holds a whole copy of everything but the routed experts)",
         f"source: catalog model {m['id']} ({p.total / 1e9:.1f} B params)"])
 
     mode = r.engine["memory_mode"]
@@ -196,32 +201,34 @@ def explain(res, metric: str | None = None) -> str:
 
 
 def _communication(r, ks) -> str:
-    """What the step model's communication term is made of (planner.physics.step.coefficients)."""
-    from planner.evaluate import deepep_of
+    """What the step model's communication term is made of, read from the coefficients the step model itself
+    runs on (planner.physics.step.coefficients): a collective is named only when the step pays for it."""
+    from planner.evaluate import step_function
+    from planner.physics import step
 
+    sysm, shp, _ = step_function(r)
+    c = step.coefficients(sysm, shp)
     parts = []
-    group = r.tp // max(r.attention_dp, 1)
-    if group > 1:
+    if c.ar:
+        group = r.tp // max(r.attention_dp, 1)
         kind = link(r.gpu, group, r.gpus_per_node)[2]
         parts.append(f"all-reduce over the {group} GPUs of " + ("an attention group" if r.attention_dp > 1 else "the TP group")
-                     + f" ({kind}), 2 per layer"
-                     + (f", {ks.allreduce.latency_s * 1e6:.1f} us + bytes / {ks.allreduce.large_bw / 1e9:.0f} GB/s (large messages)"
-                        if ks.allreduce else ""))
-    if r.ep > 1 and r.model.get("moe"):
-        if deepep_of(r):
-            from planner.resolve import deepep_mode
+                     + f" ({kind}), {c.ar[0] / max(c.layers, 1.0):g} per layer, {c.ar[1] * 1e6:.1f} us + bytes / "
+                     f"{1 / c.ar[2] / 1e9:.0f} GB/s (large messages)")
+    if c.ep_pre or c.ep_dec:
+        from planner.resolve import deepep_mode
 
-            mode = {"normal": "normal (high-throughput) kernels", "low_latency": "low-latency kernels",
-                    "auto": "normal kernels on steps with prompt tokens, low-latency kernels on decode steps"}[deepep_mode(r)]
-            parts.append(f"expert all-to-all over EP {r.ep} on DeepEP, {mode}: a dispatch (FP8) and a combine (BF16) per MoE "
-                         "layer on the tokens per rank (measured DeepEP curves)")
-        else:
-            kind = link(r.gpu, r.ep, r.gpus_per_node)[2]
-            parts.append(f"expert all-to-all over EP {r.ep} ({kind}), dispatch and combine per MoE layer"
-                         + (f", {ks.alltoall.latency_s * 1e6:.1f} us + bytes / {ks.alltoall.large_bw / 1e9:.0f} GB/s" if ks.alltoall else ""))
-    if r.pp > 1:
-        parts.append(f"pipeline hand-off between {r.pp} stages")
-    if r.two_batch_overlap:
+        mode = {"normal": "normal (high-throughput) kernels", "low_latency": "low-latency kernels",
+                "auto": "normal kernels on steps with prompt tokens, low-latency kernels on decode steps"}[deepep_mode(r)]
+        parts.append(f"expert all-to-all over EP {r.ep} on DeepEP, {mode}: a dispatch (FP8) and a combine (BF16) per MoE "
+                     "layer on the tokens per rank (measured DeepEP curves)")
+    if c.a2a:
+        kind = link(r.gpu, r.ep, r.gpus_per_node)[2]
+        parts.append(f"expert all-to-all over EP {r.ep} ({kind}), dispatch and combine per MoE layer, "
+                     f"{c.a2a[1] * 1e6:.1f} us + bytes / {1 / c.a2a[2] / 1e9:.0f} GB/s")
+    if c.p2p:
+        parts.append(f"pipeline hand-off between {r.pp} stages, {c.p2p[1] * 1e6:.1f} us + bytes / {1 / c.p2p[2] / 1e9:.0f} GB/s")
+    if c.tbo:
         parts.append("two-batch overlap: two half batches per step, each one's communication under the other's kernels "
                      "(only the part the kernels do not hide counts)")
     return "; ".join(parts) if parts else "none (one GPU per replica)"

@@ -263,3 +263,25 @@ def test_a_pool_past_its_capacity_fails_check(tmp_path):
     assert r.returncode == 1
     res = doc["results"][0]
     assert any(f["id"] == "PF401" and "TTFT" in f["message"] for f in res["findings"]), res["findings"]
+
+
+def test_explain_names_the_collectives_the_step_model_pays_for():
+    """explain's communication line is read from the step model's own coefficients: the wide-EP decode pool
+    (attention 32-way data-parallel: one GPU per attention group) has no all-reduce and DeepEP for its
+    all-to-all; the H200 example (tensor 8, expert 8, default all-to-all) both, at the measured curves."""
+    from planner import disagg
+    from planner.evaluate import provenance, step_function
+    from planner.explain import _communication
+    from planner.physics import step
+    from planner.run import check_spec
+
+    res = check_spec(str(WIDE), breach=False)
+    dec = disagg.pool(res.resolved, "decode")
+    text = _communication(dec, provenance(dec))
+    c = step.coefficients(*step_function(dec)[:2])
+    assert not c.ar and c.ep_dec and "all-reduce" not in text and "on DeepEP, low-latency kernels" in text
+    r = check_spec(str(ROOT / "specs" / "deepseek-v3-h200.yaml"), breach=False).resolved
+    text = _communication(r, provenance(r))
+    c = step.coefficients(*step_function(r)[:2])
+    assert c.ar and c.a2a and not c.ep_dec
+    assert f"2 per layer, {c.ar[1] * 1e6:.1f} us" in text and "expert all-to-all over EP 8 (nvlink)" in text

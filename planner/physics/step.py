@@ -238,8 +238,10 @@ def coefficients(sys: System, m: ModelShape) -> Coeffs:
         gemms.append((per_stage * pp,) + g(sys.gemm, n, k, wb, 1.0) + (adp,))
     for n, k in m.mlp:
         gemms.append((dense_per_stage * pp,) + g(sys.gemm, n, k, wb, tp_attn if adp > 1 else tp) + (adp,))
+    # shared experts, like the dense MLP and as the memory plan holds them (planner.physics.memory): split over
+    # the attention group under attention data parallelism (each group a whole copy, on its own tokens)
     for n, k in m.shared:
-        gemms.append((moe_per_stage * pp,) + g(sys.gemm, n, k, wb, tp) + (1.0,))
+        gemms.append((moe_per_stage * pp,) + g(sys.gemm, n, k, wb, tp_attn if adp > 1 else tp) + (adp if adp > 1 else 1.0,))
     vocab = p.logits_matrix / m.hidden
     lt = g(sys.gemm16, vocab, m.hidden, 2.0, tp)
     # routed experts: EP places whole experts (E/ep per rank); without EP each rank holds a 1/tp slice of all
