@@ -141,7 +141,7 @@ def default_weights(model: dict, engine: dict, gpu: dict, *, name: str | None = 
         if c is not None:
             return formats()[c["format"]]["precision"], f"what model.name {name} stores"
         return "bf16", "unquantized checkpoint"
-    mine = [c for c in entries(model["id"])]
+    mine = entries(model["id"])
     if variant is None:
         a = find_repo(alias) if alias else None
         variant = a["variant"] if a is not None and a["model"] == model["id"] else (

@@ -70,7 +70,13 @@ def on_gpu(r: Resolved, gpu: dict, tp: int) -> Resolved | None:
     prices = catalog.prices_for_gpu(gpu["id"])
     price = prices[0]["usd_per_gpu_hour"] if prices else None
     bd = batch_defaults(r.engine, gpu)
-    v = replace(r, gpu=gpu, tp=tp, pp=1, gpus_per_replica=tp, gpus_per_node=gpu["gpus_per_node"],
+    # the spec's expert split kept in kind over the new replica (experts over all its GPUs, attention data-parallel
+    # in each when the spec's is): its EP / attention groups as such cannot exceed `tp` GPUs
+    moe = r.model.get("moe") or {}
+    ep = tp if r.ep > 1 and tp > 1 and moe.get("num_experts", 0) % tp == 0 else 1
+    adp = tp if r.attention_dp > 1 and ep > 1 else 1
+    v = replace(r, gpu=gpu, tp=tp, pp=1, gpus_per_replica=tp, gpus_per_node=gpu["gpus_per_node"], ep=ep, attention_dp=adp,
+                moe_all_to_all=r.moe_all_to_all if ep > 1 else "default", two_batch_overlap=r.two_batch_overlap and ep > 1,
                 max_num_seqs=bd["max_num_seqs"],
                 max_num_batched_tokens=max(bd["max_num_batched_tokens"], 0 if r.chunked_prefill else r.max_model_len),
                 price_usd_per_gpu_hour=price, price_source=(prices[0]["provider"] if prices else ""))

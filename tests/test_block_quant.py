@@ -85,3 +85,24 @@ def test_sglang_full_data_parallel_attention_renders_a_replicated_dense_mlp(tmp_
     assert r.returncode == 0, r.stdout + r.stderr
     words = (out / "engine" / "serve.sh").read_text().split("exec ", 1)[1].split()
     assert words[words.index("--dp-size") + 1] == "2" and "--moe-dense-tp-size" not in words
+
+
+@pytest.mark.parametrize("par, expect", [
+    # 64 query heads, 4 KV heads: tensor 8 holds each KV head on 2 GPUs (replicated 2x); the fix keeps expert
+    # parallelism within the smaller replica (expert: 8 > tensor: 4 would be PF112)
+    ("{tensor: 8, expert: 8}", "tensor: 4 with expert: 4 and more replicas"),
+    # attention 8-way data-parallel: one GPU per attention group holds all 4 KV heads, nothing replicated
+    ("{tensor: 8, expert: 8, attention_data: 8}", None),
+    # 2 attention groups of 4 GPUs: one KV head per GPU
+    ("{tensor: 8, expert: 8, attention_data: 2}", None),
+])
+def test_kv_replication_counts_the_gpus_of_one_attention_group(tmp_path, par, expect):
+    from planner.run import check_spec
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("apiVersion: planfile/v1\nkind: Deployment\nmetadata: {name: q}\nmodel: {id: qwen3-235b-a22b}\n"
+                    f"precision: {{weights: fp8}}\nhardware: {{gpu: h200-sxm, gpus_per_replica: 8, replicas: 1}}\nparallelism: {par}\n"
+                    "engine: {name: vllm}\nworkload: {archetype: chat, arrival_rate_rps: 1}\n")
+    res = check_spec(str(spec), breach=False)
+    got = [f.remediation for f in res.findings if f.id == "PF203"]
+    assert got == ([expect] if expect else [])

@@ -226,10 +226,16 @@ def kv_replicated(r, est):
 
     Fix: TP <= kv heads, and scale out with replicas instead (data parallelism)."""
     kvh = r.model.get("num_kv_heads")
-    if r.model.get("attention", {}).get("type") == "mla" or not kvh or r.tp <= kvh:
+    group = r.tp // max(r.attention_dp, 1)  # the GPUs one attention group's heads are split over
+    if r.model.get("attention", {}).get("type") == "mla" or not kvh or group <= kvh:
         return []
+    if r.attention_dp > 1:
+        return [finding("PF203", f"tensor: {r.tp} / attention_data: {r.attention_dp} = {group} GPUs per attention group > "
+                        f"{kvh} KV heads: the KV cache is replicated {group // kvh}x", "/parallelism/attention_data",
+                        f"attention_data: {r.tp // kvh} ({kvh} GPUs per attention group)")]
+    expert = f" with expert: {kvh}" if r.ep > kvh else ""
     return [finding("PF203", f"tensor: {r.tp} > {kvh} KV heads: the KV cache is replicated {r.tp // kvh}x",
-                    "/parallelism/tensor", f"tensor: {kvh} and more replicas")]
+                    "/parallelism/tensor", f"tensor: {kvh}{expert} and more replicas")]
 
 
 @register("PF301", "tp-over-pcie", "warning", "Tensor parallelism over PCIe (no NVLink-class link).")
