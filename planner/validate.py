@@ -605,8 +605,9 @@ def _expert_and_attention_data(add, model, par: dict, at: str) -> None:
             add("PF112", "expert-parallel-invalid", f"expert: {ep} is set, but {model['id']} is not a mixture-of-experts model",
                 f"{at}/expert", f"remove {at[1:].replace('/', '.')}.expert")
         elif model["moe"]["num_experts"] % ep:
+            ok = [x for x in (n, 64, 32, 16, 8, 4, 2) if x and 1 < x <= (n or x) and model["moe"]["num_experts"] % x == 0]
             add("PF112", "expert-parallel-invalid", f"expert: {ep} does not divide the {model['moe']['num_experts']} experts",
-                f"{at}/expert", "use a divisor of the expert count")
+                f"{at}/expert", "use a divisor of the expert count" + (f", e.g. expert: {ok[0]}" if ok else ""))
         elif n and ep > n:
             add("PF112", "expert-parallel-invalid", f"expert: {ep} is more than the {n} GPUs of a replica",
                 f"{at}/expert", f"use expert: {n} or fewer")
