@@ -307,10 +307,9 @@ def block_shards(model: dict, tp: int, ep: int, adp: int, engine_id: str = "vllm
     """(what, full width, GPUs it is split over) of each tensor-parallel split of a linear layer's sharded dimension
     (column-parallel outputs, row-parallel inputs), as the engines shard them. vLLM runs each attention data-
     parallel rank as its own tensor group (tp / adp): attention, the dense layers' MLP and the shared experts are
-    split over it. SGLang (0.5.23 srt/models/deepseek_v2.py) splits attention over tp / adp, the dense MLP over all
-    of --tp-size except with --moe-dense-tp-size 1 (rendered when adp = tp), and keeps the shared experts whole on
-    each GPU with the DeepEP all-to-all (else over --tp-size). Routed experts: over tp / ep (whole experts under
-    expert parallelism)."""
+    split over it. SGLang splits attention over tp / adp and the dense MLP and shared experts as
+    planner.physics.arch.mlp_groups says (the one rule the memory plan and the step model read too). Routed
+    experts: over tp / ep (whole experts under expert parallelism)."""
     atp = tp // adp
     att = model.get("attention") or {}
     heads, kvh = model["num_attention_heads"], model.get("num_kv_heads") or model["num_attention_heads"]
@@ -325,15 +324,16 @@ def block_shards(model: dict, tp: int, ep: int, adp: int, engine_id: str = "vllm
         out += [("the attention query projection", heads * hd, atp), ("the attention output projection", heads * hd, atp)]
         if kvh >= atp:  # fewer KV heads than GPUs: each GPU holds whole replicated heads
             out.append(("the key/value projection", kvh * hd, atp))
-    sglang = engine_id == "sglang"
+    from planner.physics.arch import mlp_groups
+
+    dense_copies, shared_copies = mlp_groups(engine_id, tp, adp, deepep)
     moe = model.get("moe")
     if not moe or moe.get("first_k_dense_layers", 0) > 0 or moe.get("moe_layer_step", 1) > 1:
-        dense = (1 if adp == tp else tp) if sglang else atp
-        out.append(("the dense layers' MLP (gate/up and down)", model["intermediate_size"], dense))
+        out.append(("the dense layers' MLP (gate/up and down)", model["intermediate_size"], max(tp // dense_copies, 1)))
     if moe:
         if moe.get("shared_experts"):
-            shared = (1 if deepep else tp) if sglang else atp
-            out.append(("the shared experts (gate/up and down)", moe["expert_intermediate_size"] * moe["shared_experts"], shared))
+            out.append(("the shared experts (gate/up and down)", moe["expert_intermediate_size"] * moe["shared_experts"],
+                        max(tp // shared_copies, 1)))
         out.append(("each routed expert (gate/up and down)", moe["expert_intermediate_size"], max(1, tp // max(ep, 1))))
     return out
 

@@ -81,6 +81,9 @@ def system(r: Resolved) -> step.System:
                             ar_group=r.tp // max(r.attention_dp, 1))
     ts = accuracy.time_scale(r)  # slo.confidence: every step time at the pessimistic edge of the error band
     dp = deepep_of(r)
+    from planner.resolve import mlp_groups
+
+    groups = mlp_groups(r)
 
     def slow(c):
         return None if c is None or ts == 1.0 else step.Collective(c.latency_s * ts, c.small_bw / ts, c.large_bw / ts, c.knee_bytes)
@@ -97,7 +100,7 @@ def system(r: Resolved) -> step.System:
         step_overhead_s=eff["step_overhead_ms"] / 1e3 * ts, prefill_overhead_s=eff["prefill_overhead_ms"] / 1e3 * ts,
         kernel_scale=eff["kernel_scale"] * eff["vendor_scale"] * ts, floor_scale=eff.get("floor_scale", 1.0),
         attention_dp=getattr(r, "attention_dp", 1) or 1, deepep=dp[0] if dp else None,
-        two_batch_overlap=bool(r.two_batch_overlap))
+        two_batch_overlap=bool(r.two_batch_overlap), dense_groups=groups[0], shared_groups=groups[1])
 
 
 def deepep_of(r: Resolved) -> tuple | None:
@@ -165,7 +168,9 @@ def memory_plan(r: Resolved) -> Memory:
     ck = r.checkpoint
     adp = max(r.attention_dp, 1)
     tp_attn = r.tp // adp  # GPUs of one attention group: the KV heads (an MLA latent: not at all) split over these
-    w = float(memory.weight_bytes_per_gpu(p, ck.body_bytes_per_param, r.tp, r.pp, ck.expert_bytes_per_param, adp))
+    from planner.resolve import mlp_groups
+
+    w = float(memory.weight_bytes_per_gpu(p, ck.body_bytes_per_param, r.tp, r.pp, ck.expert_bytes_per_param, adp, mlp_groups(r)))
     act = float(memory.activation_bytes_per_gpu(m["hidden_size"], m["intermediate_size"], m["vocab_size"],
                                                  r.max_num_batched_tokens, min(r.max_num_seqs, 1024), r.tp))
     runtime = eng["runtime_overhead_gib"] * memory.GIB

@@ -107,6 +107,15 @@ def deepep_mode(r: "Resolved") -> str:
     return "auto" if r.engine["id"] == "sglang" else "normal"
 
 
+def mlp_groups(r: "Resolved") -> tuple[int, int]:
+    """(dense-MLP copies, shared-expert copies) of a replica as its engine holds them (physics.arch.mlp_groups):
+    read by the memory plan and the step model (planner.evaluate) and by PF125's shard check."""
+    from planner.physics import arch
+
+    deepep = r.moe_all_to_all == "deepep" and r.ep > 1 and bool(r.model.get("moe"))
+    return arch.mlp_groups(r.engine["id"], r.tp, r.attention_dp, deepep)
+
+
 def with_checkpoint(r: "Resolved") -> "Resolved":
     """The record with its checkpoint re-resolved for its (possibly changed) weights, engine and GPU, as
     plan and the GPU comparison vary them; raises planner.checkpoints.CheckpointError when none exists."""

@@ -52,6 +52,19 @@ class Params:
         return self.active - self.embed - self.lm_head
 
 
+def mlp_groups(engine_id: str, tp: int, attention_dp: int, deepep: bool) -> tuple[int, int]:
+    """(dense-MLP copies, shared-expert copies) in one replica: each copy is split over tp / copies GPUs and
+    computes the tokens of its own GPUs. vLLM runs each attention data-parallel rank as its own tensor group:
+    attention_dp copies of both. SGLang (0.5.23 srt/models/deepseek_v2.py) splits the dense layers' MLP over
+    all of --tp-size, except with --moe-dense-tp-size 1 (planfile renders it when attention is fully data-
+    parallel: one copy per GPU), and keeps the shared experts whole on every GPU with the DeepEP all-to-all
+    (else split over --tp-size)."""
+    adp = max(int(attention_dp), 1)
+    if engine_id == "sglang":
+        return (tp if adp == tp and adp > 1 else 1), (tp if deepep else 1)
+    return adp, adp
+
+
 def attention_params(m: dict) -> float:
     h, nh, nkv, hd = m["hidden_size"], m["num_attention_heads"], m["num_kv_heads"], m["head_dim"]
     a = m["attention"]

@@ -30,7 +30,7 @@ def bytes_per_param(precision: str, group_size: int = 128) -> float:
     return WEIGHT_BYTES[precision]
 
 
-def weight_bytes_per_gpu(p: Params, wbytes, tp, pp, expert_bytes=None, attention_dp=1) -> np.ndarray:
+def weight_bytes_per_gpu(p: Params, wbytes, tp, pp, expert_bytes=None, attention_dp=1, mlp_groups=None) -> np.ndarray:
     """Weights resident on one GPU.
 
     Transformer layers (attention, MLPs, all experts) are split over tp x pp GPUs; expert parallelism
@@ -41,6 +41,8 @@ def weight_bytes_per_gpu(p: Params, wbytes, tp, pp, expert_bytes=None, attention
 
     With attention data parallelism (attention_dp groups of tp / attention_dp GPUs) every group holds a
     whole copy of the non-expert weights split over its own GPUs; the routed experts stay split over all tp.
+    `mlp_groups` (dense-MLP copies, shared-expert copies; arch.mlp_groups) overrides that for the dense layers'
+    MLP and the shared experts, which an engine may split otherwise (default: attention_dp copies of each).
     """
     tp = np.asarray(tp, dtype=float)
     pp = np.asarray(pp, dtype=float)
@@ -48,7 +50,14 @@ def weight_bytes_per_gpu(p: Params, wbytes, tp, pp, expert_bytes=None, attention
     eb = np.asarray(wbytes if expert_bytes is None else expert_bytes, dtype=float)
     body = p.total - p.embed - p.lm_head - p.expert_total
     head = np.where(pp > 1, max(p.embed, p.lm_head), p.embed + p.lm_head)
-    return (body * np.asarray(wbytes, dtype=float) / tp_dense + p.expert_total * eb / tp) / pp + head * 2.0 / tp_dense
+    wb = np.asarray(wbytes, dtype=float)
+    if mlp_groups is None:
+        return (body * wb / tp_dense + p.expert_total * eb / tp) / pp + head * 2.0 / tp_dense
+    dense = p.dense_layers * p.dense_mlp_per_layer
+    shared = p.moe_layers * p.shared_per_moe_layer
+    split = (dense / np.maximum(tp / mlp_groups[0], 1.0) + shared / np.maximum(tp / mlp_groups[1], 1.0)
+             + (body - dense - shared) / tp_dense)
+    return (split * wb + p.expert_total * eb / tp) / pp + head * 2.0 / tp_dense
 
 
 def kv_bytes_per_token_per_gpu(lay: KVLayout, kv_bytes, tp, pp, layers_full_only: bool = False) -> np.ndarray:

@@ -111,6 +111,8 @@ class System:
     act_bytes: float = 2.0  # activations exchanged in collectives (16-bit)
     deepep: DeepEP | None = None  # the expert all-to-all runs on DeepEP (None: the engine's default collective)
     two_batch_overlap: bool = False  # two micro-batches per step, communication overlapped with compute
+    dense_groups: int = 0  # copies of the dense layers' MLP in a replica (arch.mlp_groups; 0: attention_dp)
+    shared_groups: int = 0  # copies of the shared experts in a replica (arch.mlp_groups; 0: attention_dp)
 
 
 @dataclass(frozen=True)
@@ -236,12 +238,14 @@ def coefficients(sys: System, m: ModelShape) -> Coeffs:
         gemms.append((per_stage * pp,) + g(sys.gemm, n, k, wb, tp_attn) + (adp,))
     for n, k in m.replicated_attn_in:
         gemms.append((per_stage * pp,) + g(sys.gemm, n, k, wb, 1.0) + (adp,))
+    dg = float(sys.dense_groups or adp)
+    sg = float(sys.shared_groups or adp)
     for n, k in m.mlp:
-        gemms.append((dense_per_stage * pp,) + g(sys.gemm, n, k, wb, tp_attn if adp > 1 else tp) + (adp,))
-    # shared experts, like the dense MLP and as the memory plan holds them (planner.physics.memory): split over
-    # the attention group under attention data parallelism (each group a whole copy, on its own tokens)
+        gemms.append((dense_per_stage * pp,) + g(sys.gemm, n, k, wb, max(tp / dg, 1.0)) + (dg,))
+    # the dense MLP and the shared experts as the engine holds them and the memory plan counts them
+    # (arch.mlp_groups): each copy split over tp / copies GPUs, on its own share of the tokens
     for n, k in m.shared:
-        gemms.append((moe_per_stage * pp,) + g(sys.gemm, n, k, wb, tp_attn if adp > 1 else tp) + (adp if adp > 1 else 1.0,))
+        gemms.append((moe_per_stage * pp,) + g(sys.gemm, n, k, wb, max(tp / sg, 1.0)) + (sg,))
     vocab = p.logits_matrix / m.hidden
     lt = g(sys.gemm16, vocab, m.hidden, 2.0, tp)
     # routed experts: EP places whole experts (E/ep per rank); without EP each rank holds a 1/tp slice of all

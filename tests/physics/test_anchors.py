@@ -251,3 +251,29 @@ def test_a_host_bound_block_fp8_table_is_passed_over(gid):
     if gid == "b200":
         used = kernels.kernel_set(gpu, "vllm", "fp8-block", "fp8-block", "bf16", 8, 1, 1, 8).gemm
         assert vt["t0_us"] * 1e-6 > 5 * (used.t0_s + 2048 * 2048 / (7.7e12 * used.e_mem))
+
+
+@pytest.mark.parametrize("engine, deepep, expect", [
+    # DeepSeek-V3 at 1 B/param, tensor 8, attention_data 2 (two attention groups of 4 GPUs). Parts: dense MLP
+    # 3 x 396,361,728 = 1,189,085,184; shared experts 58 x 44,040,192 = 2,554,331,136; the rest of the body
+    # 15,267,871,104 - both = 11,524,454,784 (over 4: 2,881,113,696); routed experts 653,908,770,816 / 8 =
+    # 81,738,596,352; embeddings + LM head 1,853,358,080 x 2 B / 4 = 926,679,040.
+    # vLLM: each attention group its own tensor group of 4: dense/4 297,271,296 + shared/4 638,582,784
+    ("vllm", False, 297_271_296 + 638_582_784 + 2_881_113_696 + 81_738_596_352 + 926_679_040),
+    # SGLang: dense MLP and shared experts over all 8 GPUs: 148,635,648 + 319,291,392
+    ("sglang", False, 148_635_648 + 319_291_392 + 2_881_113_696 + 81_738_596_352 + 926_679_040),
+    # SGLang with DeepEP: the shared experts whole on every GPU: 2,554,331,136
+    ("sglang", True, 148_635_648 + 2_554_331_136 + 2_881_113_696 + 81_738_596_352 + 926_679_040),
+])
+def test_dense_mlp_and_shared_experts_are_held_as_the_engine_splits_them(engine, deepep, expect):
+    p = arch.params(model("deepseek-v3"))
+    groups = arch.mlp_groups(engine, 8, 2, deepep)
+    assert float(memory.weight_bytes_per_gpu(p, 1.0, 8, 1, 1.0, 2, groups)) == pytest.approx(expect, rel=1e-12)
+    # the step model splits the same GEMMs the same way (dense MLP: 3 layers x gate/up + down)
+    sysm = dataclasses.replace(ideal_system(bw=3.35e12, flops=989e12, wb=1.0), tp=8, ep=8, attention_dp=2,
+                               dense_groups=groups[0], shared_groups=groups[1])
+    shp = step.shape(arch.params(model("deepseek-v3")), arch.kv_layout(model("deepseek-v3")), 7168,
+                     arch.attention_flops_per_ctx_token(model("deepseek-v3")), model("deepseek-v3"))
+    c = step.coefficients(sysm, shp)
+    mlp = [x for x in c.gemms if x[0] == 3]
+    assert mlp and all(x[-1] == groups[0] for x in mlp)
