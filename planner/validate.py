@@ -300,7 +300,8 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
             shown = "{" + ", ".join(f"{k}: {v}" for k, v in split.items()) + "}" if split else None
             if not stated:
                 add("PF105", "parallelism-mismatch",
-                    f"gpus_per_replica is {gpr}, but no parallelism is stated: tensor and pipeline default to 1, one GPU",
+                    f"gpus_per_replica is {gpr}, but neither parallelism.tensor nor parallelism.pipeline is stated: both "
+                    "default to 1, one GPU",
                     "/hardware/gpus_per_replica" if "gpus_per_replica" in (d.get("hardware") or {}) else "/parallelism",
                     (f"parallelism: {shown} (how the model splits over the {gpr} GPUs), or " if shown else "")
                     + "gpus_per_replica: 1")
@@ -529,6 +530,7 @@ def block_shard_findings(d: dict, model: dict, eng: dict, ck) -> list[Finding]:
             f"(\"... is not divisible by weight quantization block_n = {bn}\")",
             f"{at}/tensor", remediation=fix))
     return out
+
 
 def validate(loaded: Loaded) -> list[Finding]:
     """All PF0/PF1 findings of a loaded spec, located and sorted."""
