@@ -363,5 +363,6 @@ def shard_misfit(r) -> tuple[str, int, int] | None:
     block = weight_block(ck.format, r.engine["id"]) if ck is not None else None
     if not block or r.tp % max(r.attention_dp, 1) or r.tp % max(r.ep, 1):
         return None
-    return misfit_shard(r.model, r.tp, max(r.ep, 1), max(r.attention_dp, 1), block[0], r.engine["id"],
-                        r.moe_all_to_all == "deepep" and r.ep > 1)
+    from planner.resolve import deepep_on
+
+    return misfit_shard(r.model, r.tp, max(r.ep, 1), max(r.attention_dp, 1), block[0], r.engine["id"], deepep_on(r))

@@ -191,7 +191,7 @@ def run(r, rate_fleet: float, n_requests: int, seed: int = 0, finite: bool = Fal
         sfn, slim = per_group(fn, _limits(v, mem, role), groups, rate, v.input, v.output)
         scale[role] = groups
         kw = common if role == "prefill" else dict(common, prefix_hit=0.0)
-        m = max(1, math.ceil(n / groups)) if finite and r.requests else (horizon(sfn, slim, v.input, v.output, rate, n) if rate else n)
+        m = max(1, math.ceil(n / groups)) if finite and r.requests else horizon(sfn, slim, v.input, v.output, rate, n)
         sims[role] = serving.simulate(sfn, slim, v.input, v.output, rate_rps=rate, n_requests=m, **kw)
     request_s = efficiency_for(r.engine["id"], r.gpu, r.calibration)["request_overhead_ms"] / 1e3 * accuracy.time_scale(r)
     sp, sd = sims["prefill"], sims["decode"]

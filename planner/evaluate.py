@@ -106,11 +106,11 @@ def system(r: Resolved) -> step.System:
 def deepep_of(r: Resolved) -> tuple | None:
     """(step.DeepEP, provenance) when the replica's expert all-to-all runs on DeepEP, else None."""
     from planner import kernels
-    from planner.resolve import deepep_mode
+    from planner.resolve import deepep_mode, deepep_on
 
-    moe = r.model.get("moe")
-    if r.moe_all_to_all != "deepep" or r.ep <= 1 or not moe:
+    if not deepep_on(r):
         return None
+    moe = r.model["moe"]
     fp8 = (r.checkpoint.expert_bytes_per_param or r.checkpoint.body_bytes_per_param) < 2.0
     got = kernels.deepep(r.gpu, r.engine["id"], deepep_mode(r), r.ep, r.gpus_per_node, r.model["hidden_size"],
                          moe["num_experts"], moe["experts_per_token"], fp8)

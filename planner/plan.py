@@ -296,8 +296,6 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
         return out
 
     def make(sp_p, sp_d, n_p, n_d):
-        if not isinstance(sp_p, dict):
-            sp_p, sp_d = {"tp": sp_p}, {"tp": sp_d}
         pools = {"prefill": pool_of(sp_p, n_p), "decode": pool_of(sp_d, n_d),
                  "transfer": {"link": "rdma", "gb_per_s": None, "setup_ms": None, "connector": "nixl"}, "router": "dynamo"}
         return replace(v, disagg=pools, tp=sp_d["tp"], pp=1, ep=sp_d.get("ep", 1), attention_dp=sp_d.get("adp", 1),
@@ -309,20 +307,20 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
     else:
         for role in ("prefill", "decode"):
             for tp in splits:
-                probe = make(tp, tp, 1, 1)
+                probe = make({"tp": tp}, {"tp": tp}, 1, 1)
                 if D._pool_model(probe, role)[1].fits:
                     # prefill: every larger split too (TTFT falls with TP); decode: the smallest and the next
-                    fitting[role] = [t for t in splits if t >= tp] if role == "prefill" else [tp] + [t for t in splits if t == 2 * tp]
+                    tps = [t for t in splits if t >= tp] if role == "prefill" else [tp] + [t for t in splits if t == 2 * tp]
+                    fitting[role] = [{"tp": t} for t in tps]
                     break
     if len(fitting) < 2:
         return []
-    for tp_p in fitting["prefill"]:
-        for tp_d in fitting["decode"]:
-            cap = D.capacity(make(tp_p, tp_d, 1, 1))
+    for sp_p in fitting["prefill"]:
+        for sp_d in fitting["decode"]:
+            cap = D.capacity(make(sp_p, sp_d, 1, 1))
             if cap["prefill"] <= 0 or cap["decode"] <= 0:
                 continue
-            g_p = tp_p["tp"] if isinstance(tp_p, dict) else tp_p
-            g_d = tp_d["tp"] if isinstance(tp_d, dict) else tp_d
+            g_p, g_d = sp_p["tp"], sp_d["tp"]
             if v.price_usd_per_gpu_hour:
                 floor_gpus = (math.ceil(peak / cap["prefill"] - 1e-9) * g_p + math.ceil(peak / cap["decode"] - 1e-9) * g_d)
                 if floor_gpus * v.price_usd_per_gpu_hour * HOURS_PER_MONTH >= beat_usd:
@@ -333,7 +331,7 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
             n_d = max(1, math.ceil(peak / cap["decode"] / TARGET_UTILISATION))
 
             def ok(np_, nd_, only_ttft=False):
-                w = make(tp_p, tp_d, np_, nd_)
+                w = make(sp_p, sp_d, np_, nd_)
                 want = {"ttft_ms": slo["ttft_ms"]} if only_ttft and "ttft_ms" in slo else slo
                 return passes(w, None, None, want)[0]
 
@@ -343,7 +341,7 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
             n_d = _fewest(lambda k: ok(n_p, k), n_d)
             if n_d is None:
                 continue
-            w = make(tp_p, tp_d, n_p, n_d)
+            w = make(sp_p, sp_d, n_p, n_d)
             if c.max_gpus and n_p * g_p + n_d * g_d > c.max_gpus:
                 continue
             good, perf = passes(w, None, None, slo)

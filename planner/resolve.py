@@ -107,13 +107,17 @@ def deepep_mode(r: "Resolved") -> str:
     return "auto" if r.engine["id"] == "sglang" else "normal"
 
 
+def deepep_on(r: "Resolved") -> bool:
+    """The replica's expert all-to-all runs on DeepEP: asked for, on a MoE model split by expert parallelism."""
+    return r.moe_all_to_all == "deepep" and r.ep > 1 and bool(r.model.get("moe"))
+
+
 def mlp_groups(r: "Resolved") -> tuple[int, int]:
     """(dense-MLP copies, shared-expert copies) of a replica as its engine holds them (physics.arch.mlp_groups):
     read by the memory plan and the step model (planner.evaluate) and by PF125's shard check."""
     from planner.physics import arch
 
-    deepep = r.moe_all_to_all == "deepep" and r.ep > 1 and bool(r.model.get("moe"))
-    return arch.mlp_groups(r.engine["id"], r.tp, r.attention_dp, deepep)
+    return arch.mlp_groups(r.engine["id"], r.tp, r.attention_dp, deepep_on(r))
 
 
 def with_checkpoint(r: "Resolved") -> "Resolved":
@@ -176,13 +180,14 @@ def resolve(loaded: Loaded) -> Resolved:
     else:
         version = e.get("version") or default("/engine/version", eng["default_version"], "newest version planfile knows")
     prec = d.get("precision", {})
+    from planner import checkpoints
+    from planner.validate import checkpoint_inputs
+
+    ck_in = checkpoint_inputs(d)
     if prec.get("weights"):
         weights = prec["weights"]
     else:
-        from planner import checkpoints
-
-        m = d.get("model") or {}
-        w, why = checkpoints.default_weights(model, eng, gpu, name=m.get("name"), variant=m.get("variant"), alias=m.get("id"))
+        w, why = checkpoints.default_weights(model, eng, gpu, name=ck_in["name"], variant=ck_in["variant"], alias=ck_in["alias"])
         weights = default("/precision/weights", w, why)
     kv = prec.get("kv_cache") or default("/precision/kv_cache", arch.get("kv_cache", "bf16"), f"archetype {arch['id']}")
     par = d.get("parallelism", {})
@@ -272,10 +277,6 @@ def resolve(loaded: Loaded) -> Resolved:
         from planner.sideload import load_calibration
 
         calib = load_calibration((loaded.base_dir or Path.cwd()) / d["calibration"], eng["id"], gpu["id"])
-    from planner import checkpoints
-    from planner.validate import checkpoint_inputs
-
-    ck_in = checkpoint_inputs(d)
     ck = checkpoints.resolve(model, weights, eng, gpu, **ck_in)
     if not d["model"].get("name"):
         default("/model/name", ck.repo, ck.why)

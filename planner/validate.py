@@ -460,11 +460,10 @@ def checkpoint_findings(d: dict, model: dict, eng: dict, gpu: dict) -> list[Find
 
     prec = d.get("precision") if isinstance(d.get("precision"), dict) else {}
     args = checkpoint_inputs(d)
-    weights = prec.get("weights")
-    if not weights and all(isinstance(args[k], str) or args[k] is None for k in ("name", "variant", "alias")):
-        weights = checkpoints.default_weights(model, eng, gpu, name=args["name"], variant=args["variant"], alias=args["alias"])[0]
-    if (weights not in ("bf16", "fp16", "fp8", "int8", "int4", "fp4")
-            or not all(isinstance(args[k], str) or args[k] is None for k in ("name", "variant", "alias"))
+    strings = all(isinstance(args[k], str) or args[k] is None for k in ("name", "variant", "alias"))
+    weights = prec.get("weights") or (checkpoints.default_weights(model, eng, gpu, name=args["name"], variant=args["variant"],
+                                                                  alias=args["alias"])[0] if strings else None)
+    if (weights not in ("bf16", "fp16", "fp8", "int8", "int4", "fp4") or not strings
             or args["variant"] not in (None, "base", "instruct")
             or not (args["quantized_checkpoint"] is None or isinstance(args["quantized_checkpoint"], bool))
             or not isinstance(args["group_size"], int) or isinstance(args["group_size"], bool) or not 8 <= args["group_size"] <= 8192):

@@ -238,12 +238,12 @@ def coefficients(sys: System, m: ModelShape) -> Coeffs:
         gemms.append((per_stage * pp,) + g(sys.gemm, n, k, wb, tp_attn) + (adp,))
     for n, k in m.replicated_attn_in:
         gemms.append((per_stage * pp,) + g(sys.gemm, n, k, wb, 1.0) + (adp,))
+    # the dense MLP and the shared experts as the engine holds them and the memory plan counts them
+    # (arch.mlp_groups): each copy split over tp / copies GPUs, on its own share of the tokens
     dg = float(sys.dense_groups or adp)
     sg = float(sys.shared_groups or adp)
     for n, k in m.mlp:
         gemms.append((dense_per_stage * pp,) + g(sys.gemm, n, k, wb, max(tp / dg, 1.0)) + (dg,))
-    # the dense MLP and the shared experts as the engine holds them and the memory plan counts them
-    # (arch.mlp_groups): each copy split over tp / copies GPUs, on its own share of the tokens
     for n, k in m.shared:
         gemms.append((moe_per_stage * pp,) + g(sys.gemm, n, k, wb, max(tp / sg, 1.0)) + (sg,))
     vocab = p.logits_matrix / m.hidden

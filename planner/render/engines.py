@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from planner.resolve import Resolved, deepep_mode
+from planner.resolve import Resolved, deepep_mode, deepep_on
 
 VLLM_KV = {"bf16": "auto", "fp16": "auto", "fp8": "fp8", "int8": "int8_per_token_head", "int4": "int4_per_token_head"}
 SGLANG_KV = {"bf16": "auto", "fp16": "auto", "fp8": "fp8_e4m3"}
@@ -155,7 +155,7 @@ def vllm(r: Resolved, est: dict, rank: str | None = None) -> Launch:
         L.add("--enable-expert-parallel", None, "/parallelism/expert" if r.ep > 1 else "/parallelism/attention_data")
         if r.ep != r.tp:
             L.notes.append(f"vLLM sets the expert-parallel size to TP x DP = {r.tp}, not {r.ep}")
-    if r.moe_all_to_all == "deepep" and r.ep > 1:
+    if deepep_on(r):
         L.add("--all2all-backend", "deepep_low_latency" if deepep_mode(r) == "low_latency" else "deepep_high_throughput",
               "/engine/moe_all_to_all")
     if r.two_batch_overlap:
@@ -230,7 +230,7 @@ def sglang(r: Resolved, est: dict, rank: str | None = None) -> Launch:
             # memory plan compute it; SGLang's default splits it over every GPU of --tp-size, which a block-FP8
             # checkpoint cannot load past 16 GPUs (DeepSeek's 18,432-wide MLP in 576-wide shards, PF125)
             L.add("--moe-dense-tp-size", 1, "/parallelism/attention_data")
-    if r.moe_all_to_all == "deepep" and r.ep > 1:
+    if deepep_on(r):
         L.add("--moe-a2a-backend", "deepep", "/engine/moe_all_to_all")
         L.add("--deepep-mode", deepep_mode(r), "/engine/moe_all_to_all")
     if r.two_batch_overlap:
