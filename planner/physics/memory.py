@@ -51,12 +51,11 @@ def weight_bytes_per_gpu(p: Params, wbytes, tp, pp, expert_bytes=None, attention
     body = p.total - p.embed - p.lm_head - p.expert_total
     head = np.where(pp > 1, max(p.embed, p.lm_head), p.embed + p.lm_head)
     wb = np.asarray(wbytes, dtype=float)
-    if mlp_groups is None:
-        return (body * wb / tp_dense + p.expert_total * eb / tp) / pp + head * 2.0 / tp_dense
+    dense_copies, shared_copies = mlp_groups if mlp_groups is not None else (attention_dp, attention_dp)
     dense = p.dense_layers * p.dense_mlp_per_layer
     shared = p.moe_layers * p.shared_per_moe_layer
-    split = (dense / np.maximum(tp / mlp_groups[0], 1.0) + shared / np.maximum(tp / mlp_groups[1], 1.0)
-             + (body - dense - shared) / tp_dense)
+    split = (dense / np.maximum(tp / np.asarray(dense_copies, dtype=float), 1.0)
+             + shared / np.maximum(tp / np.asarray(shared_copies, dtype=float), 1.0) + (body - dense - shared) / tp_dense)
     return (split * wb + p.expert_total * eb / tp) / pp + head * 2.0 / tp_dense
 
 
