@@ -53,6 +53,8 @@ class Fix:
         s = " + ".join(e.text() for e in self.edits)
         if self.usd_per_month_delta is not None and abs(self.usd_per_month_delta) >= 0.5:
             s += f" ({'+' if self.usd_per_month_delta > 0 else '-'}${abs(self.usd_per_month_delta):,.0f}/month)"
+        if self.minimal:
+            s += f" ({self.minimal})"
         if self.note:
             s += f"; {self.note}"
         return s
@@ -91,6 +93,7 @@ class Context:
     result: object
     trials: int = 0
     cache: dict = field(default_factory=dict)
+    fits_alone: list = field(default_factory=list)  # PF201 candidates that fit but break an SLO at any fleet size tried
 
     def edit(self, pointer: str, new) -> Edit:
         return Edit(pointer, get(self.loaded.data, pointer), new)
@@ -194,18 +197,20 @@ def _replica_pointer(ctx) -> str | None:
     return "/hardware/replicas"
 
 
-def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None, current: int | None = None) -> Fix | None:
+def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None, current: int | None = None,
+                     base: tuple[Edit, ...] = ()) -> Fix | None:
     """The fewest replicas that resolve the finding (up) — or, for idle/over-budget findings, the fewest that
-    keep every SLO and headroom while resolving it (down) — by bisection on the count."""
+    keep every SLO and headroom while resolving it (down) — by bisection on the count, on top of the `base`
+    edits (a split that fits, for PF201)."""
     r = ctx.result.resolved
     ptr = pointer or _replica_pointer(ctx)
     cur = current if current is not None else r.replicas
     if up:
-        lo, hi = cur, None
+        lo, hi = cur, None  # the spec's count does not resolve it (on the base edits either: the caller tried them)
         n = cur
         while n < cur * MAX_REPLICA_FACTOR:
             n = max(n + 1, n * 2)
-            res = ctx.trial((ctx.edit(ptr, n),), breach)
+            res = ctx.trial(base + (ctx.edit(ptr, n),), breach)
             if res is None:
                 return None
             if resolves(res, finding, ctx.result):
@@ -220,7 +225,7 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
             return None
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        res = ctx.trial((ctx.edit(ptr, mid),), breach)
+        res = ctx.trial(base + (ctx.edit(ptr, mid),), breach)
         if res is None:
             return None
         ok = resolves(res, finding, ctx.result) if up else _keeps_slos(res, ctx.result) and resolves(res, finding, ctx.result)
@@ -230,11 +235,13 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
             lo = mid
     if not up and hi == cur:
         return None
-    res = ctx.trial((ctx.edit(ptr, hi),), breach)
+    res = ctx.trial(base + (ctx.edit(ptr, hi),), breach)
     if res is None or not resolves(res, finding, ctx.result) or (not up and not _keeps_slos(res, ctx.result)):
         return None
     why = f"{hi - 1} would not" + (" resolve it" if up else " keep every SLO")
-    return _fix(ctx, (ctx.edit(ptr, hi),), res, minimal=why if hi - 1 >= 1 else "")
+    # the count just short of the fix, when it is neither the spec's own (up) nor zero (down)
+    told = hi - 1 > cur if up else hi - 1 >= 1
+    return _fix(ctx, base + (ctx.edit(ptr, hi),), res, minimal=why if told else "")
 
 
 def _pools_search(ctx, finding, breach) -> Fix | None:
@@ -299,7 +306,22 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
         # then both
         steps = _precision_steps(ctx)
         tps = _tp_steps(ctx)
-        try_edits(steps + tps + [s + t for t in tps for s in steps[:1]])
+        cands = steps + tps + [s + t for t in tps for s in steps[:1]]
+        try_edits(cands)
+        if r.mode in ("rate", "concurrency") and not r.disagg:
+            # a split that fits but cannot carry the load on the spec's replicas (SLO errors a spec that does
+            # not fit could not show): that split and the fewest replicas that carry it, cheapest kept below
+            done = {x.edits for x in fixed}
+            for edits in cands:
+                res = ctx.trial(edits, breach)
+                if edits in done or res is None or res.status == "invalid" or any(x.id == f.id for x in res.findings):
+                    continue
+                ctx.fits_alone.append(edits)
+                fx = _replicas_search(ctx, f, breach, up=True, base=edits)
+                if fx:
+                    fixed.append(fx)
+                if len(ctx.fits_alone) >= MAX_FIXES:
+                    break
     elif f.id in ("PF202", "PF401", "PF402", "PF403") and r.disagg:
         # a disaggregated fleet grows the pool the finding is about: prefill for TTFT, decode for the rest
         order = ("prefill", "decode") if "ttft" in f.pointer or f.id == "PF402" else ("decode", "prefill")
@@ -380,9 +402,7 @@ def verify(result) -> list[Finding]:
             continue
         fixes = generate(ctx, f)
         if fixes:
-            text = "; or ".join(x.text() for x in fixes)
-            minimal = next((x.minimal for x in fixes if x.minimal), "")
-            out.append(replace(f, remediation=text + (f" ({minimal})" if minimal else ""),
+            out.append(replace(f, remediation="; or ".join(x.text() for x in fixes),
                                data=dict(f.data, fixes=[x.to_json() for x in fixes])))
         else:
             out.append(replace(f, remediation=_no_fix(ctx, f), data=dict(f.data, fixes=[])))
@@ -394,7 +414,9 @@ def _no_fix(ctx: Context, f: Finding) -> str:
     if f.id in ("PF503", "PF404", "PF501"):
         if r.autoscale:
             return "lower hardware.autoscale.min: the autoscaler sizes the fleet"
-        one = ctx.trial((ctx.edit(_replica_pointer(ctx), 1),), False) if r.replicas > 1 else ctx.result
+        if r.replicas <= 1:
+            return "one replica already: fewer GPUs per replica, a smaller GPU or another precision; `planfile plan` searches them"
+        one = ctx.trial((ctx.edit(_replica_pointer(ctx), 1),), False)
         if one is not None and any(x.id == f.id for x in one.findings):
             return "fewer replicas do not resolve it (even one replica does not): a smaller GPU or another precision does; `planfile plan`"
         return "fewer replicas would break an SLO or the headroom: keep them, or waive this finding with the reason"
@@ -417,6 +439,10 @@ def _no_fix(ctx: Context, f: Finding) -> str:
         r = ctx.result.resolved
         return (f"tensor: {max(r.tp // 2, 1)} with more replicas, or a faster link"
                 + ("" if not r.model.get("moe") or r.ep <= 1 else " (DeepEP and two-batch overlap, where they apply, did not resolve it)"))
+    if f.id == "PF201" and ctx.fits_alone:
+        how = " + ".join(e.text() for e in ctx.fits_alone[0])
+        return (f"{how} fits it, but no fleet of up to {MAX_REPLICA_FACTOR}x the replicas then meets every SLO: "
+                f"a faster GPU or a looser SLO; `planfile plan` searches them")
     if f.id == "PF201":
         return (f"no edit planfile tried fits it on {r.gpu['id']} (FP8 weights or KV, tensor parallelism up to the "
                 f"{r.gpus_per_node}-GPU node): a GPU with more memory, or pipeline stages across nodes; `planfile plan` searches them")

@@ -151,6 +151,8 @@ def test_sweep_csv_has_no_float_noise():
 def test_a_spec_that_does_not_fit_reports_no_negative_kv_pool():
     r = run_cli("check", str(ROOT / "tests" / "fixtures" / "checks" / "pf201-does-not-fit.yaml"), "--no-cache")
     assert "KV pool -" not in r.stdout and "n/a/1M" not in r.stdout
+    # nothing runs, so there is no decode batch whose roofline PF405 could describe ("1 FLOP/B" was a batch of 0)
+    assert "PF201" in r.stdout and "PF405" not in r.stdout
 
 
 def test_peak_can_be_stated_directly_and_equals_the_factor(tmp_path):
@@ -206,3 +208,68 @@ def test_generated_specs_every_printed_fix_resolves_its_finding(tmp_path, replic
         after = findings(p, "--no-breach")
         assert not any(a["id"] == f["id"] and not a.get("waived") for a in after), (spec.name, f["id"], fx)
         assert not ({(a["id"], a["location"]["path"]) for a in after if a["severity"] == "error"} - errors_before), (spec.name, fx)
+
+
+def _one_replica_mixtral(tmp_path) -> Path:
+    """Mixtral-8x22B FP8 on one 4 x H200 replica at 4 req/s x 1.5 peak: SLOs hold with a few % headroom
+    (PF402), and the KV pool holds far more sequences than the batch uses (PF404)."""
+    p = tmp_path / "mixtral.yaml"
+    p.write_text("""apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: mix}
+model: {id: mixtral-8x22b}
+precision: {weights: fp8, kv_cache: fp8}
+hardware: {gpu: h200-sxm, gpus_per_replica: 4, replicas: 1}
+parallelism: {tensor: 4}
+engine: {name: vllm}
+workload: {archetype: chat, arrival_rate_rps: 4}
+slo:
+  ttft_ms: {p95: 1000}
+  itl_ms: {p95: 50}
+""")
+    return p
+
+
+def test_a_fix_never_says_the_specs_own_value_would_not_do(tmp_path):
+    """"(1 would not resolve it)" on a one-replica spec says nothing: the spec is that value. The bisection's
+    note names a count between the spec's and the fix's, or is left out; and a one-replica spec is not told
+    that "fewer replicas" do not resolve an idle finding."""
+    import re
+
+    fs = findings(_one_replica_mixtral(tmp_path))
+    ids = {f["id"] for f in fs}
+    assert {"PF402", "PF404"} <= ids, ids
+    for f in fs:
+        for n in re.findall(r"\((\d+) would not", f["remediation"] or ""):
+            assert int(n) > 1, (f["id"], f["remediation"])
+    pf404 = next(f for f in fs if f["id"] == "PF404")
+    assert "fewer replicas" not in pf404["remediation"] and "one replica" in pf404["remediation"]
+
+
+def test_a_split_that_fits_but_cannot_carry_the_load_comes_with_its_replicas(tmp_path):
+    """Qwen3-30B-A3B in BF16 on one L40S: 61.1 GB of weights on a 48 GB GPU (PF201). FP8 weights fit
+    (31.2 GB), but two replicas then miss the 40 ms ITL at 6 req/s — an error the unfit spec could not show.
+    The fix is that split plus the fewest replicas that carry the load, verified: not "no edit fits it"."""
+    from planner.commands import apply_edits
+
+    p = tmp_path / "q30.yaml"
+    p.write_text("""apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: q30}
+model: {id: qwen3-30b-a3b}
+hardware: {gpu: l40s, gpus_per_replica: 1, replicas: 2}
+engine: {name: vllm}
+workload: {archetype: chat, arrival_rate_rps: 4}
+slo:
+  ttft_ms: {p95: 1500}
+  itl_ms: {p95: 40}
+""")
+    f = next(x for x in findings(p) if x["id"] == "PF201")
+    assert f["fixes"], f["remediation"]
+    for fx in f["fixes"]:
+        paths = {e["path"] for e in fx["edits"]}
+        assert "/hardware/replicas" in paths and paths - {"/hardware/replicas"}, fx
+        q = tmp_path / "fixed.yaml"
+        q.write_text(apply_edits(p.read_text(), fx["edits"]))
+        after = findings(q, "--no-breach")
+        assert not any(a["severity"] == "error" for a in after), (fx, [a["id"] for a in after])

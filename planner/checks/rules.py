@@ -375,7 +375,7 @@ def bottleneck(r, est):
     Fix: memory-bound decode -> fp8 weights/KV or more bandwidth; compute-bound prefill -> fp8 math
     (Hopper+), more TP, or prefix caching."""
     rl = est.get("roofline") or {}
-    if not rl:
+    if not rl or not est["memory"]["fits"]:  # nothing runs: a batch the KV pool cannot hold has no roofline
         return []
     d, p = rl["decode"], rl["prefill"]
     i, ridge = d["intensity_flops_per_byte"], rl["ridge_flops_per_byte"]
