@@ -90,9 +90,13 @@ def link(r) -> tuple[float, float, int]:
 
 def kv_bytes(r, prompt_tokens) -> np.ndarray:
     """KV bytes of whole prompts, all layers and heads (what a prefill replica sends)."""
-    from planner.physics import arch, memory
+    from dataclasses import replace
 
-    lay = arch.kv_layout(r.model)
+    from planner.physics import arch, memory
+    from planner.resolve import kv_memory_layout
+
+    lay = kv_memory_layout(r)[0]  # the blocks the prefill engine holds are what it sends
+    lay = replace(lay, pool_ratio=0.0)  # a ratio sizes pools; the blocks sent are the sequence's own
     return memory.kv_bytes_per_seq_per_gpu(lay, np.asarray(prompt_tokens, dtype=float), arch.KV_DTYPE_BYTES[r.kv_cache],
                                            1, 1, 1)
 

@@ -163,7 +163,9 @@ class Memory:
 def memory_plan(r: Resolved) -> Memory:
     m, gpu, eng = r.model, r.gpu, r.engine
     p = arch.params(m)
-    lay = arch.kv_layout(m)
+    from planner.resolve import kv_memory_layout
+
+    lay = kv_memory_layout(r)[0]  # what the engine's pool holds (windowed layers capped or not)
     total = gpu["memory_gib"] * memory.GIB
     ck = r.checkpoint
     adp = max(r.attention_dp, 1)

@@ -59,7 +59,12 @@ def explain(res, metric: str | None = None) -> str:
         kv_lines = [f"{att.upper()}: 2 (K,V) x layers x kv_heads x head_dim x bytes = 2 x {m['num_layers']} x {m['num_kv_heads']} x "
                     f"{m['head_dim']} x {kvb:g} B = {arch.kv_bytes_per_token(m, r.kv_cache):,.0f} B/token"]
     if lay.window_layers:
-        kv_lines.append(f"sliding window: {lay.window_layers} of {lay.layers} layers hold at most {lay.window_tokens:,} tokens")
+        from planner.resolve import kv_memory_layout
+
+        kind = (m.get("sliding_window") or {}).get("kind", "sliding")
+        held, why = kv_memory_layout(r)
+        kv_lines.append(f"{kind} window: {lay.window_layers} of {lay.layers} layers attend to at most {lay.window_tokens:,} tokens; "
+                        f"{why}" + ("" if held.window_layers else " (the KV pool below is sized so)"))
     per_gpu = float(memory.kv_bytes_per_token_per_gpu(lay, kvb, r.tp, r.pp))
     kv_lines.append(f"per GPU at TP {r.tp} x PP {r.pp}: {per_gpu:,.0f} B/token"
                     + (" (KV heads replicated: TP > kv heads)" if lay.heads_shardable and r.tp > lay.heads_shardable else ""))

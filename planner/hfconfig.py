@@ -74,6 +74,8 @@ def from_dict(cfg: dict, name: str = "custom", params_b: float | None = None) ->
             pattern = ["sliding"]
         if "full" in pattern or pattern == ["sliding"]:
             sliding = {"window_tokens": int(window), "layer_pattern": pattern, "description": "from config.json"}
+            if not cfg.get("sliding_window") and cfg.get("attention_chunk_size"):
+                sliding["kind"] = "chunked"  # chunked local attention: engines cap it differently (engines.yaml)
     moe = None
     n_exp = _first(cfg, "num_local_experts", "n_routed_experts", "num_experts")
     if n_exp:

@@ -120,6 +120,45 @@ def mlp_groups(r: "Resolved") -> tuple[int, int]:
     return arch.mlp_groups(r.engine["id"], r.tp, r.attention_dp, deepep_on(r))
 
 
+def kv_memory_layout(r: "Resolved"):
+    """(layout, why): the KV layout the engine's pool allocates (catalog engines.yaml `windowed_kv`), read by
+    the memory plan (sequences that fit, the simulator's KV tokens) and the KV a prefill pool sends. Sliding-
+    window and chunked-local layers hold at most their window only where the engine caps them; elsewhere they
+    hold every token, as full layers do (the kernels still read only the window: the step model keeps the
+    architectural layout). `why` says which, for explain; empty for a model with no windowed layers."""
+    from dataclasses import replace
+
+    from planner.physics import arch
+
+    lay = arch.kv_layout(r.model)
+    if not lay.window_layers:
+        return lay, ""
+    rule = r.engine.get("windowed_kv") or {}
+    sw = r.model.get("sliding_window") or {}
+    kind = sw.get("kind", "sliding")
+    name = r.engine.get("name", r.engine["id"])
+    if "architectures" in rule:
+        model_arch = str(r.model.get("architecture") or "").split(" ")[0]
+        if model_arch not in rule["architectures"]:
+            return lay.held_in_full(), (f"{name} holds every token of the {kind}-window layers too: its hybrid "
+                                        f"window pool is only for {', '.join(rule['architectures'])}, not {model_arch or 'this model'}")
+        ratio = float(rule.get("swa_full_tokens_ratio") or 0.0) if lay.full_layers else 0.0
+        return replace(lay, pool_ratio=ratio), (
+            f"{name} caps them in a window pool sized at {ratio:g} of the full pool's tokens" if ratio
+            else f"{name} caps them at the window")
+    connector = ((r.disagg or {}).get("transfer") or {}).get("connector") if r.disagg else None
+    why_not = ""
+    if kind not in rule.get("kinds", []):
+        why_not = f"{name} does not cap {kind}-window layers when the model also has full layers"
+    elif r.gpu.get("vendor") not in rule.get("vendors", [r.gpu.get("vendor")]):
+        why_not = f"{name}'s window-capping KV manager does not run on {r.gpu.get('vendor')} GPUs"
+    elif connector in rule.get("connectors_without", []):
+        why_not = f"the {connector} connector turns {name}'s window-capping KV manager off"
+    if why_not and lay.full_layers:
+        return lay.held_in_full(), why_not + ": every token of every layer is held"
+    return lay, f"{name} caps them at the window"
+
+
 def with_checkpoint(r: "Resolved") -> "Resolved":
     """The record with its checkpoint re-resolved for its (possibly changed) weights, engine and GPU, as
     plan and the GPU comparison vary them; raises planner.checkpoints.CheckpointError when none exists."""

@@ -116,10 +116,18 @@ class KVLayout:
     full_layers: int
     window_layers: int
     window_tokens: int  # 0 when no sliding layers
+    # windowed-layer pool tokens per full-layer pool token when the engine sizes two pools in a fixed ratio
+    # at start-up (SGLang's hybrid SWA pool, --swa-full-tokens-ratio); 0: one pool shared by need (vLLM)
+    pool_ratio: float = 0.0
 
     @property
     def layers(self) -> int:
         return self.full_layers + self.window_layers
+
+    def held_in_full(self) -> "KVLayout":
+        """The layout of a KV pool that keeps every token of every layer (the engine does not cap windows);
+        the attention kernels still read only the window (the step model keeps the architectural layout)."""
+        return KVLayout(self.elems_per_token_layer, self.heads_shardable, self.layers, 0, 0)
 
 
 def kv_layout(m: dict) -> KVLayout:

@@ -81,6 +81,11 @@ def kv_bytes_per_seq_per_gpu(lay: KVLayout, ctx_tokens, kv_bytes, tp, pp, block_
 
     Full-attention layers hold every token; sliding-window layers at most the window (Gemma 2: 21 of 42
     layers cap at 4,096 tokens). Paged engines allocate whole blocks: the last block is partly empty.
+
+    Two pools sized in a fixed ratio r (lay.pool_ratio: windowed-layer tokens per full-layer token) cost a
+    sequence its share of both, whichever fills first: (full + r x windowed layers) x max(ctx, window part / r)
+    layer-tokens. gpt-oss-120b on SGLang (18 full + 18 windowed layers of 128 tokens, r = 0.8) at 8,000
+    tokens: (18 + 14.4) x 8,000 = 259,200 layer-tokens, not 18 x 8,000 + 18 x 128 = 146,304.
     """
     ctx = np.asarray(ctx_tokens, dtype=float)
     blk = np.asarray(block_tokens, dtype=float)
@@ -88,8 +93,11 @@ def kv_bytes_per_seq_per_gpu(lay: KVLayout, ctx_tokens, kv_bytes, tp, pp, block_
         KVLayout(lay.elems_per_token_layer, lay.heads_shardable, 1, 0, 0), kv_bytes, tp, pp)
     full = np.ceil(ctx / blk) * blk * lay.full_layers
     if lay.window_layers:
-        win = np.minimum(ctx, lay.window_tokens)
-        full = full + np.ceil(win / blk) * blk * lay.window_layers
+        win = np.ceil(np.minimum(ctx, lay.window_tokens) / blk) * blk
+        if lay.pool_ratio and lay.full_layers:
+            r = lay.pool_ratio
+            return per_layer * (lay.full_layers + r * lay.window_layers) * np.maximum(np.ceil(ctx / blk) * blk, win / r)
+        full = full + win * lay.window_layers
     return per_layer * full
 
 
