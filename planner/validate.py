@@ -45,6 +45,14 @@ def _sub_schema(root: dict, parts) -> dict:
     return node
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _ecma_pattern(pattern: str) -> str:
     """A JSON Schema (ECMA-262) pattern as a Python regex: ECMA's `$` matches only at the very end, Python's
     also before a trailing newline ("inj\\n" would pass `^[a-z]+$`), so an unescaped `$` becomes `\\Z`."""
@@ -125,10 +133,18 @@ def schema_findings(loaded: Loaded) -> list[Finding]:
                 elif isinstance(err.instance, (int, float)) and "string" in expected:
                     hint = f'YAML reads unquoted {loc.raw} as a number (1.10 becomes 1.1): quote it ("{loc.raw}")'
                 elif isinstance(err.instance, str) and expected[0] in ("integer", "number"):
+                    import re
+
                     if loc.raw[-1:].lower() in ("k", "m") and loc.raw[:-1].replace(".", "").isdigit():
                         hint = "write plain numbers (32k is ambiguous: 32000 or 32768?)"
+                    elif re.fullmatch(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+", loc.raw.strip()):
+                        hint = (f"YAML 1.1 reads {loc.raw} as text (its exponent form needs a dot and a sign: 1.0e+3); "
+                                "write the plain number")
                     else:
-                        hint = "remove the quotes or units; units are in the field name"
+                        hint = "remove the units; units are in the field name"
+            elif loc and not loc.plain and isinstance(err.instance, str) and expected[0] in ("integer", "number"):
+                hint = "remove the quotes: a quoted number is text" if _is_number(err.instance) else \
+                    "remove the units; units are in the field name"
             if isinstance(err.instance, float) and expected == ["integer"] and float(err.instance).is_integer() is False:
                 hint = hint or f"use a whole number, e.g. {round(err.instance)}"
             out.append(Finding("PF012", "wrong-type", "error", f"expected {exp}, got {_describe(err.instance)}",

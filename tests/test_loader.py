@@ -55,3 +55,17 @@ def test_all_errors_in_one_pass():
            b"hardware: {gpu: h100-sxmm}\nengine: {name: vllm}\nworkload: {archetype: chat, arrival_rate_rps: -1}\n")
     ids = sorted(f.id for f in validate(load_text(src, "x.yaml")))
     assert ids == ["PF013", "PF013", "PF101"]
+
+
+def test_number_as_text_hints_say_what_yaml_did():
+    """`1e3` is text to YAML 1.1 (its float form needs a dot and a signed exponent), a quoted "12" is text,
+    and `100ms` carries a unit: each hint names its own cause (the old one said "remove the quotes" where
+    there were none)."""
+    src = (b"apiVersion: planfile/v1\nkind: Deployment\nmetadata: {name: x}\nmodel: {id: llama-3.1-8b}\n"
+           b"hardware: {gpu: h100-sxm}\nengine: {name: vllm}\n"
+           b"workload: {archetype: chat, arrival_rate_rps: 1e3}\n"
+           b"slo: {ttft_ms: {p95: 100ms}, itl_ms: {p95: \"50\"}}\n")
+    hints = {f.pointer: f.remediation for f in validate(load_text(src, "x.yaml")) if f.id == "PF012"}
+    assert "YAML 1.1 reads 1e3 as text" in hints["/workload/arrival_rate_rps"]
+    assert hints["/slo/ttft_ms/p95"] == "remove the units; units are in the field name"
+    assert hints["/slo/itl_ms/p95"] == "remove the quotes: a quoted number is text"
