@@ -22,6 +22,15 @@ import numpy as np
 from planner.physics import serving
 from planner.physics.serving import Lengths
 
+def gpu_excluded(gpu: dict) -> str | None:
+    """Why a disaggregated fleet cannot run on this GPU (None: it can): planfile renders the pools for NVIDIA
+    Dynamo, whose runtime images are CUDA builds. One rule for check (PF122) and plan (no such candidate)."""
+    if gpu.get("vendor") != "nvidia":
+        return (f"disaggregated fleets are rendered for NVIDIA Dynamo, whose runtime images are CUDA builds; "
+                f"{gpu['id']} is a {str(gpu.get('vendor')).upper()} GPU")
+    return None
+
+
 LINK_DEFAULTS = {  # (GB/s per GPU, setup ms); nvlink derives from the GPU
     "rdma": (50.0, 1.0),  # 400 Gb/s InfiniBand NIC per GPU
     "roce": (50.0, 1.0),  # 400 Gb/s RoCE NIC per GPU

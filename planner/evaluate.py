@@ -44,6 +44,18 @@ def link(gpu: dict, tp: int, gpus_per_node: int) -> tuple[float, float, str]:
     return PCIE_GB_PER_S.get(ic.get("pcie_gen") or 4, 25.0) * 1e9, PCIE_LATENCY_S, "pcie"
 
 
+# the scale-up fabric's name per vendor, for output: link()'s kind "nvlink" is any GPU-to-GPU fabric the
+# catalog gives (interconnect.nvlink_*: NVLink on NVIDIA, Infinity Fabric on AMD Instinct, ICI on TPU)
+FABRIC_NAMES = {"nvidia": "NVLink", "amd": "Infinity Fabric", "google": "ICI", "intel": "on-chip RoCE"}
+
+
+def link_name(gpu: dict, kind: str) -> str:
+    """The link kind as a reader knows it on this GPU: NVLink, Infinity Fabric, PCIe, the network."""
+    if kind == "nvlink":
+        return FABRIC_NAMES.get(gpu.get("vendor"), "the GPU fabric")
+    return {"pcie": "PCIe", "network": "the network"}.get(kind, kind)
+
+
 PRECISION_CLASS = {"bf16": "16bit", "fp16": "16bit", "fp8": "8bit", "int8": "8bit", "fp4": "4bit", "int4": "4bit"}
 
 

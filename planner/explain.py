@@ -3,7 +3,7 @@ with the catalog entry it came from — how a reviewer checks an estimate by han
 
 from __future__ import annotations
 
-from planner.evaluate import efficiency_for, link, math_precision, memory_plan
+from planner.evaluate import efficiency_for, link, link_name, math_precision, memory_plan
 from planner.physics import arch, memory
 
 SECTIONS = ("defaults", "checkpoint", "kv", "weights", "memory", "decode", "prefill", "disaggregation", "latency", "breach",
@@ -216,7 +216,7 @@ def _communication(r, ks) -> str:
     parts = []
     if c.ar:
         group = r.tp // max(r.attention_dp, 1)
-        kind = link(r.gpu, group, r.gpus_per_node)[2]
+        kind = link_name(r.gpu, link(r.gpu, group, r.gpus_per_node)[2])
         parts.append(f"all-reduce over the {group} GPUs of " + ("an attention group" if r.attention_dp > 1 else "the TP group")
                      + f" ({kind}), {c.ar[0] / max(c.layers, 1.0):g} per layer, {c.ar[1] * 1e6:.1f} us + bytes / "
                      f"{1 / c.ar[2] / 1e9:.0f} GB/s (large messages)")
@@ -228,7 +228,7 @@ def _communication(r, ks) -> str:
         parts.append(f"expert all-to-all over EP {r.ep} on DeepEP, {mode}: a dispatch (FP8) and a combine (BF16) per MoE "
                      "layer on the tokens per rank (measured DeepEP curves)")
     if c.a2a:
-        kind = link(r.gpu, r.ep, r.gpus_per_node)[2]
+        kind = link_name(r.gpu, link(r.gpu, r.ep, r.gpus_per_node)[2])
         parts.append(f"expert all-to-all over EP {r.ep} ({kind}), dispatch and combine per MoE layer, "
                      f"{c.a2a[1] * 1e6:.1f} us + bytes / {1 / c.a2a[2] / 1e9:.0f} GB/s")
     if c.p2p:

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from planner import catalog
-from planner.evaluate import HOURS_PER_MONTH, fleet_gpus, latency_slos, limits, link, memory_plan, run_load, step_function, tokens_per_step
+from planner.evaluate import HOURS_PER_MONTH, fleet_gpus, latency_slos, limits, link, link_name, memory_plan, run_load, step_function, tokens_per_step
 from planner.physics import serving
 from planner.resolve import Resolved, batch_defaults
 
@@ -273,7 +273,7 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
 
     if v.mode != "rate":
         return []
-    if _disagg_excluded(v):
+    if _disagg_excluded(v) or D.gpu_excluded(v.gpu):  # PF122's rule: check would refuse the written spec
         return []
     # the candidates are planned (and --write pins) the engine release Dynamo's runtime image runs
     v = replace(v, engine_version=v.engine["dynamo"]["engine_version"])
@@ -497,11 +497,11 @@ def explain_choice(o: Option, all_opts: list[Option], base: Resolved, allowed: t
         smaller = sorted((x for x in same_gpu if x.r.gpus_per_replica < r.gpus_per_replica
                           and x.r.weights == r.weights and x.r.kv_cache == r.kv_cache), key=lambda x: x.r.gpus_per_replica)
         group = r.tp // max(r.attention_dp, 1)
-        split = (f"TP {r.tp}{f' x PP {r.pp}' if r.pp > 1 else ''} over {link(r.gpu, r.tp, r.gpus_per_node)[2]}" if r.ep <= 1 else
+        split = (f"TP {r.tp}{f' x PP {r.pp}' if r.pp > 1 else ''} over {link_name(r.gpu, link(r.gpu, r.tp, r.gpus_per_node)[2])}" if r.ep <= 1 else
                  f"experts split over {r.ep} GPUs (EP {r.ep}"
                  + (f", attention data-parallel in {r.attention_dp} groups" if r.attention_dp > 1 else f", attention TP {group}")
                  + (", DeepEP" if r.moe_all_to_all == "deepep" else "") + (" with two-batch overlap" if r.two_batch_overlap else "")
-                 + f") over {link(r.gpu, r.ep, r.gpus_per_node)[2]}")
+                 + f") over {link_name(r.gpu, link(r.gpu, r.ep, r.gpus_per_node)[2])}")
         if smaller:
             s0 = smaller[0].r
             why.append(f"{split}: TP {s0.tp} also fits but its KV pool holds only {memory_plan(s0).max_seqs_mean} "
@@ -588,7 +588,8 @@ def _disagg_verdict(base: Resolved, c: Constraints, ok: list[Option], tried: boo
     if not dis:
         return ("no disaggregated fleet holds every SLO (one pool per phase, vLLM or SGLang, RDMA between pools)"
                 if c.disaggregated == "only" or not agg else
-                "no disaggregated fleet holds every SLO on the GPUs tried; aggregated replicas are the answer")
+                "no disaggregated fleet holds every SLO on the GPUs tried (NVIDIA only: Dynamo's runtime images are "
+                "CUDA builds); aggregated replicas are the answer")
     if not agg:
         return "only disaggregated fleets hold every SLO"
     bd = min(dis, key=lambda o: o.usd_per_month or math.inf)

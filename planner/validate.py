@@ -360,10 +360,13 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
                 f"runtime image, which runs {eng['name']} {dyn['engine_version']}, not {ver}: the plan and the launch flags "
                 "would be for an engine the pods do not run", "/engine/version",
                 f"engine.version: \"{dyn['engine_version']}\" (or remove it)")
-        if gpu is not None and gpu["vendor"] != "nvidia":
-            add("PF122", "disaggregation-invalid", f"disaggregated fleets are rendered for NVIDIA Dynamo, whose runtime images "
-                f"are CUDA builds; {gpu['id']} is a {gpu['vendor'].upper()} GPU", "/hardware/gpu",
-                "an NVIDIA GPU, or an aggregated spec (remove disaggregation)")
+        if gpu is not None:
+            from planner.disagg import gpu_excluded
+
+            why = gpu_excluded(gpu)
+            if why:
+                add("PF122", "disaggregation-invalid", why, "/hardware/gpu",
+                    "an NVIDIA GPU, or an aggregated spec (remove disaggregation)")
         conn = (dis.get("transfer") or {}).get("connector", "nixl") if isinstance(dis.get("transfer"), (dict, type(None))) else "nixl"
         if engine_name == "vllm" and conn == "nixl":
             for role in ("prefill", "decode"):

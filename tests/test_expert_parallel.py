@@ -284,4 +284,4 @@ def test_explain_names_the_collectives_the_step_model_pays_for():
     text = _communication(r, provenance(r))
     c = step.coefficients(*step_function(r)[:2])
     assert c.ar and c.a2a and not c.ep_dec
-    assert f"2 per layer, {c.ar[1] * 1e6:.1f} us" in text and "expert all-to-all over EP 8 (nvlink)" in text
+    assert f"2 per layer, {c.ar[1] * 1e6:.1f} us" in text and "expert all-to-all over EP 8 (NVLink)" in text

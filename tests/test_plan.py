@@ -168,3 +168,26 @@ cost: {{provider: aws}}
         c = run_cli("check", str(fewer), "--format", "json", "--no-cache")
         ids = {f["id"] for f in json.loads(c.stdout)["results"][0]["findings"]}
         assert ids & {"PF401", "PF402"}, (where, n, ids)
+
+
+def test_amd_gpus_get_no_disaggregated_fleet_check_would_refuse(tmp_path):
+    """Gemma-3-27B, 6,000-token prompts, on AMD GPUs only: plan proposed a 2P1D fleet on MI325X, and check of
+    the written spec said PF122 (Dynamo's runtime images are CUDA builds). One rule (planner.disagg.
+    gpu_excluded) for both: plan says why there is no disaggregated option, and the written spec passes."""
+    p = partial(tmp_path, model="gemma-3-27b", isl=6000, isl_p95=20000, isl_max=32000, rate=4, ttft=2000, itl=40)
+    out = tmp_path / "deployment.yaml"
+    r = run_cli("plan", str(p), "--gpus", "mi325x,mi300x", "--write", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "P x" not in r.stdout and "NVIDIA only" in r.stdout, r.stdout
+    c = run_cli("check", str(out), "--no-breach")
+    assert c.returncode == 0 and "PF122" not in c.stdout, c.stdout
+
+
+def test_links_are_named_as_the_vendor_names_them():
+    """plan's "TP 2 over nvlink" on an MI325X: AMD's scale-up fabric is Infinity Fabric."""
+    from planner import catalog
+    from planner.evaluate import link, link_name
+
+    for gid, name in (("h100-sxm", "NVLink"), ("mi325x", "Infinity Fabric"), ("l40s", "PCIe")):
+        g = catalog.gpus().get(gid).entry
+        assert link_name(g, link(g, 2, g["gpus_per_node"])[2]) == name
