@@ -110,3 +110,18 @@ def test_bad_results_files_exit_2_with_a_message(tmp_path):
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
     r = run_cli("validate", str(tmp_path / "x.csv"), "--spec", str(spec))
     assert r.returncode == 2 and "needs the columns" in r.stderr
+
+
+def test_request_overhead_is_read_where_nothing_queues():
+    """Per configuration only the lowest-load run's TTFT residual counts; the median over configurations.
+    NIM's Llama-3.3-70B sweep (residuals 7, 145, 229, 126, 1,746 ms at concurrency 1, 5, 25, 50, 100): 7 ms,
+    not the 145 ms median of every load, which is the queueing model's error. Two configurations: the median
+    of their lowest-load residuals, (7 + 17) / 2 = 12 ms. A negative residual is no overhead: 0."""
+    from planner.calibration import request_overhead_ms
+
+    nim = [(("nim",), c, r) for c, r in ((5, 145.0), (1, 7.0), (25, 229.0), (50, 126.0), (100, 1746.0))]
+    assert request_overhead_ms(nim) == 7.0
+    triton = [(("triton",), 2.0, 17.0), (("triton",), 8.0, 19.0)]
+    assert request_overhead_ms(nim + triton) == 12.0
+    assert request_overhead_ms([(("x",), 1, -3.0)]) == 0.0
+    assert request_overhead_ms([]) == 0.0
