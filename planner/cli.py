@@ -118,6 +118,7 @@ def _parser():
     ci.add_argument("config", help="A config.json, or a repo id (org/name) with the hf extra.")
     ci.add_argument("--id", help="Catalog id for the entry.")
     ci.add_argument("--revision", help="With a repo id: branch, tag or commit.")
+    p.set_defaults(commands=tuple(sub.choices))  # the sub-command names, for the unknown-command hint
     return p
 
 
@@ -157,6 +158,14 @@ def run(argv: list[str]) -> int:
         hit = cache.lookup_check(argv[1:])
         if hit is not None:
             return hit
+    if argv and not argv[0].startswith("-"):
+        commands = _parser().get_default("commands")
+        if argv[0] not in commands:
+            import difflib
+
+            close = difflib.get_close_matches(argv[0], list(commands), n=1, cutoff=0.6)
+            raise Exit(2, f"planfile: unknown command '{argv[0]}'" + (f"; did you mean '{close[0]}'?" if close else "")
+                       + f" (commands: {', '.join(commands)})")
     args = _parser().parse_args(argv)
     if not args.command:
         _parser().print_help()

@@ -40,7 +40,7 @@ def parse_vary(text: str) -> tuple[str, list[float]]:
         else:
             values = [float(x) for x in rng.split(",") if x.strip()]
     except ValueError:
-        raise SweepError(f"--vary {text!r}: the range must be START:STOP:STEP (STEP > 0) or a comma list of numbers") from None
+        raise SweepError(f"--vary {text!r}: the range must be START:STOP:STEP (STOP >= START, STEP > 0) or a comma list of numbers") from None
     if not values or any(not math.isfinite(v) or v <= 0 for v in values):
         raise SweepError(f"--vary {text!r}: values must be positive finite numbers")
     if any(v > MAX_VALUE for v in values):

@@ -81,3 +81,9 @@ def test_import_hf_repo_id_offline_fails_clearly():
     assert r.returncode == 2 and "Traceback" not in r.stderr
     # without the hf extra: how to get it; with it but offline: what went wrong and what to do
     assert "pip install 'planfile[hf]'" in r.stderr or "offline? download it and pass the file" in r.stderr
+
+
+def test_a_mistyped_command_names_the_one_meant(cli):
+    r = cli("chek", "spec.yaml")
+    assert r.returncode == 2 and "unknown command 'chek'; did you mean 'check'?" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
