@@ -378,6 +378,21 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
                               current=r.disagg[idle]["replicas"])
         if fx:
             fixed.append(fx)
+    elif f.id == "PF302" and not r.disagg:
+        # the same GPUs as one-GPU replicas, verified: every SLO and the headroom must still hold
+        n, hw = r.gpus_per_replica, ctx.loaded.data.get("hardware") or {}
+        edits = (ctx.edit("/parallelism/tensor", 1),)
+        if r.pp > 1:
+            edits += (ctx.edit("/parallelism/pipeline", 1),)
+        if "gpus_per_replica" in hw:
+            edits += (ctx.edit("/hardware/gpus_per_replica", 1),)
+        if isinstance(hw.get("autoscale"), dict):
+            edits += (ctx.edit("/hardware/autoscale/min", r.replicas_min * n), ctx.edit("/hardware/autoscale/max", r.replicas * n))
+        else:
+            edits += (ctx.edit("/hardware/replicas", r.replicas * n),)
+        res = ctx.trial(edits, True)
+        if res is not None and resolves(res, f, ctx.result) and _keeps_slos(res, ctx.result):
+            fixed.append(_fix(ctx, edits, res))
     elif f.id in ("PF503", "PF404", "PF501"):
         if r.mode in ("rate", "concurrency") and not r.autoscale and not r.disagg:
             fx = _replicas_search(ctx, f, breach, up=False)
@@ -389,7 +404,7 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
     return fixed[:MAX_FIXES]
 
 
-GENERATED = ("PF201", "PF202", "PF305", "PF401", "PF402", "PF403", "PF404", "PF501", "PF503", "PF701", "PF702", "PF703", "PF704")
+GENERATED = ("PF201", "PF202", "PF302", "PF305", "PF401", "PF402", "PF403", "PF404", "PF501", "PF503", "PF701", "PF702", "PF703", "PF704")
 
 
 def verify(result) -> list[Finding]:
@@ -401,6 +416,8 @@ def verify(result) -> list[Finding]:
             out.append(f)
             continue
         fixes = generate(ctx, f)
+        if f.id == "PF302" and not fixes and not result.resolved.disagg:
+            continue  # one-GPU replicas on the same GPUs would break an SLO or the headroom: the split is justified
         if fixes:
             out.append(replace(f, remediation="; or ".join(x.text() for x in fixes),
                                data=dict(f.data, fixes=[x.to_json() for x in fixes])))

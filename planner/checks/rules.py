@@ -263,9 +263,11 @@ def tp_pcie(r, est):
 @register("PF302", "tp-when-one-gpu-fits", "warning", "The model would fit on one GPU, yet it is split.")
 def tp_unneeded(r, est):
     """What: one GPU if the model fits on one. A split model pays communication on
-    every layer; the same GPUs as independent replicas give more throughput with no all-reduce.
+    every layer; the same GPUs as independent replicas give more throughput with no all-reduce. Kept only
+    when those one-GPU replicas, checked on a copy of the spec, hold every SLO and the headroom (a long-context
+    load whose KV needs two GPUs' memory is what the split is for: no finding).
 
-    Fix: tensor: 1 and multiply replicas by the old TP (quantize before you split)."""
+    Fix: tensor: 1 and multiply replicas (or the autoscale bounds) by the old TP (quantize before you split)."""
     if r.tp * r.pp <= 1:
         return []
     from planner import curves
@@ -502,7 +504,7 @@ def cheaper(r, est):
     if est.get("trial") or r.price_usd_per_gpu_hour is None or not est.get("performance"):
         return []
     from planner import catalog
-    from planner.plan import Constraints, candidates, verify
+    from planner.plan import Constraints, candidates, split_key, verify
 
     provider = r.price_provider
     if not provider:
@@ -523,9 +525,14 @@ def cheaper(r, est):
     short = [o for g, o in by_gpu.items() if g != r.gpu["id"] and o.usd_per_month <= 0.75 * 1.5 * here.usd_per_month]
     if not short:
         return []
-    best_here = verify(here, None)
-    if not best_here.meets_slo:
+    # the fewest on the spec's GPU: its cheapest guess and the spec's own split (the guess can be the worse of
+    # the two once verified: 70B FP8 at TP1 on an H100 holds 8 sequences, so TP1 needs more GPUs than TP2)
+    own = [o for o in cands if split_key(o.r) == split_key(r) and (o.r.weights, o.r.kv_cache) == (r.weights, r.kv_cache)]
+    tried = [verify(o, None) for o in [here] + [o for o in own[:1] if o is not here]]
+    passing = [o for o in tried if o.meets_slo and o.usd_per_month]
+    if not passing:
         return []
+    best_here = min(passing, key=lambda o: o.usd_per_month)
     others = [v for v in (verify(o, None) for o in short) if v.meets_slo and v.usd_per_month]
     if not others:
         return []

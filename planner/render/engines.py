@@ -118,7 +118,8 @@ def _spec(r: Resolved, launch: Launch, table: dict) -> dict | None:
         return None
     method = table.get(s["method"])
     if s["method"] in ("eagle", "eagle3", "draft_model") and not s.get("draft_model"):
-        launch.errors.append(("/workload/speculative/draft_model", f"speculative method {s['method']} needs draft_model"))
+        launch.errors.append(("/workload/speculative/draft_model", f"speculative method {s['method']} needs draft_model: add "
+                              "workload.speculative.draft_model (the Hub repository or path of the draft model or head)"))
     return {"method": method, "k": int(s["draft_tokens"]), "draft": s.get("draft_model")}
 
 
