@@ -509,6 +509,8 @@ cost: {provider: aws}
     r = run_cli("check", str(p), "--format", "json", "--no-cache")
     doc = json.loads(r.stdout)["results"][0]
     assert doc["status"] == "pass", doc["findings"]
+    # and PF302 ("fits one GPU, yet split") is not advised: 16 one-GPU replicas break an SLO (20 are needed)
+    assert "PF302" not in {f["id"] for f in doc["findings"]}
     for f in doc["findings"]:
         if f["id"] == "PF504":
             base = float(re.search(r"vs \$([0-9,]+) for the fewest", f["message"]).group(1).replace(",", ""))
