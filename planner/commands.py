@@ -450,6 +450,12 @@ def catalog_import_hf(args) -> int:
     return 0
 
 
+def _edits_text(edits: list[dict]) -> str:
+    """`/path: old -> new`, or `/path: new (added)` for a field the spec does not state."""
+    return ", ".join(f"{e['path']}: " + (f"{e['from']} -> {e['to']}" if e["from"] is not None else f"{e['to']} (added)")
+                     for e in edits)
+
+
 def fix(args) -> int:
     """planfile fix SPEC [--id PF201] [--pick N] [--apply]: the verified fixes of the spec's findings; with
     --apply the chosen edit is written into the file with a round-trip YAML editor (comments, order and
@@ -469,7 +475,7 @@ def fix(args) -> int:
                 continue
             sys.stdout.write(f"{f.id} {f.check} (line {f.line}): {f.message}\n")
             for i, fx in enumerate(f.data["fixes"], 1):
-                edits = ", ".join(f"{e['path']}: {e['from']} -> {e['to']}" for e in fx["edits"])
+                edits = _edits_text(fx["edits"])
                 cost = fx.get("usd_per_month_delta")
                 sys.stdout.write(f"  {i}. {edits}" + (f" ({'+' if cost >= 0 else '-'}${abs(cost):,.0f}/month)" if cost is not None else "")
                                  + (f" — {fx['minimal']}" if fx.get("minimal") else "") + "\n")
@@ -498,7 +504,7 @@ def fix(args) -> int:
         raise Exit(2, f"fix: {exc}") from None
     after = check_spec(args.spec)
     gone = not any(f.id == target.id and not f.waived for f in after.findings)
-    edits = ", ".join(f"{e['path']}: {e['from']} -> {e['to']}" for e in chosen["edits"])
+    edits = _edits_text(chosen["edits"])
     sys.stdout.write(f"{args.spec}: applied {edits} for {target.id}; re-checked: {after.status.upper()}"
                      + ("" if gone else f" ({target.id} remains)") + "\n")
     return 0 if gone and after.status != "invalid" else 1

@@ -273,3 +273,21 @@ slo:
         q.write_text(apply_edits(p.read_text(), fx["edits"]))
         after = findings(q, "--no-breach")
         assert not any(a["severity"] == "error" for a in after), (fx, [a["id"] for a in after])
+
+
+def test_fix_lists_an_added_field_as_added(tmp_path):
+    """A fix that adds a field the spec does not state read "/precision/weights: None -> fp8"."""
+    p = tmp_path / "q30.yaml"
+    p.write_text("""apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: q30}
+model: {id: qwen3-30b-a3b}
+hardware: {gpu: l40s, gpus_per_replica: 1, replicas: 2}
+engine: {name: vllm}
+workload: {archetype: chat, arrival_rate_rps: 4}
+slo:
+  ttft_ms: {p95: 1500}
+  itl_ms: {p95: 40}
+""")
+    r = run_cli("fix", str(p))
+    assert "/precision/weights: fp8 (added)" in r.stdout and "None" not in r.stdout, r.stdout
