@@ -409,3 +409,34 @@ def test_report_html_shows_its_charts_in_headless_chromium(tmp_path, checked):
     for rgb in ((0x4C, 0x72, 0xB0), (0x55, 0xA8, 0x68), (0xC4, 0x4E, 0x52)):
         close = (abs(img - [c / 255 for c in rgb]).max(axis=2) < 0.04).sum()
         assert close > 2000, rgb
+
+
+def test_a_pipeline_replica_caps_its_batch_at_what_one_stage_holds(tmp_path):
+    """Llama-3.1-405B, TP8 x PP2 on H100: each stage's GPU holds 63 of 126 layers of every sequence in flight,
+    so the replica holds the sequences one GPU's pool does (the memory plan's figure), not twice that. SGLang's
+    --max-running-requests counts every micro-batch's requests: it was rendered at 2 x the pool."""
+    from conftest import run_cli
+
+    p = tmp_path / "l405.yaml"
+    p.write_text("""apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: l405}
+model: {id: llama-3.1-405b}
+precision: {weights: bf16, kv_cache: fp8}
+hardware: {gpu: h100-sxm, gpus_per_replica: 16, replicas: 1}
+parallelism: {tensor: 8, pipeline: 2}
+engine: {name: sglang}
+workload: {archetype: chat, arrival_rate_rps: 0.5}
+slo: {ttft_ms: {p95: 3000}, itl_ms: {p95: 100}}
+""")
+    held = json.loads(run_cli("check", str(p), "--format", "json", "--no-breach").stdout)["results"][0]["estimate"]["memory"][
+        "max_concurrent_sequences"]
+    out = tmp_path / "out"
+    r = run_cli("render", str(p), "-o", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    lws = (out / "k8s" / "leaderworkerset.yaml").read_text()
+    assert f'"--max-running-requests", "{held}"' in lws, (held, lws[:3000])
+    # and PF304 does not propose the split the spec has (tensor 8 in a node, pipeline across)
+    pf304 = [f for f in json.loads(run_cli("check", str(p), "--format", "json", "--no-breach").stdout)["results"][0]["findings"]
+             if f["id"] == "PF304"]
+    assert pf304 and "pipeline" not in pf304[0]["remediation"], pf304

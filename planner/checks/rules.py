@@ -78,7 +78,8 @@ def kv_concurrency(r, est):
     perf = est.get("performance")
     if not perf:
         return []
-    cap = est["memory"]["max_concurrent_sequences"] * r.replicas * r.pp
+    # every sequence in flight holds its KV on every pipeline stage: a replica holds what one stage's GPU does
+    cap = est["memory"]["max_concurrent_sequences"] * r.replicas
     want = r.concurrency * r.peak_factor if r.mode == "concurrency" else 0
     if perf.get("preemptions", 0) > 0 or (want and want > cap):
         return [finding("PF202", f"the KV pool holds {cap:,} sequences of {int(r.input.mean + r.output.mean):,} tokens "
@@ -321,12 +322,16 @@ def spans_nodes(r, est):
     group = r.tp // max(r.attention_dp, 1)  # the GPUs of one all-reduce
     if r.ep > 1 and r.attention_dp > 1 and group <= r.gpus_per_node:
         return []
-    fixes = [f"tensor: {min(r.gpus_per_node, r.tp)} within a node and pipeline across nodes"]
+    fixes = []
+    if r.tp > r.gpus_per_node:  # the all-reduces cross nodes; a spec that keeps TP in a node is told nothing it has
+        fixes.append(f"tensor: {r.gpus_per_node} within a node and pipeline: {math.ceil(r.gpus_per_replica / r.gpus_per_node)} across nodes")
     if r.weights in ("bf16", "fp16"):
         fixes.append("fp8 weights to fit fewer GPUs")
     elif r.weights == "fp8":
         fixes.append("fp4 weights on Blackwell to fit fewer GPUs" if r.gpu.get("generation") == "blackwell"
                      else "GPUs with more memory per node (8 x H200/B200)")
+    if not fixes:
+        fixes.append("GPUs with more memory to fit fewer of them; across nodes the pipeline hand-off needs RDMA")
     return [finding("PF304", f"a replica of {r.gpus_per_replica} GPUs spans {math.ceil(r.gpus_per_replica / r.gpus_per_node)} "
                     f"nodes of {r.gpus_per_node}", "/hardware/gpus_per_replica", ", or ".join(fixes))]
 
