@@ -390,6 +390,14 @@ def planned_load(r: Resolved, off: dict | None = None) -> float:
     return float(int(max((off or {}).get("batch", 1.0), 1) * r.replicas * r.pp))
 
 
+def check_load(r: Resolved, mem: Memory, fn) -> float:
+    """planned_load with an offline spec's steady state computed: the load check's verdict is judged at (evaluate
+    and plan.passes both read it; offline, every sequence the pools hold at saturation, not one per replica)."""
+    if r.mode != "offline":
+        return planned_load(r)
+    return planned_load(r, serving.steady_offline(fn, limits(r, mem), r.input.mean, r.output.mean, tokens_per_step(r)))
+
+
 def perf_at(r: Resolved, mem: Memory, fn, load: float) -> dict:
     """Simulated throughput and latency percentiles at one fleet load on the spec's load axis. Every
     number of that kind (check at peak, sweep, the report's latency curve) comes from this one call."""
@@ -575,6 +583,32 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
     out["cost"] = _cost(_fleet_view(r), price, normal_tps, perf["output_tokens_per_s"])
     out["efficiency"] = efficiency_for(r.engine["id"], r.gpu, r.calibration)
     return out
+
+
+def throughput_slo(r: Resolved) -> float | None:
+    """slo.min_output_tokens_per_s: the output tokens/s the whole fleet must be able to deliver."""
+    v = (r.slo or {}).get("min_output_tokens_per_s")
+    return float(v) if v else None
+
+
+def delivered_tokens_per_s(r: Resolved, perf: dict | None, saturation_tps: float | None = None) -> float | None:
+    """What the throughput SLO judges: a closed loop's output at its peak in-flight requests; otherwise what the
+    fleet delivers when every request is queued (its saturation output: an arrival rate's own throughput is
+    only its load's). One rule for PF409 (check) and plan's verdict (plan.passes)."""
+    if r.mode == "concurrency":
+        return (perf or {}).get("output_tokens_per_s")
+    return saturation_tps if saturation_tps is not None else (perf or {}).get("saturation_output_tokens_per_s")
+
+
+def saturation_tps(r: Resolved, mem: Memory, fn) -> float:
+    """The fleet's output tokens/s with every request queued (replicas x pipeline micro-batches of the analytic
+    steady state, serving.steady_offline): `performance.saturation_output_tokens_per_s`."""
+    if r.disagg:
+        from planner import disagg
+
+        return disagg.capacity(r)["fleet"] * r.output.mean
+    off = serving.steady_offline(fn, limits(r, mem), r.input.mean, r.output.mean, tokens_per_step(r))
+    return off["output_tokens_per_s"] * r.replicas * r.pp
 
 
 def latency_slos(r: Resolved) -> dict:

@@ -280,7 +280,7 @@ def _pools_search(ctx, finding, breach) -> Fix | None:
                 minimal="one fewer in either pool would not resolve it")
 
 
-SLO_IDS = ("PF401", "PF402", "PF202", "PF403", "PF201")
+SLO_IDS = ("PF401", "PF402", "PF202", "PF403", "PF201", "PF409")
 
 
 def _keeps_slos(res, before) -> bool:
@@ -336,6 +336,12 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
             if fx:
                 fixed.append(fx)
         try_edits(_expert_comm_steps(ctx) + _precision_steps(ctx))
+    elif f.id == "PF409" and not r.disagg:
+        # the fewest replicas that deliver the throughput, then one precision step
+        fx = _replicas_search(ctx, f, breach, up=True)
+        if fx:
+            fixed.append(fx)
+        try_edits(_precision_steps(ctx))
     elif f.id in ("PF202", "PF401", "PF402", "PF403"):
         if r.mode in ("rate", "concurrency"):
             fx = _replicas_search(ctx, f, breach, up=True)
@@ -404,7 +410,7 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
     return fixed[:MAX_FIXES]
 
 
-GENERATED = ("PF201", "PF202", "PF302", "PF305", "PF401", "PF402", "PF403", "PF404", "PF501", "PF503", "PF701", "PF702", "PF703", "PF704")
+GENERATED = ("PF201", "PF202", "PF302", "PF305", "PF401", "PF409", "PF402", "PF403", "PF404", "PF501", "PF503", "PF701", "PF702", "PF703", "PF704")
 
 
 def verify(result) -> list[Finding]:

@@ -412,16 +412,21 @@ def passes(r: Resolved, mem, fn, slo: dict) -> tuple[bool, dict]:  # mem/fn: Non
     """check's own verdict on the SLOs, through check's own calls: every SLO at the planned peak load
     (evaluate.perf_at, as PF401 runs it) and, for an arrival rate, still at the peak plus the headroom
     setting (as PF402 judges it). (holds, performance at the peak)."""
-    from planner.evaluate import perf_at, planned_load, slo_ok
+    from planner.evaluate import check_load, delivered_tokens_per_s, perf_at, saturation_tps, slo_ok, throughput_slo
 
+    need = throughput_slo(r)  # PF409's line, by PF409's rule
+    if need and (r.mode != "concurrency" and (delivered_tokens_per_s(r, None, saturation_tps(r, mem, fn)) or 0) < need):
+        return False, {}
     if not slo:
-        return True, perf_at(r, mem, fn, planned_load(r))
+        perf = perf_at(r, mem, fn, check_load(r, mem, fn))
+        return (not need or r.mode != "concurrency" or (delivered_tokens_per_s(r, perf) or 0) >= need), perf
     if r.mode == "rate":
         at = r.rate_rps * r.peak_factor * (1 + r.settings["headroom_min_pct"] / 100)
         if not slo_ok(run_load(r, mem, fn, rate_fleet=at, n_requests=600), slo):
             return False, {}
-    perf = perf_at(r, mem, fn, planned_load(r))
-    return slo_ok(perf, slo), perf
+    perf = perf_at(r, mem, fn, check_load(r, mem, fn))
+    ok = slo_ok(perf, slo) and (not need or r.mode != "concurrency" or (delivered_tokens_per_s(r, perf) or 0) >= need)
+    return ok, perf
 
 
 def verify(o: Option, max_gpus: int | None) -> Option:
@@ -432,7 +437,9 @@ def verify(o: Option, max_gpus: int | None) -> Option:
     slo = latency_slos(r)
     mem = memory_plan(r)
     _, _, fn = step_function(r)
-    if r.mode == "offline":
+    from planner.evaluate import throughput_slo
+
+    if r.mode == "offline" and not throughput_slo(r):
         ok, perf = passes(r, mem, fn, slo)
         return _verified(o, r, perf, ok, None)
     cap = max_gpus // r.gpus_per_replica if max_gpus else None

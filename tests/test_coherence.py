@@ -515,3 +515,56 @@ cost: {provider: aws}
         if f["id"] == "PF504":
             base = float(re.search(r"vs \$([0-9,]+) for the fewest", f["message"]).group(1).replace(",", ""))
             assert base <= 16 * 6.88 * 730 + 1, f["message"]
+
+
+BATCH_SPEC = """apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: batch}
+model: {id: llama-3.1-8b}
+%s
+workload:
+  archetype: batch
+  input_tokens: {mean: 3000, max: 8000}
+  output_tokens: {mean: 300, max: 600}
+  offline: true
+slo:
+  min_output_tokens_per_s: %d
+cost: {provider: aws}
+"""
+
+
+def test_the_throughput_slo_is_checked_and_planned(tmp_path):
+    """slo.min_output_tokens_per_s was in the schema and read by nothing: 4 x A10G delivering ~870 output tokens/s
+    passed a 2,000 tokens/s SLO. Now PF409 (an error) with a verified fix: replicas scale the saturation
+    throughput linearly, so the fix is ceil(2,000 / (delivered / 4)) replicas, and one fewer falls short."""
+    import math
+
+    from planner.commands import apply_edits
+
+    p = tmp_path / "b.yaml"
+    p.write_text(BATCH_SPEC % ("hardware: {gpu: a10g, gpus_per_replica: 1, replicas: 4}\nengine: {name: vllm}", 2000))
+    doc = json.loads(run_cli("check", str(p), "--format", "json", "--no-cache").stdout)["results"][0]
+    got = doc["estimate"]["performance"]["saturation_output_tokens_per_s"]
+    f = next(x for x in doc["findings"] if x["id"] == "PF409")
+    assert f["severity"] == "error" and got < 2000
+    (fx, *_) = f["fixes"]
+    assert {e["path"]: e["to"] for e in fx["edits"]} == {"/hardware/replicas": math.ceil(2000 / (got / 4))}
+    q = tmp_path / "fixed.yaml"
+    q.write_text(apply_edits(p.read_text(), fx["edits"]))
+    assert "PF409" not in run_cli("check", str(q), "--no-breach").stdout
+
+
+def test_plan_offline_options_show_checks_own_latency(tmp_path):
+    """An offline spec is judged with every sequence the pools hold in flight; plan's table showed latencies at
+    one sequence per replica (p95 TTFT 101 ms where check of the written spec says 14 s). The written option
+    meets the throughput SLO, and its p95 TTFT and ITL are check's."""
+    p = tmp_path / "p.yaml"
+    p.write_text(BATCH_SPEC % ("", 20000))
+    out = tmp_path / "w.yaml"
+    r = run_cli("plan", str(p), "--format", "json", "--write", str(out))
+    assert r.returncode == 0, r.stderr
+    best = json.loads(r.stdout)["options"][0]
+    assert best["saturation_output_tokens_per_s"] >= 20000
+    est = json.loads(run_cli("check", str(out), "--format", "json").stdout)["results"][0]["estimate"]["performance"]
+    assert best["ttft_p95_ms"] == pytest.approx(est["ttft_ms"]["p95"], abs=0.06)  # plan rounds to 0.1 ms
+    assert best["itl_p95_ms"] == pytest.approx(est["itl_ms"]["p95"], abs=0.06)

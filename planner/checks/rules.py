@@ -407,6 +407,25 @@ def int4_kv(r, est):
     return [finding("PF407", f"int4 KV cache at {r.max_model_len:,}-token context", "/precision/kv_cache", "kv_cache: fp8")]
 
 
+@register("PF409", "throughput-below-slo", "error", "The fleet cannot deliver slo.min_output_tokens_per_s.")
+def throughput_slo(r, est):
+    """What: `slo.min_output_tokens_per_s` is more than the fleet delivers: offline or at an arrival rate, its
+    output with every request queued (the saturation throughput, the steady state of continuous batching);
+    in a closed loop, its output at the peak in-flight requests. `plan` holds the same line.
+
+    Fix: more replicas (verified on a copy), FP8 weights or KV cache, or a faster GPU."""
+    from planner.evaluate import delivered_tokens_per_s, throughput_slo as need_of
+
+    need = need_of(r)
+    got = delivered_tokens_per_s(r, est.get("performance"))
+    if not need or got is None or got >= need:
+        return []
+    how = "at the peak in-flight requests" if r.mode == "concurrency" else "with every request queued"
+    return [finding("PF409", f"the fleet delivers {got:,.0f} output tokens/s {how}, SLO at least {need:,.0f} "
+                    f"({(got / need - 1) * 100:+.0f} %)", "/slo/min_output_tokens_per_s",
+                    "more replicas, FP8 weights or KV cache, or a faster GPU")]
+
+
 @register("PF408", "borrowed-calibration", "warning", "The prediction rests on kernel curves or measurements of other hardware.")
 def borrowed(r, est):
     """What: no measured kernel tables exist for this GPU (its curves are borrowed from the nearest
