@@ -78,6 +78,7 @@ class Resolved:
     image: str | None = None
     labels: tuple = ()  # ((key, value), ...) from metadata.labels
     description: str = ""
+    owner: str = ""  # metadata.owner: shown in the report and on every alert
     storage_kind: str = "hub"  # weights source: hub | staged | pvc | node-local
     storage: dict = field(default_factory=dict)  # source, read_gb_per_s, download_gb_per_s, claim, storage_class, path
     defaults: tuple = field(default_factory=tuple)  # ((pointer, value, source), ...)
@@ -347,5 +348,5 @@ def resolve(loaded: Loaded) -> Resolved:
         ignores=tuple((i["id"], i["reason"], i.get("path")) for i in d.get("checks", {}).get("ignore", [])),
         archetype=arch["id"], calibration=calib, extra_args=tuple(str(a) for a in e.get("extra_args", [])),
         image=e.get("image"), labels=tuple(sorted(d["metadata"].get("labels", {}).items())),
-        description=d["metadata"].get("description", ""), storage_kind=source, storage=storage_plan,
+        description=d["metadata"].get("description", ""), owner=d["metadata"].get("owner", ""), storage_kind=source, storage=storage_plan,
         defaults=tuple(defaults))

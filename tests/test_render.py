@@ -440,3 +440,20 @@ slo: {ttft_ms: {p95: 3000}, itl_ms: {p95: 100}}
     pf304 = [f for f in json.loads(run_cli("check", str(p), "--format", "json", "--no-breach").stdout)["results"][0]["findings"]
              if f["id"] == "PF304"]
     assert pf304 and "pipeline" not in pf304[0]["remediation"], pf304
+
+
+def test_the_owner_is_on_the_report_and_every_alert(tmp_path):
+    """metadata.owner promised "shown in reports and alerts" and was read by nothing."""
+    from conftest import run_cli
+
+    spec = (ROOT / "specs" / "chat-llama-3.1-70b.yaml").read_text()
+    assert "owner:" not in spec
+    p = tmp_path / "s.yaml"
+    p.write_text(spec.replace("metadata:\n", "metadata:\n  owner: \"ml-platform <oncall@example.com>\"\n", 1))
+    out = tmp_path / "out"
+    r = run_cli("render", str(p), "-o", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    rules = yaml.safe_load((out / "alerts" / "prometheusrule.yaml").read_text())["spec"]["groups"][0]["rules"]
+    assert rules and all(x["annotations"]["owner"] == "ml-platform <oncall@example.com>" for x in rules)
+    assert "Owner: ml-platform" in (out / "report.md").read_text()
+    assert "Owner: ml-platform &lt;oncall@example.com&gt;." in (out / "report.html").read_text()

@@ -304,7 +304,7 @@ def build(res, spec_text: bytes) -> dict:
     resource = k8s.get("resource", "nvidia.com/gpu")
     return {
         "planfile_version": __version__,
-        "spec": {"name": r.name, "namespace": r.namespace, "description": r.description,
+        "spec": {"name": r.name, "namespace": r.namespace, "description": r.description, "owner": r.owner,
                  "path": res.spec if res.spec == "-" else os.path.normpath(res.spec),
                  "sha256": hashlib.sha256(spec_text).hexdigest()[:16], "archetype": r.archetype, "mode": r.mode},
         "labels": labels, "selector": selector,
