@@ -143,6 +143,10 @@ def kv_memory_layout(r: "Resolved"):
         if model_arch not in rule["architectures"]:
             return lay.held_in_full(), (f"{name} holds every token of the {kind}-window layers too: its hybrid "
                                         f"window pool is only for {', '.join(rule['architectures'])}, not {model_arch or 'this model'}")
+        if lay.full_layers and not r.prefix_caching:
+            # radix cache off and --max-running-requests given (planfile renders it): SGLang sizes the window pool
+            # for that many windows (SWARequestCapPoolConfigurator), the rest is the full pool: capped by need
+            return lay, f"{name} caps them at the window (radix cache off: its window pool is sized from --max-running-requests)"
         ratio = float(rule.get("swa_full_tokens_ratio") or 0.0) if lay.full_layers else 0.0
         return replace(lay, pool_ratio=ratio), (
             f"{name} caps them in a window pool sized at {ratio:g} of the full pool's tokens" if ratio

@@ -112,3 +112,18 @@ def test_every_catalog_window_has_a_known_kind():
     assert {m["id"] for m in ms} >= {"gemma-3-27b", "llama-4-scout", "gpt-oss-120b", "mistral-7b"}
     for m in ms:
         assert m["sliding_window"].get("kind", "sliding") in ("sliding", "chunked")
+
+
+def test_sglang_without_radix_cache_sizes_the_window_pool_by_need(tmp_path):
+    """Radix cache off (prefix caching off) and --max-running-requests rendered: SGLang's
+    SWARequestCapPoolConfigurator sizes the window pool for that many windows, the rest is the full pool, so a
+    sequence costs its full-layer tokens plus one window: (12 x 2,000 + 36 x 2,000) x 2,048 B at 2,000 tokens."""
+    from planner.resolve import kv_memory_layout
+
+    r = resolved(tmp_path, "llama-4-scout", "sglang")
+    import dataclasses
+
+    off = dataclasses.replace(r, prefix_caching=False)
+    assert kv_memory_layout(off)[0].pool_ratio == 0.0
+    assert seq_bytes(off, 2000) == (12 * 2000 + 36 * 2000) * 2048
+    assert seq_bytes(off, 30000) == (12 * 30000 + 36 * 8192) * 2048
