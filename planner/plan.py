@@ -510,9 +510,26 @@ def explain_choice(o: Option, all_opts: list[Option], base: Resolved, allowed: t
                  + (", DeepEP" if r.moe_all_to_all == "deepep" else "") + (" with two-batch overlap" if r.two_batch_overlap else "")
                  + f") over {link_name(r.gpu, link(r.gpu, r.ep, r.gpus_per_node)[2])}")
         if smaller:
+            # what the search verified of the smaller splits, not a guess about them
             s0 = smaller[0].r
-            why.append(f"{split}: TP {s0.tp} also fits but its KV pool holds only {memory_plan(s0).max_seqs_mean} "
-                       f"sequences per replica, so the load needs more GPUs that way")
+            held = [x for x in smaller if x.verified and x.meets_slo]
+            if held:
+                x = min(held, key=lambda x: (x.usd_per_month if x.usd_per_month is not None else math.inf, x.gpus))
+                xr, mine, theirs = x.r, o.usd_per_month, x.usd_per_month
+                if mine is not None and theirs is not None and theirs > mine:
+                    why.append(f"{split}: TP {xr.tp} holds the SLOs only with {xr.replicas} x {xr.gpus_per_replica} GPUs "
+                               f"(${theirs:,.0f}/month)")
+                elif mine is not None and theirs == mine:
+                    why.append(f"{split}: TP {xr.tp} ({xr.replicas} x {xr.gpus_per_replica}) costs the same, at p95 TTFT "
+                               f"{x.ttft_p95_ms:.0f} ms vs {o.ttft_p95_ms:.0f} ms here")
+                else:
+                    why.append(f"{split}: TP {xr.tp} ({xr.replicas} x {xr.gpus_per_replica}, "
+                               + (f"${theirs:,.0f}/month" if theirs is not None else "unpriced") + ") ranks lower by the objective")
+            elif any(x.verified for x in smaller):
+                why.append(f"{split}: TP {s0.tp} also fits but misses an SLO at every replica count tried")
+            else:
+                why.append(f"{split}: TP {s0.tp} also fits (its KV pool holds {memory_plan(s0).max_seqs_mean} sequences per "
+                           "replica), but its estimate cost more, so the search did not simulate it")
         else:
             why.append(f"{split}: the smallest split whose memory holds the model at {r.weights}")
     if r.weights != "bf16" and allowed and "bf16" not in allowed:

@@ -191,3 +191,16 @@ def test_links_are_named_as_the_vendor_names_them():
     for gid, name in (("h100-sxm", "NVLink"), ("mi325x", "Infinity Fabric"), ("l40s", "PCIe")):
         g = catalog.gpus().get(gid).entry
         assert link_name(g, link(g, 2, g["gpus_per_node"])[2]) == name
+
+
+def test_the_why_of_a_split_is_what_the_search_verified():
+    """plan said "TP 2: TP 1 also fits but its KV pool holds only 300 sequences per replica, so the load needs
+    more GPUs that way" while its own table listed 6 x TP1 H100 at the same $/month. The reason given for a split
+    is the verified smaller split's cost and latency."""
+    r, doc = plan_json("specs/chat-llama-3.1-70b.yaml", "--gpus", "h100-sxm,h200-sxm", "--provider", "aws")
+    best = doc["options"][0]
+    text = " ".join(best["why"])
+    assert "so the load needs more GPUs" not in text
+    if best["tensor"] > 1 and "costs the same" in text:
+        assert any(o["gpu"] == best["gpu"] and o["tensor"] < best["tensor"] and o["usd_per_month"] == best["usd_per_month"]
+                   for o in doc["options"]), doc["options"]
