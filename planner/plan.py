@@ -119,6 +119,11 @@ def _precisions(base: Resolved, c: Constraints) -> list[tuple[str, str]]:
         kvs = ["fp8", "bf16"]
     else:
         ws = ["bf16", "fp8"] + (["int4"] if base.quantized_checkpoint and base.weights == "int4" else [])
+        # and what the model's own releases store (gpt-oss ships only MXFP4: without fp4 no checkpoint exists)
+        from planner import checkpoints
+
+        released = {checkpoints.formats()[e["format"]]["precision"] for e in checkpoints.entries(base.model["id"])}
+        ws += sorted(p for p in released if p not in ws and p in WEIGHTS_RISK and p != "int4")
         kvs = ["fp8", "bf16"]
     if c.kv_caches and not c.no_quantize:
         kvs = [k for k in c.kv_caches]

@@ -204,3 +204,15 @@ def test_the_why_of_a_split_is_what_the_search_verified():
     if best["tensor"] > 1 and "costs the same" in text:
         assert any(o["gpu"] == best["gpu"] and o["tensor"] < best["tensor"] and o["usd_per_month"] == best["usd_per_month"]
                    for o in doc["options"]), doc["options"]
+
+
+def test_a_model_released_only_quantized_is_planned_at_its_release_precision(tmp_path):
+    """gpt-oss-120b ships only MXFP4 weights: plan searched bf16 and fp8 (no such checkpoint) and found nothing
+    ("96 no checkpoint"). Its own release's precision is a candidate; the written spec passes check."""
+    p = partial(tmp_path, model="gpt-oss-120b", isl=2000, isl_p95=6000, isl_max=8000, rate=3, ttft=1500, itl=50)
+    out = tmp_path / "w.yaml"
+    r = run_cli("plan", str(p), "--gpus", "h100-sxm,h200-sxm", "--write", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "fp4/" in r.stdout
+    c = run_cli("check", str(out), "--no-breach")
+    assert c.returncode == 0, c.stdout
