@@ -22,6 +22,7 @@ import numpy as np
 from planner.physics import serving
 from planner.physics.serving import Lengths
 
+
 def gpu_excluded(gpu: dict) -> str | None:
     """Why a disaggregated fleet cannot run on this GPU (None: it can): planfile renders the pools for NVIDIA
     Dynamo, whose runtime images are CUDA builds. One rule for check (PF122) and plan (no such candidate)."""

@@ -420,18 +420,22 @@ def passes(r: Resolved, mem, fn, slo: dict) -> tuple[bool, dict]:  # mem/fn: Non
     from planner.evaluate import check_load, delivered_tokens_per_s, perf_at, saturation_tps, slo_ok, throughput_slo
 
     need = throughput_slo(r)  # PF409's line, by PF409's rule
-    if need and (r.mode != "concurrency" and (delivered_tokens_per_s(r, None, saturation_tps(r, mem, fn)) or 0) < need):
-        return False, {}
+    sat = saturation_tps(r, mem, fn) if need and r.mode != "concurrency" else None
+
+    def delivers(perf: dict) -> bool:
+        return not need or (delivered_tokens_per_s(r, perf, sat) or 0) >= need
+
+    if sat is not None and not delivers({}):
+        return False, {}  # short of the throughput SLO with every request queued: nothing to simulate
     if not slo:
         perf = perf_at(r, mem, fn, check_load(r, mem, fn))
-        return (not need or r.mode != "concurrency" or (delivered_tokens_per_s(r, perf) or 0) >= need), perf
+        return delivers(perf), perf
     if r.mode == "rate":
         at = r.rate_rps * r.peak_factor * (1 + r.settings["headroom_min_pct"] / 100)
         if not slo_ok(run_load(r, mem, fn, rate_fleet=at, n_requests=600), slo):
             return False, {}
     perf = perf_at(r, mem, fn, check_load(r, mem, fn))
-    ok = slo_ok(perf, slo) and (not need or r.mode != "concurrency" or (delivered_tokens_per_s(r, perf) or 0) >= need)
-    return ok, perf
+    return slo_ok(perf, slo) and delivers(perf), perf
 
 
 def verify(o: Option, max_gpus: int | None) -> Option:
