@@ -158,17 +158,18 @@ def run(argv: list[str]) -> int:
         hit = cache.lookup_check(argv[1:])
         if hit is not None:
             return hit
+    parser = _parser()
     if argv and not argv[0].startswith("-"):
-        commands = _parser().get_default("commands")
+        commands = parser.get_default("commands")
         if argv[0] not in commands:
             import difflib
 
             close = difflib.get_close_matches(argv[0], list(commands), n=1, cutoff=0.6)
             raise Exit(2, f"planfile: unknown command '{argv[0]}'" + (f"; did you mean '{close[0]}'?" if close else "")
                        + f" (commands: {', '.join(commands)})")
-    args = _parser().parse_args(argv)
+    args = parser.parse_args(argv)
     if not args.command:
-        _parser().print_help()
+        parser.print_help()
         return 2
     from planner import commands
 
