@@ -313,8 +313,10 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
             # not fit could not show): that split and the fewest replicas that carry it, cheapest kept below
             done = {x.edits for x in fixed}
             for edits in cands:
+                if edits in done:
+                    continue
                 res = ctx.trial(edits, breach)
-                if edits in done or res is None or res.status == "invalid" or any(x.id == f.id for x in res.findings):
+                if res is None or res.status == "invalid" or any(x.id == f.id for x in res.findings):
                     continue
                 ctx.fits_alone.append(edits)
                 fx = _replicas_search(ctx, f, breach, up=True, base=edits)

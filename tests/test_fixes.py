@@ -246,14 +246,8 @@ def test_a_fix_never_says_the_specs_own_value_would_not_do(tmp_path):
     assert "fewer replicas" not in pf404["remediation"] and "one replica" in pf404["remediation"]
 
 
-def test_a_split_that_fits_but_cannot_carry_the_load_comes_with_its_replicas(tmp_path):
-    """Qwen3-30B-A3B in BF16 on one L40S: 61.1 GB of weights on a 48 GB GPU (PF201). FP8 weights fit
-    (31.2 GB), but two replicas then miss the 40 ms ITL at 6 req/s — an error the unfit spec could not show.
-    The fix is that split plus the fewest replicas that carry the load, verified: not "no edit fits it"."""
-    from planner.commands import apply_edits
-
-    p = tmp_path / "q30.yaml"
-    p.write_text("""apiVersion: planfile/v1
+# Qwen3-30B-A3B in BF16 (61.1 GB) on one 48 GB L40S, precision unstated: PF201, fixed by FP8 plus replicas
+Q30_L40S = """apiVersion: planfile/v1
 kind: Deployment
 metadata: {name: q30}
 model: {id: qwen3-30b-a3b}
@@ -263,7 +257,17 @@ workload: {archetype: chat, arrival_rate_rps: 4}
 slo:
   ttft_ms: {p95: 1500}
   itl_ms: {p95: 40}
-""")
+"""
+
+
+def test_a_split_that_fits_but_cannot_carry_the_load_comes_with_its_replicas(tmp_path):
+    """Qwen3-30B-A3B in BF16 on one L40S: 61.1 GB of weights on a 48 GB GPU (PF201). FP8 weights fit
+    (31.2 GB), but two replicas then miss the 40 ms ITL at 6 req/s — an error the unfit spec could not show.
+    The fix is that split plus the fewest replicas that carry the load, verified: not "no edit fits it"."""
+    from planner.commands import apply_edits
+
+    p = tmp_path / "q30.yaml"
+    p.write_text(Q30_L40S)
     f = next(x for x in findings(p) if x["id"] == "PF201")
     assert f["fixes"], f["remediation"]
     for fx in f["fixes"]:
@@ -278,16 +282,6 @@ slo:
 def test_fix_lists_an_added_field_as_added(tmp_path):
     """A fix that adds a field the spec does not state read "/precision/weights: None -> fp8"."""
     p = tmp_path / "q30.yaml"
-    p.write_text("""apiVersion: planfile/v1
-kind: Deployment
-metadata: {name: q30}
-model: {id: qwen3-30b-a3b}
-hardware: {gpu: l40s, gpus_per_replica: 1, replicas: 2}
-engine: {name: vllm}
-workload: {archetype: chat, arrival_rate_rps: 4}
-slo:
-  ttft_ms: {p95: 1500}
-  itl_ms: {p95: 40}
-""")
+    p.write_text(Q30_L40S)
     r = run_cli("fix", str(p))
     assert "/precision/weights: fp8 (added)" in r.stdout and "None" not in r.stdout, r.stdout
