@@ -205,6 +205,14 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
     r = ctx.result.resolved
     ptr = pointer or _replica_pointer(ctx)
     cur = current if current is not None else r.replicas
+    # an SLO finding at an arrival rate is resolved as plan judges a fleet (plan.passes): at the peak and
+    # still with the headroom setting above it (PF402), so a fix never trades an error for that warning
+    headroom = up and r.mode == "rate" and finding.id in ("PF202", "PF401", "PF403", "PF409")
+
+    def holds(res) -> bool:
+        return resolves(res, finding, ctx.result) and not (
+            headroom and any(x.id == "PF402" and not x.waived for x in res.findings))
+
     if up:
         lo, hi = cur, None  # the spec's count does not resolve it (on the base edits either: the caller tried them)
         n = cur
@@ -213,7 +221,7 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
             res = ctx.trial(base + (ctx.edit(ptr, n),), breach)
             if res is None:
                 return None
-            if resolves(res, finding, ctx.result):
+            if holds(res):
                 hi = n
                 break
             lo = n
@@ -228,7 +236,7 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
         res = ctx.trial(base + (ctx.edit(ptr, mid),), breach)
         if res is None:
             return None
-        ok = resolves(res, finding, ctx.result) if up else _keeps_slos(res, ctx.result) and resolves(res, finding, ctx.result)
+        ok = holds(res) if up else _keeps_slos(res, ctx.result) and resolves(res, finding, ctx.result)
         if ok:
             hi = mid
         else:
@@ -236,9 +244,13 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
     if not up and hi == cur:
         return None
     res = ctx.trial(base + (ctx.edit(ptr, hi),), breach)
-    if res is None or not resolves(res, finding, ctx.result) or (not up and not _keeps_slos(res, ctx.result)):
+    if res is None or not (holds(res) if up else resolves(res, finding, ctx.result) and _keeps_slos(res, ctx.result)):
         return None
     why = f"{hi - 1} would not" + (" resolve it" if up else " keep every SLO")
+    if headroom and hi - 1 > cur:
+        short = ctx.trial(base + (ctx.edit(ptr, hi - 1),), breach)  # the bisection's last count: cached
+        if short is not None and resolves(short, finding, ctx.result):
+            why = f"{hi - 1} would leave under {r.settings['headroom_min_pct']:g} % headroom"
     # the count just short of the fix, when it is neither the spec's own (up) nor zero (down)
     told = hi - 1 > cur if up else hi - 1 >= 1
     return _fix(ctx, base + (ctx.edit(ptr, hi),), res, minimal=why if told else "")
@@ -401,6 +413,16 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
         res = ctx.trial(edits, True)
         if res is not None and resolves(res, f, ctx.result) and _keeps_slos(res, ctx.result):
             fixed.append(_fix(ctx, edits, res))
+    elif f.id == "PF601" and not r.disagg:
+        # a second replica (the autoscaler's floor), verified like any other edit
+        hw = ctx.loaded.data.get("hardware") or {}
+        if isinstance(hw.get("autoscale"), dict):
+            edits = (ctx.edit("/hardware/autoscale/min", 2),)
+            if r.replicas < 2:
+                edits += (ctx.edit("/hardware/autoscale/max", 2),)
+        else:
+            edits = (ctx.edit("/hardware/replicas", 2),)
+        try_edits([edits])
     elif f.id in ("PF503", "PF404", "PF501"):
         if r.mode in ("rate", "concurrency") and not r.autoscale and not r.disagg:
             fx = _replicas_search(ctx, f, breach, up=False)
@@ -412,7 +434,7 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
     return fixed[:MAX_FIXES]
 
 
-GENERATED = ("PF201", "PF202", "PF302", "PF305", "PF401", "PF409", "PF402", "PF403", "PF404", "PF501", "PF503", "PF701", "PF702", "PF703", "PF704")
+GENERATED = ("PF201", "PF202", "PF302", "PF305", "PF401", "PF409", "PF402", "PF403", "PF404", "PF501", "PF503", "PF601", "PF701", "PF702", "PF703", "PF704")
 
 
 def verify(result) -> list[Finding]:
@@ -437,8 +459,11 @@ def verify(result) -> list[Finding]:
 def _no_fix(ctx: Context, f: Finding) -> str:
     r = ctx.result.resolved
     if f.id in ("PF503", "PF404", "PF501"):
-        if r.autoscale:
+        if r.autoscale and r.replicas_min > 1:
             return "lower hardware.autoscale.min: the autoscaler sizes the fleet"
+        if r.autoscale:
+            return ("autoscale.min is 1 already and the autoscaler sizes the fleet: a smaller GPU or another precision "
+                    "fills each replica more; `planfile plan` searches them")
         if r.replicas <= 1:
             return "one replica already: fewer GPUs per replica, a smaller GPU or another precision; `planfile plan` searches them"
         one = ctx.trial((ctx.edit(_replica_pointer(ctx), 1),), False)

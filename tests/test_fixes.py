@@ -285,3 +285,54 @@ def test_fix_lists_an_added_field_as_added(tmp_path):
     p.write_text(Q30_L40S)
     r = run_cli("fix", str(p))
     assert "/precision/weights: fp8 (added)" in r.stdout and "None" not in r.stdout, r.stdout
+
+
+L8B_AUTOSCALE = """apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: small}
+model: {id: llama-3.1-8b}
+hardware: {gpu: a100-sxm-80gb, autoscale: {min: 1, max: 8}}
+engine: {name: vllm}
+workload: {archetype: chat, arrival_rate_rps: 20}
+slo:
+  ttft_ms: {p95: 500}
+  itl_ms: {p95: 30}
+"""
+
+
+def test_a_replica_fix_for_an_slo_keeps_the_headroom_plan_requires(tmp_path):
+    """Llama-3.1-8B BF16 on A100s autoscaled to 8 breaks ITL at the peak. A count that just meets the SLO at the
+    peak but breaks it 10 % above (PF402) is not what plan would buy: the replica fix is the count that holds
+    both, and says why the one below it does not."""
+    from planner.commands import apply_edits
+
+    p = tmp_path / "l8b.yaml"
+    p.write_text(L8B_AUTOSCALE)
+    f401 = next(f for f in findings(p) if f["id"] == "PF401")
+    fx = next(x for x in f401["fixes"] if x["edits"][0]["path"] == "/hardware/autoscale/max")
+    n = fx["edits"][0]["to"]
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(apply_edits(p.read_text(), fx["edits"]))
+    after = {f["id"] for f in findings(fixed)}
+    assert not after & {"PF401", "PF402"}, after
+    shorter = tmp_path / "shorter.yaml"
+    shorter.write_text(L8B_AUTOSCALE.replace("max: 8", f"max: {n - 1}"))
+    short = {f["id"] for f in findings(shorter)}
+    assert short & {"PF401", "PF402"}, short  # one fewer fails at the peak or its headroom: n is the fewest
+    if "PF401" not in short:
+        assert f"({n - 1} would leave under 10 % headroom)" in f401["remediation"]
+
+
+def test_single_replica_fix_edits_the_autoscaler_floor_and_underuse_does_not_lower_it(tmp_path):
+    """autoscale {min: 1}: PF601 points at autoscale.min and its verified fix raises it to 2; PF404 must not
+    advise lowering a floor that is already 1 (it would contradict PF601)."""
+    p = tmp_path / "l8b.yaml"
+    p.write_text(L8B_AUTOSCALE)
+    fs = {f["id"]: f for f in findings(p)}
+    assert fs["PF601"]["location"]["path"] == "/hardware/autoscale/min"
+    assert [(e["path"], e["from"], e["to"]) for e in fs["PF601"]["fixes"][0]["edits"]] == [("/hardware/autoscale/min", 1, 2)]
+    assert "lower hardware.autoscale.min" not in fs["PF404"]["remediation"]
+    one = tmp_path / "one.yaml"
+    one.write_text(L8B_AUTOSCALE.replace("autoscale: {min: 1, max: 8}", "replicas: 1").replace("arrival_rate_rps: 20", "arrival_rate_rps: 2"))
+    f601 = next(f for f in findings(one) if f["id"] == "PF601")
+    assert [(e["path"], e["from"], e["to"]) for e in f601["fixes"][0]["edits"]] == [("/hardware/replicas", 1, 2)]

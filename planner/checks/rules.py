@@ -215,8 +215,11 @@ def single(r, est):
 
     Fix: replicas: 2 (or autoscale min 2)."""
     if r.mode != "offline" and (r.replicas_min if r.autoscale else r.replicas) < 2:
+        if r.autoscale:
+            return [finding("PF601", "autoscale.min is 1: at low load one replica serves, and any restart or node drain "
+                            "is an outage", "/hardware/autoscale/min", "hardware.autoscale.min: 2")]
         return [finding("PF601", "one replica: any restart or node drain is an outage", "/hardware",
-                        "replicas: 2")]
+                        "hardware.replicas: 2")]
     return []
 
 
