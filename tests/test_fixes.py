@@ -318,9 +318,9 @@ def test_a_replica_fix_for_an_slo_keeps_the_headroom_plan_requires(tmp_path):
     shorter = tmp_path / "shorter.yaml"
     shorter.write_text(L8B_AUTOSCALE.replace("max: 8", f"max: {n - 1}"))
     short = {f["id"] for f in findings(shorter)}
-    assert short & {"PF401", "PF402"}, short  # one fewer fails at the peak or its headroom: n is the fewest
-    if "PF401" not in short:
-        assert f"({n - 1} would leave under 10 % headroom)" in f401["remediation"]
+    # one fewer meets the SLO at the peak but not 10 % above it (the count the fix used to stop at)
+    assert "PF401" not in short and "PF402" in short, short
+    assert f"({n - 1} would leave under 10 % headroom)" in f401["remediation"]
 
 
 def test_single_replica_fix_edits_the_autoscaler_floor_and_underuse_does_not_lower_it(tmp_path):
