@@ -198,6 +198,9 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
     # decoding requests: finish when the global decode counter reaches their target
     heap: list[tuple[float, int]] = []
     decoding: set[int] = set()
+    # decoding requests in the order they started decoding (lazily pruned): the newest is the preemption victim
+    newest: list[int] = []
+    target: dict[int, float] = {}  # the heap entry of each decoding request (older entries are stale)
     g = 0.0  # decode steps taken by every decoding sequence so far (scaled by tokens_per_step)
     start_g: dict[int, float] = {}
     sum_ctx0 = 0.0  # sum over decoding of (ctx at decode start - start_g)
@@ -282,6 +285,8 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
             k = 1
         else:
             # pure decode run: until a completion, an arrival that can be admitted, or the KV pool fills
+            while heap and target.get(heap[0][1]) != heap[0][0]:
+                heappop(heap)  # entries of preempted requests off the top: the next completion is heap[0]
             k_done = max(1, ceil((heap[0][0] - g) / tokens_per_step)) if heap else 1
             k = k_done
             dt0 = None
@@ -293,13 +298,15 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
             if k_kv < 1:
                 # KV pool full: preempt the newest decoding request (vLLM recompute policy)
                 if D > 1:
-                    victim = max(decoding, key=lambda r: start_g[r])
+                    # the request that started decoding last (vLLM preempts the tail of its running queue)
+                    victim = newest.pop()
+                    while victim not in decoding:
+                        victim = newest.pop()
                     decoding.discard(victim)
+                    del target[victim]  # its heap entry is stale from here on
                     sum_ctx0 -= ctx[victim] - start_g[victim]
                     gen = int(generated[victim] + (g - start_g[victim]) / tokens_per_step * tokens_per_step)
                     generated[victim] = min(gen, outs[victim])
-                    heap = [(x, r) for (x, r) in heap if r != victim]
-                    heapq.heapify(heap)
                     to_prefill[victim] = int(prompts[victim] + generated[victim])
                     ctx[victim] = 0
                     waiting.appendleft(victim)
@@ -341,13 +348,16 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
                         release += 1
                     continue
                 decoding.add(r)
+                newest.append(r)
                 start_g[r] = g
                 sum_ctx0 += ctx[r] - g
-                heappush(heap, (g + (outs[r] - generated[r]), r))
+                x = target[r] = g + (outs[r] - generated[r])
+                heappush(heap, (x, r))
         while heap and heap[0][0] <= g + 1e-9:
-            _, r = heappop(heap)
-            if r not in decoding:
+            x, r = heappop(heap)
+            if target.get(r) != x:  # preempted since (or finished): a stale entry
                 continue
+            del target[r]
             decoding.discard(r)
             sum_ctx0 -= ctx[r] - start_g[r]
             done_t[r] = t
