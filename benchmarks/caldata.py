@@ -8,6 +8,7 @@ Shared by benchmarks/accuracy.py and benchmarks/calibrate.py.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import re
 import sys
@@ -88,7 +89,8 @@ def resolved(row: dict):
     problems = [f for f in validate(loaded) if f.severity == "error"]
     if problems:
         raise ValueError(f"{row['id']}: {problems[0].message}")
-    return resolve(loaded)
+    # the measured engine ran with its own batch limit (its default or the row's), not the cap planfile renders
+    return dataclasses.replace(resolve(loaded), kv_batch_cap=False)
 
 
 def generation(row: dict) -> str:

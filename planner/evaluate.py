@@ -229,11 +229,31 @@ def tokens_per_step(r: Resolved) -> float:
     return float(k + 1) if a >= 1 else (1 - a ** (k + 1)) / (1 - a)
 
 
+def limit_groups(r: Resolved) -> int:
+    """How many times the engine applies its batch limits in one replica: once per attention data-parallel rank
+    where every rank is an engine with its own scheduler (vLLM, TensorRT-LLM), once for the replica where the
+    limits are the whole server's (SGLang divides them over its DP ranks). catalog engines.yaml dp_attention_limits."""
+    return max(r.attention_dp, 1) if r.engine.get("dp_attention_limits", "per_rank") == "per_rank" else 1
+
+
+def batch_cap(r: Resolved, held_seqs: int) -> int:
+    """The engine's batch limit as planfile renders it (--max-num-seqs, --max-running-requests, --max_batch_size):
+    the spec's or engine's max_num_seqs, capped at the sequences the replica's KV pool holds at the workload's
+    mean context (`held_seqs`, Memory.max_seqs_mean), shared out over the ranks that apply it. With pipeline
+    stages every sequence holds KV on each stage and one scheduler counts every micro-batch, so the replica
+    holds what one stage does. The simulator runs this same limit (limits), so check predicts the engine that
+    render configures. A model that does not fit (nothing held) keeps max_num_seqs; a published benchmark
+    (kv_batch_cap False) ran with max_num_seqs itself."""
+    if not r.kv_batch_cap or held_seqs <= 0:
+        return int(r.max_num_seqs)
+    return max(1, min(int(r.max_num_seqs), int(held_seqs) // limit_groups(r)))
+
+
 def limits(r: Resolved, mem: Memory) -> serving.Limits:
     ve = r.pp  # virtual engines (pipeline micro-batches) per replica
     # attention groups schedule on their own: limits the engine applies per group add up over the replica
-    groups = max(r.attention_dp, 1) if r.engine.get("dp_attention_limits", "per_rank") == "per_rank" else 1
-    return serving.Limits(max_seqs=max(int(r.max_num_seqs * groups // ve), 1), token_budget=int(r.max_num_batched_tokens * groups),
+    groups = limit_groups(r)
+    return serving.Limits(max_seqs=max(int(batch_cap(r, mem.max_seqs_mean) * groups // ve), 1), token_budget=int(r.max_num_batched_tokens * groups),
                           kv_tokens=max(int(mem.kv_tokens // ve), 0), block=r.block_size,
                           no_evict=r.scheduler_policy == "guaranteed-no-evict")
 

@@ -135,7 +135,7 @@ def explain(res, metric: str | None = None) -> str:
                 f"flight (closed loop: the peak factor multiplies the concurrency)" if r.mode == "concurrency" else
                 "offline: every request queued at once, no peak")
         section("latency", "percentiles at peak load (discrete-event simulation of continuous batching)", [
-            f"load: {load}; engine limits: max sequences {r.max_num_seqs}, token budget {r.max_num_batched_tokens}/step, "
+            f"load: {load}; engine limits: max sequences {_cap(r, mem)}, token budget {r.max_num_batched_tokens}/step, "
             f"KV pool {mem.kv_tokens:,} tokens/GPU",
             f"token lengths: input mean {r.input.mean:g} p95 {r.input.p95:g} max {r.input.max:g}; output mean {r.output.mean:g} "
             f"p95 {r.output.p95:g} max {r.output.max:g} (lognormal fitted to mean and p95)",
@@ -237,3 +237,14 @@ def _communication(r, ks) -> str:
         parts.append("two-batch overlap: two half batches per step, each one's communication under the other's kernels "
                      "(only the part the kernels do not hide counts)")
     return "; ".join(parts) if parts else "none (one GPU per replica)"
+
+
+def _cap(r, mem) -> str:
+    """The batch limit the simulation ran and render launches with, and why it is not max_num_seqs."""
+    from planner.evaluate import batch_cap, limit_groups
+
+    cap = batch_cap(r, mem.max_seqs_mean)
+    per = " per DP rank" if limit_groups(r) > 1 else ""
+    if cap == r.max_num_seqs:
+        return f"{cap:,}{per}"
+    return f"{cap:,}{per} (max_num_seqs {r.max_num_seqs:,} capped at the {mem.max_seqs_mean:,} sequences the KV pool holds; rendered so)"

@@ -94,6 +94,9 @@ class Resolved:
     moe_all_to_all: str = "default"  # engine.moe_all_to_all: default (the engine's own collective) | deepep
     two_batch_overlap: bool = False  # engine.two_batch_overlap
     role: str = "aggregated"  # aggregated | prefill | decode (a disaggregated pool, planner.disagg.pool)
+    # the engine runs with the batch limit planfile renders (planner.evaluate.batch_cap: what the KV pool holds at
+    # the mean context); False for a published benchmark, whose engine ran with its own limit (max_num_seqs)
+    kv_batch_cap: bool = True
 
 
 def deepep_mode(r: "Resolved") -> str:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_cli
+from planner.evaluate import limits, memory_plan
 from planner.render import render
 from planner.run import check_spec
 
@@ -85,11 +86,18 @@ def round_trip(res, files: dict[str, str]) -> None:
         with pytest.raises(KeyError):
             opt(args, f["quant"])
     # parallelism and the batch the KV pool holds
-    assert int(opt(args, f["tp"])) == r.tp and int(opt(args, f["pp"])) == r.pp
+    # (vLLM's data-parallel attention: attention_data engine ranks of tensor / attention_data GPUs each)
+    assert int(opt(args, f["tp"])) == (r.tp // max(r.attention_dp, 1) if eng == "vllm" else r.tp) and int(opt(args, f["pp"])) == r.pp
     if r.ep > 1 and "ep" in f:
         assert int(opt(args, f["ep"])) == r.ep
-    held = plan["memory"]["max_concurrent_sequences"] * r.pp
-    assert int(opt(args, f["seqs"])) == max(1, min(r.max_num_seqs, held))
+    # the batch limit: max_num_seqs capped at what the KV pool holds at the mean context (one stage's pool with
+    # pipeline stages: every sequence holds KV on each), per DP rank where every rank applies it — and the very
+    # limit the simulation behind every latency and throughput figure ran (its virtual engines: one per stage)
+    groups = r.attention_dp if r.attention_dp > 1 and r.engine["dp_attention_limits"] == "per_rank" else 1
+    held = plan["memory"]["max_concurrent_sequences"]
+    seqs = int(opt(args, f["seqs"]))
+    assert seqs == max(1, min(r.max_num_seqs, held // groups))
+    assert limits(r, memory_plan(r)).max_seqs == max(seqs * groups // r.pp, 1)
     assert float(opt(args, f["frac"])) == pytest.approx(r.gpu_memory_utilization)
     kv_flag, kv_map = KV_FLAG[eng]
     if kv_flag:
@@ -568,3 +576,22 @@ def test_plan_offline_options_show_checks_own_latency(tmp_path):
     est = json.loads(run_cli("check", str(out), "--format", "json").stdout)["results"][0]["estimate"]["performance"]
     assert best["ttft_p95_ms"] == pytest.approx(est["ttft_ms"]["p95"], abs=0.06)  # plan rounds to 0.1 ms
     assert best["itl_p95_ms"] == pytest.approx(est["itl_ms"]["p95"], abs=0.06)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_attention_data_parallel_renders_the_batch_limit_it_simulated(tmp_path, engine):
+    """DeepSeek-V3 on 8 x H200 with 8 attention data-parallel ranks: vLLM applies --max-num-seqs on every rank
+    (each an engine with its own scheduler), SGLang --max-running-requests for the whole server. The rendered
+    limit is the KV-held sequences shared out accordingly, and the simulation runs exactly that limit."""
+    text = (ROOT / "specs/deepseek-v3-h200.yaml").read_text().replace("  expert: 8\n", "  expert: 8\n  attention_data: 8\n")
+    text = text.replace("  name: sglang\n", f"  name: {engine}\n")
+    spec = tmp_path / "dp.yaml"
+    spec.write_text(text)
+    res = check_spec(str(spec))
+    assert res.resolved.attention_dp == 8 and res.status in ("pass", "fail"), [f.message for f in res.findings]
+    files = render(res, spec.read_bytes(), TARGETS)
+    round_trip(res, files)
+    held = res.estimate["memory"]["max_concurrent_sequences"]
+    seqs = int(opt(shlex.split(files["engine/serve.sh"].split("exec ", 1)[1]), FLAGS[engine]["seqs"]))
+    # per rank (vLLM): at most an eighth of what the replica's pools hold; whole server (SGLang): all of it
+    assert seqs == (min(res.resolved.max_num_seqs, held // 8) if engine == "vllm" else min(res.resolved.max_num_seqs, held))

@@ -102,11 +102,10 @@ def _word(value) -> str:
 
 
 def planned_max_seqs(r: Resolved, est: dict) -> int:
-    """The batch cap the KV pool really holds at the workload's mean context, within the engine's limit. With
-    pipeline stages every sequence holds KV on each stage, and the engine's cap counts the requests of every
-    micro-batch (vLLM V1's one scheduler, SGLang's max-running-requests): the replica holds what one stage does."""
-    held = int(est["memory"]["max_concurrent_sequences"] or 0)
-    return max(1, min(r.max_num_seqs, held)) if held else r.max_num_seqs
+    """The batch limit the engine is launched with: planner.evaluate.batch_cap, the one the simulation ran."""
+    from planner.evaluate import batch_cap
+
+    return batch_cap(r, int(est["memory"]["max_concurrent_sequences"] or 0))
 
 
 def multinode(r: Resolved) -> int:
