@@ -248,8 +248,8 @@ def _replicas_guess(v: Resolved, sat_rps: float) -> int:
     if v.mode == "rate":
         return max(1, math.ceil(v.rate_rps * v.peak_factor / (sat_rps * TARGET_UTILISATION)))
     if v.mode == "concurrency":
-        held = memory_plan(v).max_seqs_mean
-        return max(1, math.ceil(v.concurrency * v.peak_factor / max(min(held, v.max_num_seqs), 1)))
+        per_replica = limits(v, memory_plan(v)).max_seqs * v.pp  # the batch limit the replica runs (evaluate.batch_cap)
+        return max(1, math.ceil(v.concurrency * v.peak_factor / max(per_replica, 1)))
     return max(1, v.replicas)
 
 
