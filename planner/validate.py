@@ -151,8 +151,13 @@ def schema_findings(loaded: Loaded) -> list[Finding]:
                                ptr, remediation=hint))
         elif v in ("enum", "const"):
             choices = [str(c) for c in (val if v == "enum" else [val])]
-            close = difflib.get_close_matches(str(err.instance).lower(), choices, n=1, cutoff=0.4)
-            hint = f"did you mean {close[0]}?" if close else ""
+            # a suggestion only for a near miss (tensorrt-llm -> trtllm, fp16 -> bf16); a value that is no typo of any
+            # choice (archetype: reasoning) gets what the field means instead of an unrelated name
+            close = difflib.get_close_matches(str(err.instance).lower(), choices, n=1, cutoff=0.6)
+            desc = _sub_schema(root, parts).get("description", "")
+            if desc.startswith(" | ".join(choices) + ":"):
+                desc = f"{parts[-1] if parts else 'the value'} {desc.split(':', 1)[1].strip()}"
+            hint = f"did you mean {close[0]}?" if close else (desc if desc.rstrip(".") != " | ".join(choices) else "")
             if isinstance(err.instance, bool) and loc and loc.plain and loc.raw and loc.raw.lower() in _YAML11_BOOLS:
                 hint = f'YAML reads unquoted {loc.raw} as a boolean: quote it ("{loc.raw}")'
             out.append(Finding("PF013", "invalid-value", "error",
