@@ -336,3 +336,26 @@ def test_single_replica_fix_edits_the_autoscaler_floor_and_underuse_does_not_low
     one.write_text(L8B_AUTOSCALE.replace("autoscale: {min: 1, max: 8}", "replicas: 1").replace("arrival_rate_rps: 20", "arrival_rate_rps: 2"))
     f601 = next(f for f in findings(one) if f["id"] == "PF601")
     assert [(e["path"], e["from"], e["to"]) for e in f601["fixes"][0]["edits"]] == [("/hardware/replicas", 1, 2)]
+
+
+def test_a_fleet_that_meets_no_slo_at_any_load_is_not_called_idle(tmp_path):
+    """Llama-3.1-8B BF16 on A10G under TensorRT-LLM with a 40 ms ITL: one sequence alone steps at about
+    16.1 GB / 0.6 TB/s = 27 ms before efficiency, above 40 ms once it is applied, so the SLO breaks at every load
+    (breach point 0). PF503 measures idleness against the load the fleet carries within its SLOs: none here,
+    so nothing is idle — not "78 % idle" from the saturation throughput beside a PF401 at every load."""
+    p = tmp_path / "a10g.yaml"
+    p.write_text("""apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: small}
+model: {id: llama-3.1-8b}
+hardware: {gpu: a10g, gpus_per_replica: 1, replicas: 3}
+engine: {name: trtllm}
+workload: {archetype: chat, input_tokens: 512, output_tokens: 256, arrival_rate_rps: 2}
+slo: {ttft_ms: {p95: 800}, itl_ms: {p95: 40}}
+cost: {usd_per_gpu_hour: 1.0}
+""")
+    r = run_cli("check", str(p), "--format", "json", "--no-cache")
+    res = json.loads(r.stdout)["results"][0]
+    ids = {f["id"] for f in res["findings"]}
+    assert res["estimate"]["capacity"]["breach_rps"] == 0 and "PF401" in ids
+    assert "PF503" not in ids

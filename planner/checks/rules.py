@@ -507,7 +507,9 @@ def idle(r, est):
         return [finding("PF503", f"more than {limit:g} % of the fleet's capacity is idle at normal load (every SLO still "
                         f"holds at {100 / (100 - limit):g}x the normal arrival rate)", "/hardware",
                         "fewer replicas, or autoscale with a lower min")]
-    if r.mode == "rate" and breach:
+    if r.mode == "rate" and breach is not None:
+        if breach <= 0:  # no load meets the SLOs (PF401 says which): no capacity within them sits idle
+            return []
         used = r.rate_rps / (breach * billed_share) * 100
     else:
         normal = r.rate_rps * r.output.mean if r.mode == "rate" else perf["output_tokens_per_s"] / r.peak_factor
