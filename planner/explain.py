@@ -4,6 +4,7 @@ with the catalog entry it came from — how a reviewer checks an estimate by han
 from __future__ import annotations
 
 from planner.evaluate import efficiency_for, link, link_name, math_precision, memory_plan
+from planner.output import headroom_text
 from planner.physics import arch, memory
 
 SECTIONS = ("defaults", "checkpoint", "kv", "weights", "memory", "decode", "prefill", "disaggregation", "latency", "breach",
@@ -174,7 +175,7 @@ def explain(res, metric: str | None = None) -> str:
     if cap.get("breach_rps") is not None:
         section("breach", "breach point", [
             "bisection on the simulated arrival rate until a latency SLO percentile fails",
-            f"breach {cap['breach_rps']:.2f} req/s vs peak {cap['peak_rps']:.2f} req/s: headroom {cap['headroom_pct']:+.0f} %"])
+            f"breach {_rate(cap['breach_rps'])} req/s vs peak {_rate(cap['peak_rps'])} req/s: headroom {headroom_text(cap['headroom_pct'])}"])
     c = est["cost"]
     if c.get("usd_per_month") is not None:
         section("cost", "cost", [
@@ -248,3 +249,7 @@ def _cap(r, mem) -> str:
     if cap == r.max_num_seqs:
         return f"{cap:,}{per}"
     return f"{cap:,}{per} (max_num_seqs {r.max_num_seqs:,} capped at the {mem.max_seqs_mean:,} sequences the KV pool holds; rendered so)"
+
+
+def _rate(x: float) -> str:
+    return f"{x:.2f}" if x >= 0.1 or x == 0 else f"{x:.2g}"

@@ -8,6 +8,18 @@ import math
 from planner import __version__
 
 
+
+def rps_text(x: float) -> str:
+    """A request rate for people: one decimal, or two significant digits below 0.1 req/s (not "0.0")."""
+    return f"{x:.1f}" if x >= 0.1 or x == 0 else f"{x:.2g}"
+
+
+def headroom_text(pct: float | None) -> str:
+    """Headroom of the breach point over the peak: a signed percentage, or a multiple from 1000 % on."""
+    if pct is None:
+        return "n/a"
+    return f"{pct:+.0f} %" if pct < 1000 else f"{1 + pct / 100:,.0f}x the peak"
+
 def _clean(x):
     if isinstance(x, float):
         return None if not math.isfinite(x) else round(x, 4)
@@ -140,8 +152,8 @@ def to_text(results) -> str:
                 if est.get("accuracy"):
                     lines.append(f"  accuracy    {t(accuracy_text(est['accuracy']))}")
             if cap.get("breach_rps") is not None:
-                lines.append(f"  capacity    breach point {cap['breach_rps']:.1f} req/s vs peak {cap['peak_rps']:.1f} "
-                             f"req/s (headroom {cap['headroom_pct']:+.0f} %)")
+                lines.append(f"  capacity    breach point {rps_text(cap['breach_rps'])} req/s vs peak {rps_text(cap['peak_rps'])} "
+                             f"req/s (headroom {headroom_text(cap['headroom_pct'])})")
             if c.get("usd_per_month") is not None:
                 per = c.get("usd_per_million_output_tokens")
                 lines.append(f"  cost        ${c['usd_per_month']:,.0f}/month"
@@ -235,7 +247,8 @@ def to_markdown(results) -> str:
                 if est.get("accuracy"):
                     out.append(f"| accuracy | {_md(accuracy_text(est['accuracy']))} |")
             if cap.get("breach_rps") is not None:
-                out.append(f"| breach point | {cap['breach_rps']:.1f} req/s vs peak {cap['peak_rps']:.1f} ({cap['headroom_pct']:+.0f} %) |")
+                out.append(f"| breach point | {rps_text(cap['breach_rps'])} req/s vs peak {rps_text(cap['peak_rps'])} "
+                           f"({headroom_text(cap['headroom_pct'])}) |")
             if c.get("usd_per_month") is not None:
                 per = c.get("usd_per_million_output_tokens")
                 out.append(f"| cost | ${c['usd_per_month']:,.0f}/month" + (f", ${per:,.2f}/1M output tokens" if per is not None else "") + " |")

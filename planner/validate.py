@@ -167,7 +167,8 @@ def schema_findings(loaded: Loaded) -> list[Finding]:
         elif v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             word = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "greater than",
                     "exclusiveMaximum": "less than"}[v]
-            out.append(Finding("PF013", "invalid-value", "error", f"{err.instance} is out of range; expected {word} {val}",
+            bound = f"{val:.12f}".rstrip("0") if isinstance(val, float) and 0 < abs(val) < 1e-4 else val  # 0.000001, not 1e-06
+            out.append(Finding("PF013", "invalid-value", "error", f"{err.instance} is out of range; expected {word} {bound}",
                                ptr, remediation=_sub_schema(root, parts).get("description", "")))
         elif v == "pattern":
             what = {"name": "a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",

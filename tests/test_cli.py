@@ -87,3 +87,21 @@ def test_a_mistyped_command_names_the_one_meant(cli):
     r = cli("chek", "spec.yaml")
     assert r.returncode == 2 and "unknown command 'chek'; did you mean 'check'?" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_a_trickle_of_requests_reads_as_numbers_not_zeros(cli, tmp_path):
+    """One request every ~2 hours (0.0001 req/s x peak 1.5): the peak prints with its digits, not as "0.0",
+    and a headroom of about 16.9 / 0.00015 = 113,000x prints as a multiple, not as an eight-digit percentage."""
+    p = tmp_path / "trickle.yaml"
+    p.write_text("""apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: x}
+model: {id: llama-3.1-8b}
+hardware: {gpu: h100-sxm, gpus_per_replica: 1, replicas: 1}
+engine: {name: vllm}
+workload: {archetype: chat, arrival_rate_rps: 0.0001, peak_factor: 1.5}
+slo: {itl_ms: {p95: 50}}
+""")
+    r = cli("check", str(p))
+    line = next(x for x in r.stdout.splitlines() if x.strip().startswith("capacity"))
+    assert "vs peak 0.00015 req/s" in line and "x the peak)" in line and " %)" not in line, line
