@@ -94,6 +94,8 @@ class Context:
     trials: int = 0
     cache: dict = field(default_factory=dict)
     fits_alone: list = field(default_factory=list)  # PF201 candidates that fit but break an SLO at any fleet size tried
+    # finding id -> (pointer, count, new error ids, result): the fewest replicas that clear it bring new errors
+    blocked: dict = field(default_factory=dict)
 
     def edit(self, pointer: str, new) -> Edit:
         return Edit(pointer, get(self.loaded.data, pointer), new)
@@ -117,14 +119,18 @@ class Context:
         return res
 
 
-def resolves(res, finding: Finding, before) -> bool:
+GROWS_WITH_FLEET = frozenset({"PF501", "PF502"})  # errors more replicas can only bring: over budget, cost per token
+
+
+def resolves(res, finding: Finding, before, ignore: frozenset = frozenset()) -> bool:
+    """The edited spec no longer has the finding and has no error the original did not (but those in `ignore`)."""
     if res is None or res.status == "invalid":
         return False
     if any(f.id == finding.id and not f.waived for f in res.findings):
         return False
     old_errors = {(f.id, f.pointer) for f in before.findings if f.severity == "error"}
     return not any(f.severity == "error" and not f.waived and (f.id, f.pointer) not in old_errors and f.id != finding.id
-                   for f in res.findings)
+                   and f.id not in ignore for f in res.findings)
 
 
 def _cost(res) -> float | None:
@@ -209,9 +215,14 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
     # still with the headroom setting above it (PF402), so a fix never trades an error for that warning
     headroom = up and r.mode == "rate" and finding.id in ("PF202", "PF401", "PF403", "PF409")
 
+    def clears(res) -> bool:
+        """Resolved but for the errors more replicas only make worse (the budget, the cost per token): monotone in
+        the count, so the search doubles and bisects on it, and checks those errors once, at the count it found."""
+        return (resolves(res, finding, ctx.result, ignore=GROWS_WITH_FLEET)
+                and not (headroom and any(x.id == "PF402" and not x.waived for x in res.findings)))
+
     def holds(res) -> bool:
-        return resolves(res, finding, ctx.result) and not (
-            headroom and any(x.id == "PF402" and not x.waived for x in res.findings))
+        return clears(res) and resolves(res, finding, ctx.result)
 
     if up:
         lo, hi = cur, None  # the spec's count does not resolve it (on the base edits either: the caller tried them)
@@ -221,7 +232,7 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
             res = ctx.trial(base + (ctx.edit(ptr, n),), breach)
             if res is None:
                 return None
-            if holds(res):
+            if clears(res):
                 hi = n
                 break
             lo = n
@@ -236,7 +247,7 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
         res = ctx.trial(base + (ctx.edit(ptr, mid),), breach)
         if res is None:
             return None
-        ok = holds(res) if up else _keeps_slos(res, ctx.result) and resolves(res, finding, ctx.result)
+        ok = clears(res) if up else _keeps_slos(res, ctx.result) and resolves(res, finding, ctx.result)
         if ok:
             hi = mid
         else:
@@ -244,6 +255,13 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
     if not up and hi == cur:
         return None
     res = ctx.trial(base + (ctx.edit(ptr, hi),), breach)
+    if up and clears(res) and not holds(res):
+        # the fewest replicas that clear it bring a new error (over budget, say): more only cost more — no fix,
+        # and the finding's advice says what stood in the way
+        new = sorted({x.id for x in res.findings if x.severity == "error" and not x.waived and x.id != finding.id}
+                     - {x.id for x in ctx.result.findings if x.severity == "error"})
+        ctx.blocked.setdefault(finding.id, (ptr, hi, new, res))
+        return None
     if res is None or not (holds(res) if up else resolves(res, finding, ctx.result) and _keeps_slos(res, ctx.result)):
         return None
     why = f"{hi - 1} would not" + (" resolve it" if up else " keep every SLO")
@@ -498,6 +516,12 @@ def _no_fix(ctx: Context, f: Finding) -> str:
     if f.id == "PF201":
         return (f"no edit planfile tried fits it on {r.gpu['id']} (FP8 weights or KV, tensor parallelism up to the "
                 f"{r.gpus_per_node}-GPU node): a GPU with more memory, or pipeline stages across nodes; `planfile plan` searches them")
+    if f.id in ctx.blocked:
+        ptr, n, new, res = ctx.blocked[f.id]
+        what = "; ".join(f"{x.id} {x.message}" for x in res.findings if x.id in new and not x.waived)
+        field_ = ptr.strip("/").replace("/", ".")
+        return (f"{field_}: {n} resolves it but brings {what}: change both together, or a cheaper fleet; "
+                "`planfile plan` searches them")
     return ("no edit planfile tried resolves it (more replicas, one precision step, tensor parallelism x2): "
             "a faster GPU or a looser SLO; `planfile plan` searches them")
 

@@ -359,3 +359,28 @@ cost: {usd_per_gpu_hour: 1.0}
     ids = {f["id"] for f in res["findings"]}
     assert res["estimate"]["capacity"]["breach_rps"] == 0 and "PF401" in ids
     assert "PF503" not in ids
+
+
+def _three_replicas_at_7(tmp_path, budget: int) -> Path:
+    p = tmp_path / f"three-{budget}.yaml"
+    p.write_text(CHAT.read_text().replace("replicas: 4", "replicas: 3").replace("arrival_rate_rps: 6 ", "arrival_rate_rps: 7 ")
+                 .replace("budget_usd_per_month: 45000", f"budget_usd_per_month: {budget}"))
+    return p
+
+
+def test_the_replica_fix_is_found_below_a_count_that_breaks_the_budget(tmp_path):
+    """The chat example at 3 replicas and 7 req/s (peak 10.5) breaks its ITL SLO; 4 replicas (8 H100, $40,179 of the
+    $45,000 budget) hold it. The search doubles 3 -> 6 first, which also holds the SLO but costs $60,269 (PF501): it
+    must bisect on the finding itself (monotone in the count) down to 4, not give up on the over-budget 6."""
+    fs = {f["id"]: f for f in findings(_three_replicas_at_7(tmp_path, 45000))}
+    fx = fs["PF401"]["fixes"][0]
+    assert [(e["path"], e["from"], e["to"]) for e in fx["edits"]] == [("/hardware/replicas", 3, 4)]
+
+
+def test_a_replica_fix_that_breaks_the_budget_says_so(tmp_path):
+    """The same at a $35,000 budget: 4 replicas ($40,179) clear the ITL breach but are over budget, and more only cost
+    more: no fix, and the advice names the count and the PF501 it brings instead of "no edit resolves it"."""
+    fs = {f["id"]: f for f in findings(_three_replicas_at_7(tmp_path, 35000))}
+    f = fs["PF401"]
+    assert f["fixes"] == []
+    assert "hardware.replicas: 4 resolves it but brings PF501" in f["remediation"] and "$35,000 budget" in f["remediation"]
