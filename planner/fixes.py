@@ -239,8 +239,10 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
         if hi is None:
             return None
     else:
-        lo, hi = 0, cur
-        if cur <= 1:
+        # an autoscaled fleet's peak count (autoscale.max) goes no lower than its floor (autoscale.min)
+        floor = max(r.replicas_min, 1) if r.autoscale and ptr.endswith("/autoscale/max") else 1
+        lo, hi = floor - 1, cur
+        if cur <= floor:
             return None
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -442,7 +444,7 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
             edits = (ctx.edit("/hardware/replicas", 2),)
         try_edits([edits])
     elif f.id in ("PF503", "PF404", "PF501"):
-        if r.mode in ("rate", "concurrency") and not r.autoscale and not r.disagg:
+        if r.mode in ("rate", "concurrency") and not r.disagg:  # autoscaled: its peak count, autoscale.max
             fx = _replicas_search(ctx, f, breach, up=False)
             if fx:
                 fixed.append(fx)
@@ -479,11 +481,16 @@ def _no_fix(ctx: Context, f: Finding) -> str:
     if f.id == "PF601":  # its one edit was not verified (the trial budget ran out): the rule's own advice
         return f.remediation
     if f.id in ("PF503", "PF404", "PF501"):
-        if r.autoscale and r.replicas_min > 1:
-            return "lower hardware.autoscale.min: the autoscaler sizes the fleet"
-        if r.autoscale:
-            return ("autoscale.min is 1 already and the autoscaler sizes the fleet: a smaller GPU or another precision "
+        if r.autoscale and r.replicas <= r.replicas_min:
+            return (f"autoscale.max is at autoscale.min ({r.replicas_min}) already: a smaller GPU or another precision "
                     "fills each replica more; `planfile plan` searches them")
+        if r.autoscale:
+            low = ctx.trial((ctx.edit("/hardware/autoscale/max", r.replicas_min),), False)
+            if low is not None and any(x.id == f.id for x in low.findings):
+                return (f"a lower autoscale.max does not resolve it (even {r.replicas_min}, the autoscale.min, does not): "
+                        "a smaller GPU or another precision fills each replica more; `planfile plan` searches them")
+            return ("a lower autoscale.max would break an SLO or the headroom at the peak: keep it, or waive this finding "
+                    "with the reason")
         if r.replicas <= 1:
             return "one replica already: fewer GPUs per replica, a smaller GPU or another precision; `planfile plan` searches them"
         one = ctx.trial((ctx.edit(_replica_pointer(ctx), 1),), False)

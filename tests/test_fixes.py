@@ -384,3 +384,63 @@ def test_a_replica_fix_that_breaks_the_budget_says_so(tmp_path):
     f = fs["PF401"]
     assert f["fixes"] == []
     assert "hardware.replicas: 4 resolves it but brings PF501" in f["remediation"] and "$35,000 budget" in f["remediation"]
+
+
+def _autoscaled_chat(tmp_path, mx: int) -> Path:
+    p = tmp_path / f"as{mx}.yaml"
+    p.write_text(CHAT.read_text().replace("  replicas: 4\n", f"  autoscale: {{min: 2, max: {mx}}}\n")
+                 .replace("budget_usd_per_month: 45000", "budget_usd_per_month: 450000"))
+    return p
+
+
+def test_an_idle_autoscaled_fleet_gets_a_verified_lower_max(tmp_path):
+    """The chat example autoscaled 2..16 replicas at 6 req/s (peak 9): the fixed fleet needs 4 (the example), so
+    PF503's fix lowers autoscale.max — the count the fleet reaches at the peak — verified, never below min."""
+    p = _autoscaled_chat(tmp_path, 16)
+    f = next(x for x in findings(p) if x["id"] == "PF503")
+    (fx,) = f["fixes"][:1]
+    (e,) = fx["edits"]
+    assert e["path"] == "/hardware/autoscale/max" and e["from"] == 16 and 2 <= e["to"] < 16 and fx["usd_per_month_delta"] < 0
+    from planner.commands import apply_edits
+
+    q = tmp_path / "lower.yaml"
+    q.write_text(apply_edits(p.read_text(), fx["edits"]))
+    after = findings(q)
+    assert not any(x["id"] == "PF503" for x in after) and not any(x["severity"] == "error" for x in after)
+
+
+@pytest.mark.parametrize("mx", [6, 8, 16])
+def test_idle_verdict_is_the_same_with_and_without_the_breach_search(tmp_path, mx):
+    """PF503 on an autoscaled fleet judges the GPUs it is billed for (what the normal load needs, within min..max)
+    with the breach point and without it (--no-breach probes the SLOs at the idle limit instead): one verdict."""
+    p = _autoscaled_chat(tmp_path, mx)
+    with_search = any(x["id"] == "PF503" for x in findings(p))
+    without = any(x["id"] == "PF503" for x in findings(p, "--no-breach"))
+    assert with_search == without
+
+
+def test_batch_underused_on_an_autoscaled_fleet_at_its_floor_says_a_smaller_gpu(tmp_path):
+    """Llama-3.3-70B FP8 on one H200 per replica with EAGLE-3 and a cached prefix, autoscaled 2..8 at 5 req/s: 288
+    sequences fit, a few decode. Even
+    autoscale.max at the floor (2) leaves the batch under-used: the advice is a smaller GPU, not "lower the min"
+    (which would trade PF404 for PF601)."""
+    p = tmp_path / "l70.yaml"
+    p.write_text("""apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: chat70}
+model: {id: llama-3.3-70b}
+precision: {weights: fp8, kv_cache: fp8}
+hardware: {gpu: h200-sxm, gpus_per_replica: 1, autoscale: {min: 2, max: 8}}
+engine: {name: sglang}
+workload:
+  archetype: chat
+  arrival_rate_rps: 5
+  peak_factor: 2
+  prefix: {shared_tokens: 1500, hit_rate: 0.8}
+  speculative: {method: eagle3, draft_tokens: 3, acceptance_rate: 0.7, draft_model: lmsys/EAGLE3-LLaMA3.3-Instruct-70B}
+slo: {ttft_ms: {p95: 800}, itl_ms: {p95: 40}}
+cost: {provider: nebius}
+""")
+    f = next(x for x in findings(p) if x["id"] == "PF404")
+    assert f["fixes"] == [] and "even 2, the autoscale.min, does not" in f["remediation"], f["remediation"]
+    assert "lower hardware.autoscale.min" not in f["remediation"]

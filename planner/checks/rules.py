@@ -495,7 +495,10 @@ def idle(r, est):
     c = est.get("cost") or {}
     if not perf or r.mode == "offline" or not perf.get("saturation_output_tokens_per_s"):
         return []
-    billed_share = (c.get("gpus_billed") or r.gpus_per_replica * r.replicas) / (r.gpus_per_replica * r.replicas)
+    from planner.evaluate import fleet_gpus
+
+    # the share of the fleet's GPUs billed (both pools of a disaggregated fleet; an autoscaled one below its max)
+    billed_share = (c.get("gpus_billed") or fleet_gpus(r)) / fleet_gpus(r)
     cap = est.get("capacity") or {}
     breach = cap.get("breach_rps")
     if r.mode == "rate" and breach is None and "holds_at_idle_limit" in cap:
@@ -504,8 +507,11 @@ def idle(r, est):
         if not cap["holds_at_idle_limit"]:
             return []
         limit = r.settings["idle_share_max_pct"]
+        at = cap.get("idle_limit_rps") or r.rate_rps * 100 / (100 - limit)
         return [finding("PF503", f"more than {limit:g} % of the fleet's capacity is idle at normal load (every SLO still "
-                        f"holds at {100 / (100 - limit):g}x the normal arrival rate)", "/hardware",
+                        f"holds at {at / r.rate_rps:.3g}x the normal arrival rate"
+                        + (f": {100 / (100 - limit):g}x on the GPUs billed)" if at / r.rate_rps > 100 / (100 - limit) + 1e-9 else ")"),
+                        "/hardware",
                         "fewer replicas, or autoscale with a lower min")]
     if r.mode == "rate" and breach is not None:
         if breach <= 0:  # no load meets the SLOs (PF401 says which): no capacity within them sits idle
