@@ -228,6 +228,9 @@ def _communication(r, ks) -> str:
                 "auto": "normal kernels on steps with prompt tokens, low-latency kernels on decode steps"}[deepep_mode(r)]
         parts.append(f"expert all-to-all over EP {r.ep} on DeepEP, {mode}: a dispatch (FP8) and a combine (BF16) per MoE "
                      "layer on the tokens per rank (measured DeepEP curves)")
+    if r.ep > 1 and r.attention_dp <= 1 and not (c.a2a or c.ep_pre or c.ep_dec):
+        parts.append(f"experts over EP {r.ep} without an all-to-all: tensor-parallel attention leaves every token on "
+                     "every rank, which runs its own experts on them; the all-reduce above combines them")
     if c.a2a:
         kind = link_name(r.gpu, link(r.gpu, r.ep, r.gpus_per_node)[2])
         parts.append(f"expert all-to-all over EP {r.ep} ({kind}), dispatch and combine per MoE layer, "

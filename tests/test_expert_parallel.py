@@ -3,6 +3,8 @@ checks, the physics and the rendered engine flags — one choice, read by all of
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import re
 
@@ -268,7 +270,9 @@ def test_a_pool_past_its_capacity_fails_check(tmp_path):
 def test_explain_names_the_collectives_the_step_model_pays_for():
     """explain's communication line is read from the step model's own coefficients: the wide-EP decode pool
     (attention 32-way data-parallel: one GPU per attention group) has no all-reduce and DeepEP for its
-    all-to-all; the H200 example (tensor 8, expert 8, default all-to-all) both, at the measured curves."""
+    all-to-all; the H200 example (tensor 8, expert 8, tensor-parallel attention) the all-reduce only: every rank holds
+    every token, runs its own experts and the MLP's all-reduce combines them (vLLM's FusedMoE takes its all-to-all
+    kernels only with data-parallel attention), so no all-to-all is paid on top."""
     from planner import disagg
     from planner.evaluate import provenance, step_function
     from planner.explain import _communication
@@ -283,5 +287,9 @@ def test_explain_names_the_collectives_the_step_model_pays_for():
     r = check_spec(str(ROOT / "specs" / "deepseek-v3-h200.yaml"), breach=False).resolved
     text = _communication(r, provenance(r))
     c = step.coefficients(*step_function(r)[:2])
-    assert c.ar and c.a2a and not c.ep_dec
-    assert f"2 per layer, {c.ar[1] * 1e6:.1f} us" in text and "expert all-to-all over EP 8 (NVLink)" in text
+    assert c.ar and not c.a2a and not c.ep_dec
+    assert f"2 per layer, {c.ar[1] * 1e6:.1f} us" in text and "experts over EP 8 without an all-to-all" in text
+    # with attention data-parallel the tokens are sharded over the ranks: dispatch and combine are paid
+    dp = dataclasses.replace(r, attention_dp=8)
+    c = step.coefficients(*step_function(dp)[:2])
+    assert c.a2a and not c.ar and "expert all-to-all over EP 8" in _communication(dp, provenance(dp))

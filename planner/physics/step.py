@@ -285,7 +285,11 @@ def coefficients(sys: System, m: ModelShape) -> Coeffs:
         normal, low = kernels_of(d.normal), kernels_of(d.low_latency)
         ep_pre = low if d.mode == "low_latency" else normal
         ep_dec = normal if d.mode == "normal" else low
-    elif sys.alltoall is not None and E and ep > 1:
+    elif sys.alltoall is not None and E and ep > 1 and adp > 1:
+        # tokens sharded over data-parallel attention ranks are dispatched to their experts and combined back; with
+        # tensor-parallel attention every rank holds every token, runs its own experts on them and the MLP's
+        # all-reduce above combines them (vLLM 0.33 FusedMoEConfig.use_all2all_kernels: use_ep and dp_size > 1;
+        # SGLang and TensorRT-LLM without attention DP likewise): no all-to-all of its own
         c = sys.alltoall
         a2a = (2 * moe_per_stage * pp, c.latency_s, 1 / c.large_bw, 1 / c.small_bw - 1 / c.large_bw, c.knee_bytes,
                p.experts_per_token * m.hidden * sys.act_bytes * (ep - 1) / ep / ep)

@@ -129,3 +129,39 @@ def test_a_dense_collective_system_is_unchanged_by_the_new_fields():
     plain = dataclasses.replace(sysm, deepep=None)
     c = step.coefficients(plain, shape_of("deepseek-v3"))
     assert c.a2a and c.a2a[0] == 2 * 58 and not c.ep_pre and not c.tbo
+
+
+def test_expert_parallelism_under_tensor_parallel_attention_adds_no_communication():
+    """DeepSeek-V3 FP8 on 8 x H200, TP 8: with tensor-parallel attention every rank holds every token, so expert
+    parallelism (EP 8) only moves whole experts onto ranks; each rank runs its own experts on all tokens and the
+    MLP's all-reduce combines them, as without EP (vLLM 0.33 FusedMoEConfig.use_all2all_kernels is
+    `use_ep and dp_size > 1`). The communication of a 1,500-token prefill is the same 2 x 61 all-reduces either way;
+    with 8 data-parallel attention ranks the all-reduces go (one GPU per attention group) and an all-to-all comes."""
+    from planner.evaluate import step_function
+    from planner.loader import load_text
+    from planner.resolve import resolve
+
+    def resolved(extra: str):
+        text = f"""apiVersion: planfile/v1
+kind: Deployment
+metadata: {{name: x}}
+model: {{id: deepseek-v3}}
+precision: {{weights: fp8}}
+hardware: {{gpu: h200-sxm, gpus_per_replica: 8, replicas: 1}}
+parallelism: {{tensor: 8{extra}}}
+engine: {{name: vllm}}
+workload: {{archetype: chat, arrival_rate_rps: 1}}
+slo: {{}}
+"""
+        return resolve(load_text(text.encode(), "x.yaml"))
+
+    def comm_s(r):
+        sysm, shp, _ = step_function(r)
+        return float(step.step_components(sysm, shp, 0, 0.0, 1500, 750.0)["comm_s"])
+
+    tp_only, tp_ep, dp_ep = resolved(""), resolved(", expert: 8"), resolved(", expert: 8, attention_data: 8")
+    c = step.coefficients(*step_function(tp_ep)[:2])
+    assert c.ar[0] == 2 * 61 and not c.a2a
+    assert comm_s(tp_ep) == pytest.approx(comm_s(tp_only), rel=1e-9)
+    c = step.coefficients(*step_function(dp_ep)[:2])
+    assert not c.ar and c.a2a[0] == 2 * 58  # a dispatch and a combine per MoE layer (58 of DeepSeek-V3's 61)
