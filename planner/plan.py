@@ -488,17 +488,25 @@ def _rank_key(objective: str, lo: dict):
             return (-(o.saturation_tps / cost) if cost else 0.0, cost)
         if objective == "balanced":
             return (cost / lo["cost"] + ttft / lo["ttft"] + 0.25 * o.risk, cost)
-        return (cost, o.risk, ttft)
+        # at equal cost and risk, a fleet that survives a restart (check's PF601 flags a lone replica) before one that
+        # does not: 2 x TP1 before 1 x TP2 where one GPU holds the model (PF302 too), then the lower TTFT
+        return (cost, o.risk, _single_replica(o.r), ttft)
     return key
 
 
+def _single_replica(r: Resolved) -> bool:
+    return not r.disagg and not r.autoscale and r.replicas <= 1
+
+
 def pareto(opts: list[Option]) -> None:
-    """Mark the options no other option beats on cost, p95 TTFT and precision risk at once."""
+    """Mark the options no other option beats on cost, p95 TTFT, precision risk and redundancy (more than one
+    replica) at once."""
+    def point(o: Option) -> tuple:
+        return (o.usd_per_month or math.inf, o.ttft_p95_ms or math.inf, o.risk, _single_replica(o.r))
+
     for o in opts:
-        a = (o.usd_per_month or math.inf, o.ttft_p95_ms or math.inf, o.risk)
-        o.frontier = not any(
-            all(x <= y for x, y in zip((p.usd_per_month or math.inf, p.ttft_p95_ms or math.inf, p.risk), a))
-            and (p.usd_per_month or math.inf, p.ttft_p95_ms or math.inf, p.risk) != a for p in opts if p is not o)
+        a = point(o)
+        o.frontier = not any(all(x <= y for x, y in zip(point(p), a)) and point(p) != a for p in opts if p is not o)
 
 
 def explain_choice(o: Option, all_opts: list[Option], base: Resolved, allowed: tuple[str, ...] = ()) -> list[str]:

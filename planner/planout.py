@@ -56,7 +56,7 @@ def to_text(spec: str, res, objective: str) -> str:
     lines = []
     if res.options:
         lines.append(f"{spec}: {len(res.options)} option(s) meet every SLO, ranked by {objective} "
-                     f"({res.considered} configurations considered; * = on the cost/TTFT/precision-risk Pareto frontier)")
+                     f"({res.considered} configurations considered; * = on the cost/TTFT/precision-risk/redundancy Pareto frontier)")
         table = [HEAD] + rows(res)
         widths = [max(len(row[i]) for row in table) for i in range(len(HEAD))]
         for row in table:
@@ -89,7 +89,7 @@ def to_markdown(spec: str, res, objective: str) -> str:
             out.append("")
             out.append("Closest: " + "; ".join(res.closest.why))
         return "\n".join(out) + "\n"
-    out.append(f"{len(res.options)} option(s) meet every SLO, ranked by {objective}. * = Pareto frontier (cost, p95 TTFT, precision risk).")
+    out.append(f"{len(res.options)} option(s) meet every SLO, ranked by {objective}. * = Pareto frontier (cost, p95 TTFT, precision risk, more than one replica).")
     out.append("")
     out.append("| " + " | ".join(HEAD) + " |")
     out.append("|" + "|".join("---" for _ in HEAD) + "|")

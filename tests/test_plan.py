@@ -216,3 +216,27 @@ def test_a_model_released_only_quantized_is_planned_at_its_release_precision(tmp
     assert "fp4/" in r.stdout
     c = run_cli("check", str(out), "--no-breach")
     assert c.returncode == 0, c.stdout
+
+
+def test_at_equal_cost_two_replicas_beat_one_split_replica(tmp_path):
+    """Phi-4 (14.7B, 29 GB at bf16) at 8 req/s on RunPod's H100 NVL ($3.19/GPU-hour): 1 x TP2 and 2 x TP1 both hold
+    the SLOs on 2 GPUs, 2 x $3.19 x 730 h = $4,657/month each. The pick is 2 x TP1 — one GPU holds the model (no
+    PF302) and a restart is no outage (no PF601) — not the split single replica its lower TTFT would rank first;
+    the written spec passes check with neither warning."""
+    p = tmp_path / "phi.yaml"
+    p.write_text("""apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: t}
+model: {id: phi-4}
+workload: {archetype: chat, arrival_rate_rps: 8}
+slo: {ttft_ms: {p95: 3000}, itl_ms: {p95: 80}}
+cost: {provider: runpod}
+""")
+    out = tmp_path / "w.yaml"
+    r, doc = plan_json(str(p), "--top", "3", "--gpus", "h100-nvl", "--write", str(out))
+    best, second = doc["options"][:2]
+    assert best["usd_per_month"] == pytest.approx(2 * 3.19 * 730, rel=1e-3) == pytest.approx(second["usd_per_month"], rel=1e-9)
+    assert (best["replicas"], best["tensor"]) == (2, 1) and (second["replicas"], second["tensor"]) == (1, 2)
+    chk = run_cli("check", str(out), "--format", "json")
+    ids = {f["id"] for f in json.loads(chk.stdout)["results"][0]["findings"]}
+    assert chk.returncode == 0 and not ids & {"PF302", "PF601"}, ids
