@@ -191,6 +191,34 @@ def _lengths(v, arch_default: dict | None) -> Lengths:
     return Lengths(float(mean), float(p50), float(p95), float(mx))
 
 
+def workload_lengths(wl: dict, arch: dict, limit: int | None) -> tuple:
+    """(input, output, note) length specs of a workload: the spec's own, else its archetype's — an archetype's
+    generic lengths capped so prompt + output fit the model's context (`limit`, max_position_embeddings); a stated
+    length is never changed (PF111 refuses one that does not fit). `note` says what was capped, else None."""
+    inp, out = wl.get("input_tokens") or arch.get("input_tokens"), wl.get("output_tokens") or arch.get("output_tokens")
+
+    def num(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    def top(v):  # (validate calls this on specs not yet known to be well-formed: non-numbers count as 0)
+        return v if num(v) else max([x for x in v.values() if num(x)] or [0]) if isinstance(v, dict) else 0
+
+    def cap(v, c):
+        return min(v, c) if num(v) else {k: min(x, c) if num(x) else x for k, x in v.items()}
+
+    if not limit or not num(limit) or inp is None or out is None or top(inp) + top(out) <= limit:
+        return inp, out, None
+    for key in ("input_tokens", "output_tokens"):
+        mine, other = (inp, out) if key == "input_tokens" else (out, inp)
+        room = int(limit - top(other))
+        if key not in wl and room >= 1:
+            capped = cap(mine, room)
+            note = (f"archetype {arch['id']}'s {key} capped at {room:,} so prompt + output fit the model's "
+                    f"{limit:,}-token context")
+            return (capped, out, note) if key == "input_tokens" else (inp, capped, note)
+    return inp, out, None
+
+
 def batch_defaults(engine: dict, gpu: dict) -> dict:
     gib = gpu["memory_gib"]
     for row in engine["batch_defaults"]:
@@ -258,8 +286,12 @@ def resolve(loaded: Loaded) -> Resolved:
     else:
         replicas = hw.get("replicas") or default("/hardware/replicas", 1, "one replica when neither replicas nor autoscale is given")
         rmin = replicas
-    inp = _lengths(wl.get("input_tokens"), arch.get("input_tokens"))
-    out = _lengths(wl.get("output_tokens"), arch.get("output_tokens"))
+    ispec, ospec, capped = workload_lengths(wl, arch, model.get("max_position_embeddings"))
+    if capped:
+        key = "input_tokens" if ispec != arch.get("input_tokens") and "input_tokens" not in wl else "output_tokens"
+        default(f"/workload/{key}", ispec if key == "input_tokens" else ospec, capped)
+    inp = _lengths(ispec, None)
+    out = _lengths(ospec, None)
     if "arrival_rate_rps" in wl:
         mode, rate, conc = "rate", float(wl["arrival_rate_rps"]), 0
     elif "concurrency" in wl:

@@ -69,3 +69,30 @@ def test_number_as_text_hints_say_what_yaml_did():
     assert "YAML 1.1 reads 1e3 as text" in hints["/workload/arrival_rate_rps"]
     assert hints["/slo/ttft_ms/p95"] == "remove the units; units are in the field name"
     assert hints["/slo/itl_ms/p95"] == "remove the quotes: a quoted number is text"
+
+
+def test_archetype_lengths_are_capped_to_the_models_context(tmp_path):
+    """Mixtral-8x7B (32,768-token context) with archetype rag and no lengths of its own: rag's generic prompt max
+    (32,768) + output max (2,048) = 34,816 would not fit, so the archetype's input lengths are capped at
+    32,768 - 2,048 = 30,720 (explain lists the capped default) — not a PF111 for a line the user never wrote.
+    A stated length that does not fit is still refused."""
+    from planner.loader import load_text
+    from planner.resolve import resolve
+    from planner.validate import validate
+
+    base = """apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: m}
+model: {id: mixtral-8x7b}
+hardware: {gpu: h100-sxm, gpus_per_replica: 1, replicas: 1}
+engine: {name: vllm}
+workload: {archetype: rag, arrival_rate_rps: 1%s}
+slo: {}
+"""
+    ld = load_text((base % "").encode(), "m.yaml")
+    assert not [f for f in validate(ld) if f.severity == "error"]
+    r = resolve(ld)
+    assert r.input.max == 30720 and r.input.max + r.output.max == 32768
+    assert any(p == "/workload/input_tokens" and "capped at 30,720" in why for p, _, why in r.defaults)
+    stated = load_text((base % ", input_tokens: {mean: 8000, p95: 24000, max: 32768}").encode(), "m.yaml")
+    assert any(f.id == "PF111" for f in validate(stated))
