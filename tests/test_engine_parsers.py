@@ -215,6 +215,15 @@ def all_launches(tmp_path_factory) -> list[dict]:
                          .replace("  name: sglang", f"  name: {eng}\n  moe_all_to_all: deepep\n  two_batch_overlap: true")
                          .replace("itl_ms: {p95: 100}", "itl_ms: {p95: 1000}"))
             out += launches_of(f"deepep-{eng}", _rendered(p), p.parent)
+            # aggregated attention data parallelism (vLLM --data-parallel-size with the per-rank batch limit, SGLang
+            # --enable-dp-attention --dp-size with the server's)
+            q = tmp_path_factory.mktemp(f"dp-attention-{eng}") / "p.yaml"
+            q.write_text((ROOT / "specs" / "deepseek-v3-h200.yaml").read_text()
+                         .replace("  name: sglang", f"  name: {eng}").replace("  expert: 8\n", "  expert: 8\n  attention_data: 8\n")
+                         .replace("itl_ms: {p95: 100}", "itl_ms: {p95: 1000}"))
+            files = _rendered(q)
+            assert files is not None and "attention" in q.read_text(), q.read_text()
+            out += launches_of(f"dp-attention-{eng}", files, q.parent)
         for v in VARIANTS:
             p = tmp_path_factory.mktemp("-".join(v)) / "p.yaml"
             p.write_text(yaml.safe_dump(_variant(*v)))
