@@ -139,3 +139,13 @@ def hint(kind: str, name: str, suggestions) -> str:
     if suggestions:
         return "did you mean " + " or ".join(suggestions) + "?"
     return f"`planfile catalog list {kind}` lists the known ids"
+
+
+def engine_version(eng: dict, ver: str) -> str:
+    """The catalog's name of an engine version as a spec may write it: "0.33" or the release "0.33.0" (what the
+    image tag and `pip show` say) are the same vLLM 0.33; an unknown version is returned as written."""
+    if ver in eng["versions"]:
+        return ver
+    if ver.endswith(".0") and ver[:-2] in eng["versions"]:
+        return ver[:-2]
+    return ver

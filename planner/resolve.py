@@ -254,6 +254,7 @@ def resolve(loaded: Loaded) -> Resolved:
                                               f"what NVIDIA Dynamo {dyn['runtime']}'s {eng['name']} runtime image runs")
     else:
         version = e.get("version") or default("/engine/version", eng["default_version"], "newest version planfile knows")
+    version = catalog.engine_version(eng, version)  # the release "0.33.0" is the catalog's 0.33
     prec = d.get("precision", {})
     from planner import checkpoints
     from planner.validate import checkpoint_inputs

@@ -301,6 +301,8 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
     engine_name = _get(d, "engine", "name")
     eng = catalog.engines().get(engine_name).entry if isinstance(engine_name, str) else None
     ver = _get(d, "engine", "version")
+    if eng and isinstance(ver, str):
+        ver = catalog.engine_version(eng, ver)  # "0.33.0" is 0.33
     if eng and isinstance(ver, str) and ver not in eng["versions"]:
         close = [v for v in eng["versions"] if v.startswith(ver) or ver.startswith(v)]
         add("PF108", "unknown-engine-version", f"planfile does not know {eng['name']} version {ver}; it knows "

@@ -105,3 +105,27 @@ slo: {itl_ms: {p95: 50}}
     r = cli("check", str(p))
     line = next(x for x in r.stdout.splitlines() if x.strip().startswith("capacity"))
     assert "vs peak 0.00015 req/s" in line and "x the peak)" in line and " %)" not in line, line
+
+
+@pytest.mark.parametrize("written,ok", [("0.33", True), ("0.33.0", True), ("0.33.1", False)])
+def test_an_engine_release_may_be_written_in_full(cli, tmp_path, written, ok):
+    """vLLM 0.33 is the release 0.33.0 (its image tag v0.33.0, `pip show vllm`): both spellings are the same engine;
+    a patch release planfile has no flags for (0.33.1) is refused with the known one as the hint."""
+    p = tmp_path / "v.yaml"
+    p.write_text(f"""apiVersion: planfile/v1
+kind: Deployment
+metadata: {{name: x}}
+model: {{id: llama-3.1-8b}}
+hardware: {{gpu: h100-sxm, gpus_per_replica: 1, replicas: 2}}
+engine: {{name: vllm, version: "{written}"}}
+workload: {{archetype: chat, arrival_rate_rps: 1}}
+slo: {{itl_ms: {{p95: 50}}}}
+""")
+    r = cli("check", str(p), "--no-breach")
+    if ok:
+        assert r.returncode == 0, r.stdout
+        out = tmp_path / "deploy"
+        assert cli("render", str(p), "--out", str(out), "--only", "k8s").returncode == 0
+        assert 'image: "vllm/vllm-openai:v0.33.0"' in (out / "k8s" / "deployment.yaml").read_text()
+    else:
+        assert r.returncode == 2 and "PF108" in r.stdout and 'use "0.33"' in r.stdout, r.stdout
