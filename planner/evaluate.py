@@ -358,8 +358,10 @@ def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_flee
     ve_count = r.replicas * r.pp
     lim = limits(r, mem)
     tps = tokens_per_step(r)
+    drains = None  # an open-loop load below the saturation rate: its queue drains in steady state
     if rate_fleet and not (finite and r.requests):
         off = serving.steady_offline(fn, lim, r.input.mean, r.output.mean, tps)
+        drains = rate_fleet / ve_count < off["requests_per_s"]
         if off["requests_per_s"] > 0 and rate_fleet / ve_count > 2 * off["requests_per_s"]:
             inf = {f"p{q}": math.inf for q in (50, 90, 95, 99)}
             itl = off["step_s"] / tps * 1e3
@@ -367,7 +369,7 @@ def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_flee
                     "itl_ms": {"p50": itl, "p90": itl, "p95": itl, "p99": itl, "mean": itl},
                     "output_tokens_per_s": off["output_tokens_per_s"] * ve_count,
                     "requests_per_s": off["requests_per_s"] * ve_count, "mean_batch": off["batch"], "preemptions": 0,
-                    "overloaded": True}
+                    "overloaded": True, "drains": False}
     common = dict(seed=seed, prefix_tokens=r.prefix_tokens, prefix_hit=r.prefix_hit, tokens_per_step=tps)
     groups = max(r.attention_dp, 1)
     # the simulated engine: one attention group (a whole replica without)
@@ -391,6 +393,8 @@ def run_load(r: Resolved, mem: Memory, fn, *, rate_fleet: float = 0.0, conc_flee
     out["requests_per_s"] = (sim.completed / sim.duration_s * units) if sim.duration_s else 0.0
     out["mean_batch"] = sim.mean_batch * groups
     out["preemptions"] = sim.preemptions * units
+    if drains is not None:
+        out["drains"] = drains
     if finite and r.requests:
         out["requests_completed"] = sim.completed * units
         out["duration_s"] = sim.duration_s
@@ -427,6 +431,8 @@ def perf_at(r: Resolved, mem: Memory, fn, load: float) -> dict:
 
 
 def slo_ok(perf: dict, slo: dict) -> bool:
+    if slo.get("queue") == "drains" and not queue_drains(perf):
+        return False
     for metric, targets in slo.items():
         if metric not in ("ttft_ms", "itl_ms", "e2e_s"):
             continue
@@ -447,9 +453,7 @@ def breach_point(r: Resolved, mem: Memory, fn, hi_hint: float, peak: tuple[float
     headroom and the breach point never disagree (probes alone once put the breach point at the peak of a
     spec whose ITL SLO broke there).
     """
-    slo = latency_slos(r)
-    if not slo:
-        slo = {"ttft_ms": {"p95": 60_000.0}}  # saturation: a minute of queueing
+    slo = judged_slos(r)  # every SLO, and a queue that drains (saturation, when the spec states none)
     lo, hi = 0.0, max(hi_hint, 1e-3)
     n = 600
     broken = False  # hi is known to break an SLO
@@ -590,7 +594,7 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
             cap["headroom_pct"] = (b / peak_rate - 1) * 100 if peak_rate else None
         else:
             # the headroom verdict without the search: do the SLOs hold at the peak plus the required headroom?
-            slo = latency_slos(r)
+            slo = judged_slos(r)
             if slo and peak_rate:
                 at = peak_rate * (1 + r.settings["headroom_min_pct"] / 100)
                 cap["holds_with_headroom"] = slo_ok(run_load(r, mem, fn, rate_fleet=at, n_requests=600), slo)
@@ -634,8 +638,32 @@ def saturation_tps(r: Resolved, mem: Memory, fn) -> float:
 
 
 def latency_slos(r: Resolved) -> dict:
-    """The spec's latency SLOs (TTFT, ITL, end-to-end) that state a target: what the simulator judges."""
+    """The spec's latency SLOs (TTFT, ITL, end-to-end) that state a target (PF401 reports these)."""
     return {k: v for k, v in (r.slo or {}).items() if k in ("ttft_ms", "itl_ms", "e2e_s") and v}
+
+
+DRAIN_TTFT_P95_MS = 60_000.0  # an open-loop queue whose p95 wait passes a minute does not drain (PF410)
+
+
+def judged_slos(r: Resolved) -> dict:
+    """What a load is judged by wherever planfile asks "does the fleet carry this load" (the breach point, plan,
+    sweep, the fix search): the spec's latency SLOs and, at an arrival rate, a queue that drains (queue_drains),
+    so a spec whose only SLO is ITL (which a full batch keeps) is not carried past saturation. Closed loops and
+    offline runs bound their own queues."""
+    slo = latency_slos(r)
+    if r.mode != "rate":
+        return slo
+    return {**slo, "queue": "drains"}
+
+
+def queue_drains(perf: dict | None) -> bool:
+    """A run's queue drains: the arrival rate is below the saturation rate (run_load's `drains`: in steady state
+    completions keep up with arrivals; a finite simulated run only shows the queue's first minutes), and its p95
+    TTFT is finite and within DRAIN_TTFT_P95_MS."""
+    if perf is None or perf.get("drains") is False:
+        return False
+    got = (perf.get("ttft_ms") or {}).get("p95")
+    return got is not None and got == got and got <= DRAIN_TTFT_P95_MS
 
 
 def fleet_gpus(r: Resolved) -> int:

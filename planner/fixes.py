@@ -213,7 +213,7 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
     cur = current if current is not None else r.replicas
     # an SLO finding at an arrival rate is resolved as plan judges a fleet (plan.passes): at the peak and
     # still with the headroom setting above it (PF402), so a fix never trades an error for that warning
-    headroom = up and r.mode == "rate" and finding.id in ("PF202", "PF401", "PF403", "PF409")
+    headroom = up and r.mode == "rate" and finding.id in ("PF202", "PF401", "PF403", "PF409", "PF410")
 
     def clears(res) -> bool:
         """Resolved but for the errors more replicas only make worse (the budget, the cost per token): monotone in
@@ -312,7 +312,7 @@ def _pools_search(ctx, finding, breach) -> Fix | None:
                 minimal="one fewer in either pool would not resolve it")
 
 
-SLO_IDS = ("PF401", "PF402", "PF202", "PF403", "PF201", "PF409")
+SLO_IDS = ("PF401", "PF402", "PF202", "PF403", "PF201", "PF409", "PF410")
 
 
 def _keeps_slos(res, before) -> bool:
@@ -356,7 +356,7 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
                     fixed.append(fx)
                 if len(ctx.fits_alone) >= MAX_FIXES:
                     break
-    elif f.id in ("PF202", "PF401", "PF402", "PF403") and r.disagg:
+    elif f.id in ("PF202", "PF401", "PF402", "PF403", "PF410") and r.disagg:
         # a disaggregated fleet grows the pool the finding is about: prefill for TTFT, decode for the rest
         order = ("prefill", "decode") if "ttft" in f.pointer or f.id == "PF402" else ("decode", "prefill")
         for role in order:
@@ -376,7 +376,7 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
         if fx:
             fixed.append(fx)
         try_edits(_precision_steps(ctx))
-    elif f.id in ("PF202", "PF401", "PF402", "PF403"):
+    elif f.id in ("PF202", "PF401", "PF402", "PF403", "PF410"):
         if r.mode in ("rate", "concurrency"):
             fx = _replicas_search(ctx, f, breach, up=True)
             if fx:
@@ -454,7 +454,7 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
     return fixed[:MAX_FIXES]
 
 
-GENERATED = ("PF201", "PF202", "PF302", "PF305", "PF401", "PF409", "PF402", "PF403", "PF404", "PF501", "PF503", "PF601", "PF701", "PF702", "PF703", "PF704")
+GENERATED = ("PF201", "PF202", "PF302", "PF305", "PF401", "PF409", "PF410", "PF402", "PF403", "PF404", "PF501", "PF503", "PF601", "PF701", "PF702", "PF703", "PF704")
 
 
 def verify(result) -> list[Finding]:

@@ -11,7 +11,7 @@ from planner import __version__
 
 def rps_text(x: float) -> str:
     """A request rate for people: one decimal, or two significant digits below 0.1 req/s (not "0.0")."""
-    return f"{x:.1f}" if x >= 0.1 or x == 0 else f"{x:.2g}"
+    return f"{x:,.0f}" if x >= 1000 else f"{x:.1f}" if x >= 0.1 or x == 0 else f"{x:.2g}"
 
 
 def headroom_text(pct: float | None) -> str:

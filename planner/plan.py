@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from planner import catalog
-from planner.evaluate import HOURS_PER_MONTH, fleet_gpus, latency_slos, limits, link, link_name, memory_plan, run_load, step_function, tokens_per_step
+from planner.evaluate import HOURS_PER_MONTH, fleet_gpus, judged_slos, latency_slos, limits, link, link_name, memory_plan, run_load, step_function, tokens_per_step
 from planner.physics import serving
 from planner.resolve import Resolved, batch_defaults
 
@@ -282,7 +282,7 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
         return []
     # the candidates are planned (and --write pins) the engine release Dynamo's runtime image runs
     v = replace(v, engine_version=v.engine["dynamo"]["engine_version"])
-    slo = latency_slos(v)
+    slo = judged_slos(v)
     out = []
     from planner import checkpoints
 
@@ -443,7 +443,7 @@ def verify(o: Option, max_gpus: int | None) -> Option:
     double up until it passes, then bisect down to the smallest count that still does (a count one lower
     fails at the peak or breaks the headroom; the option says so)."""
     r = o.r
-    slo = latency_slos(r)
+    slo = judged_slos(r)
     mem = memory_plan(r)
     _, _, fn = step_function(r)
     from planner.evaluate import throughput_slo
@@ -468,7 +468,7 @@ def verify(o: Option, max_gpus: int | None) -> Option:
 
 
 def _verified(o: Option, r: Resolved, perf: dict, ok: bool, one_fewer: int | None) -> Option:
-    slo = latency_slos(r)
+    slo = judged_slos(r)
     v = replace(_option(r, o.saturation_tps / max(o.r.replicas, 1)), why=o.why)
     v.verified, v.meets_slo = True, ok
     if perf:

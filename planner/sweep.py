@@ -74,7 +74,7 @@ def point(r, axis: str, v: float):
 def sweep(r, axis: str, values: list[float], est: dict | None = None) -> list[dict]:
     import time
 
-    from planner.evaluate import evaluate, fleet_gpus, slo_ok
+    from planner.evaluate import evaluate, fleet_gpus, judged_slos, slo_ok
 
     if getattr(r, "disagg", None) and axis in ("replicas", "concurrency"):
         raise SweepError(f"--vary {axis}: a disaggregated spec sizes each pool (disaggregation.prefill.replicas, "
@@ -95,7 +95,7 @@ def sweep(r, axis: str, values: list[float], est: dict | None = None) -> list[di
                      "output_tokens_per_s": perf.get("output_tokens_per_s"),
                      "ttft_p95_ms": (perf.get("ttft_ms") or {}).get("p95"), "itl_p95_ms": (perf.get("itl_ms") or {}).get("p95"),
                      "e2e_p95_s": (perf.get("e2e_s") or {}).get("p95"),
-                     "meets_slo": bool(perf) and slo_ok(perf, {k: x for k, x in (rv.slo or {}).items() if k in ("ttft_ms", "itl_ms", "e2e_s")}),
+                     "meets_slo": bool(perf) and slo_ok(perf, judged_slos(rv)),  # every SLO, a queue that drains (PF410)
                      "usd_per_month": cost.get("usd_per_month")})
     return rows
 

@@ -240,3 +240,27 @@ cost: {provider: runpod}
     chk = run_cli("check", str(out), "--format", "json")
     ids = {f["id"] for f in json.loads(chk.stdout)["results"][0]["findings"]}
     assert chk.returncode == 0 and not ids & {"PF302", "PF601"}, ids
+
+
+def test_an_itl_only_spec_is_not_planned_past_saturation(tmp_path):
+    """Llama-3.1-8B at 40 req/s (peak 60) with an ITL SLO only, and a loose one (2 s: a full batch keeps it). One
+    H100 completes about 11,600 tokens/s / 256 = 45 req/s with every request queued: below the peak, so its queue
+    grows without end (a finite simulated run showed only a 10 s p95 TTFT, and plan once bought that). plan sizes
+    the fleet so the peak is below its saturation rate (PF410's bound), and the written spec passes check."""
+    p = tmp_path / "itl.yaml"
+    p.write_text("""apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: t}
+model: {id: llama-3.1-8b}
+workload: {archetype: chat, arrival_rate_rps: 40}
+slo: {itl_ms: {p95: 2000}}
+cost: {provider: aws}
+""")
+    out = tmp_path / "w.yaml"
+    r, doc = plan_json(str(p), "--top", "1", "--gpus", "h100-sxm", "--write", str(out))
+    assert doc["options"][0]["replicas"] >= 2
+    chk = run_cli("check", str(out), "--format", "json")
+    res = json.loads(chk.stdout)["results"][0]
+    assert chk.returncode == 0 and "PF410" not in {f["id"] for f in res["findings"]}
+    # the fleet with every request queued: above the peak of 60 req/s (256-token answers)
+    assert res["estimate"]["performance"]["saturation_output_tokens_per_s"] / 256 > 60

@@ -429,6 +429,31 @@ def throughput_slo(r, est):
                     "more replicas, FP8 weights or KV cache, or a faster GPU")]
 
 
+@register("PF410", "queue-unbounded", "error", "At the peak arrival rate the queue never drains.")
+def queue_unbounded(r, est):
+    """What: at the peak arrival rate the fleet finishes fewer requests than arrive — the rate is at or above the
+    saturation rate (the steady state of continuous batching with every request queued), or the simulated p95
+    wait for a first token passes a minute — so the queue, TTFT and end-to-end latency grow without bound,
+    whatever the latency SLOs the spec states. A spec whose only SLO is
+    ITL would otherwise pass past saturation, since a full batch keeps its ITL. The breach point, `plan`, `sweep`
+    and the fix search judge every load by the same bound (planner.evaluate.judged_slos).
+
+    Fix: more replicas (verified on a copy), FP8 weights, or a faster GPU."""
+    from planner.evaluate import queue_drains
+
+    perf = est.get("performance")
+    if r.mode != "rate" or not perf or queue_drains(perf):
+        return []
+    got = perf["ttft_ms"].get("p95")
+    if any(not (got <= t) for t in [(r.slo.get("ttft_ms") or {}).get("p95")] if t is not None):
+        return []  # PF401 already reports the TTFT SLO the growing queue breaks
+    sat = perf.get("saturation_requests_per_s")
+    why = f" (the fleet completes at most {sat:.3g} req/s with every request queued)" if sat else ""
+    return [finding("PF410", f"at the peak {r.rate_rps * r.peak_factor:.3g} req/s the queue never drains{why}: TTFT "
+                    "and end-to-end latency grow without bound", "/workload/arrival_rate_rps",
+                    "more replicas, FP8 weights, or a faster GPU")]
+
+
 @register("PF408", "borrowed-calibration", "warning", "The prediction rests on kernel curves or measurements of other hardware.")
 def borrowed(r, est):
     """What: no measured kernel tables exist for this GPU (its curves are borrowed from the nearest
