@@ -195,6 +195,21 @@ def _tp_steps(ctx) -> list[tuple[Edit, ...]]:
     return out
 
 
+def _pool_tp_double(ctx, role: str) -> tuple[Edit, ...] | None:
+    """A disaggregated pool's tensor parallelism doubled, within a node (its gpus_per_replica too where the spec
+    states it): the prefill pool's for a TTFT that one prompt's prefill alone breaks, the decode pool's for ITL."""
+    r = ctx.result.resolved
+    p = r.disagg[role]
+    tp = p["tp"] * 2
+    if tp > r.gpus_per_node or p["pp"] > 1:
+        return None
+    pool = (ctx.loaded.data.get("disaggregation") or {}).get(role) or {}
+    e = (ctx.edit(f"/disaggregation/{role}/parallelism/tensor", tp),)
+    if "gpus_per_replica" in pool:
+        e += (ctx.edit(f"/disaggregation/{role}/gpus_per_replica", tp),)
+    return e
+
+
 def _replica_pointer(ctx) -> str | None:
     d = ctx.loaded.data
     hw = d.get("hardware") or {}
@@ -370,6 +385,18 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
             if fx:
                 fixed.append(fx)
         try_edits(_expert_comm_steps(ctx) + _precision_steps(ctx))
+        # the pool's split doubled — a p95 prompt's prefill alone can outlast a TTFT SLO however many replicas
+        # there are — on its own, else with the fewest replicas of that pool that then carry the load
+        role = order[0]
+        tp_e = _pool_tp_double(ctx, role) if f.id != "PF402" and len(fixed) < MAX_FIXES else None
+        if tp_e:
+            n = len(fixed)
+            try_edits([tp_e])
+            if len(fixed) == n:
+                fx = _replicas_search(ctx, f, breach, up=True, pointer=f"/disaggregation/{role}/replicas",
+                                      current=r.disagg[role]["replicas"], base=tp_e)
+                if fx:
+                    fixed.append(fx)
     elif f.id == "PF409" and not r.disagg:
         # the fewest replicas that deliver the throughput, then one precision step
         fx = _replicas_search(ctx, f, breach, up=True)

@@ -326,3 +326,37 @@ def test_the_decode_pool_step_model_is_memoised_like_any_other():
     for d, ctx, p, pctx in ((8, 1000.0, 0, 0.0), (64, 3000.0, 4096, 2000.0)):
         # a prompt chunk in the arguments is ignored: the decode pool never computes one
         assert dec(d, ctx, p, pctx) == own(d, ctx, 0, 0.0) == hot(d, ctx, p, pctx)
+
+
+def test_a_ttft_one_prefill_outlasts_is_fixed_by_splitting_the_prefill_pool(tmp_path):
+    """Qwen3-32B FP8, 16,000-token prompts, TTFT p95 1.5 s, prefill on one H100 per replica: one prompt's prefill is
+    2 x 32.8 B x 16,000 = 1.05 PFLOP of matmuls plus attention over 16k tokens, about a second and a half on one
+    H100 before any queueing, so more TP1 prefill replicas cannot reach the SLO. The verified fix doubles the prefill
+    pool's tensor parallelism (with the replicas it then needs), and applied it clears PF401."""
+    from planner.commands import apply_edits
+
+    text = """apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: dtp}
+model: {id: qwen3-32b}
+precision: {weights: fp8, kv_cache: fp8}
+hardware: {gpu: h100-sxm}
+disaggregation:
+  prefill: {replicas: 2, parallelism: {tensor: 1}}
+  decode: {replicas: 2, parallelism: {tensor: 1}}
+  transfer: {link: rdma}
+engine: {name: sglang}
+workload: {archetype: custom, input_tokens: 16000, output_tokens: 200, arrival_rate_rps: 0.3}
+slo: {ttft_ms: {p95: 1500}, itl_ms: {p95: 40}}
+cost: {provider: nebius}
+"""
+    p = tmp_path / "dtp.yaml"
+    p.write_text(text)
+    r = run_cli("check", str(p), "--format", "json", "--no-cache")
+    f = next(x for x in json.loads(r.stdout)["results"][0]["findings"] if x["id"] == "PF401")
+    fx = next(x for x in f["fixes"] if any(e["path"] == "/disaggregation/prefill/parallelism/tensor" for e in x["edits"]))
+    assert {e["path"]: e["to"] for e in fx["edits"]}["/disaggregation/prefill/parallelism/tensor"] == 2
+    q = tmp_path / "fixed.yaml"
+    q.write_text(apply_edits(text, fx["edits"]))
+    after = json.loads(run_cli("check", str(q), "--format", "json", "--no-cache").stdout)["results"][0]["findings"]
+    assert not any(x["id"] == "PF401" for x in after)
