@@ -434,9 +434,9 @@ def queue_unbounded(r, est):
     """What: at the peak arrival rate the fleet finishes fewer requests than arrive — the rate is at or above the
     saturation rate (the steady state of continuous batching with every request queued), or the simulated p95
     wait for a first token passes a minute — so the queue, TTFT and end-to-end latency grow without bound,
-    whatever the latency SLOs the spec states. A spec whose only SLO is
-    ITL would otherwise pass past saturation, since a full batch keeps its ITL. The breach point, `plan`, `sweep`
-    and the fix search judge every load by the same bound (planner.evaluate.judged_slos).
+    whatever the latency SLOs the spec states. A spec whose only SLO is ITL would otherwise pass past saturation,
+    since a full batch keeps its ITL. The breach point, `plan`, `sweep` and the fix search judge every load by the
+    same bound (planner.evaluate.judged_slos).
 
     Fix: more replicas (verified on a copy), FP8 weights, or a faster GPU."""
     from planner.evaluate import queue_drains
