@@ -408,7 +408,15 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
             fx = _replicas_search(ctx, f, breach, up=True)
             if fx:
                 fixed.append(fx)
-        try_edits(_expert_comm_steps(ctx) + _precision_steps(ctx) + _tp_double(ctx))
+        tp2 = _tp_double(ctx)
+        n = len(fixed)
+        try_edits(_expert_comm_steps(ctx) + _precision_steps(ctx) + tp2)
+        if tp2 and len(fixed) == n and f.id != "PF402" and r.mode in ("rate", "concurrency") and not r.autoscale:
+            # twice the split with the fewest replicas that then carry the load: a long prompt's prefill (TTFT)
+            # or a step's weight reads (ITL) that no replica count shortens on the spec's split
+            fx = _replicas_search(ctx, f, breach, up=True, base=tp2[0])
+            if fx:
+                fixed.append(fx)
     elif f.id == "PF305":
         try_edits(_expert_comm_steps(ctx))
     elif f.id == "PF704" and r.disagg:

@@ -444,3 +444,40 @@ cost: {provider: nebius}
     f = next(x for x in findings(p) if x["id"] == "PF404")
     assert f["fixes"] == [] and "even 2, the autoscale.min, does not" in f["remediation"], f["remediation"]
     assert "lower hardware.autoscale.min" not in f["remediation"]
+
+
+def test_a_prefill_floor_gets_twice_the_split_with_its_replicas(tmp_path):
+    """Llama-3.1-70B FP8 on 2 x TP2 H100 with agent prompts (mean 12,000, p95 28,000 tokens) at 2 req/s peak and a
+    3 s p95 TTFT: a p95 prompt's prefill on two H100s is about 2 x 70.6 B x 28,000 = 4.0 PFLOP of matmuls plus
+    attention, around three seconds before queueing, so even 16x the replicas (3.4 s at 32) misses the SLO, and
+    TP4 on the spec's 2 replicas is overloaded. The verified fix is TP4 with the replicas it then needs."""
+    from planner.commands import apply_edits
+
+    text = """apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: agents}
+model: {id: llama-3.1-70b}
+precision: {weights: fp8, kv_cache: fp8}
+hardware: {gpu: h100-sxm, gpus_per_replica: 2, replicas: 2}
+parallelism: {tensor: 2}
+engine: {name: vllm}
+workload:
+  archetype: agent
+  arrival_rate_rps: 1
+  kv_offload: {tier: cpu, capacity_gb: 500, idle_sessions: 200}
+slo:
+  ttft_ms: {p95: 3000}
+  itl_ms: {p95: 60}
+  confidence: 0.9
+cost: {provider: aws}
+"""
+    p = tmp_path / "agents.yaml"
+    p.write_text(text)
+    f = next(x for x in findings(p) if x["id"] == "PF401" and "TTFT" in x["message"])
+    fx = f["fixes"][0]
+    got = {e["path"]: e["to"] for e in fx["edits"]}
+    assert got["/parallelism/tensor"] == 4 and got["/hardware/gpus_per_replica"] == 4 and got["/hardware/replicas"] > 2
+    q = tmp_path / "fixed.yaml"
+    q.write_text(apply_edits(text, fx["edits"]))
+    after = findings(q)
+    assert not any(x["id"] == "PF401" for x in after) and not any(x["severity"] == "error" for x in after)
