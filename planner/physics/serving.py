@@ -287,14 +287,22 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
             # pure decode run: until a completion, an arrival that can be admitted, or the KV pool fills
             while heap and target.get(heap[0][1]) != heap[0][0]:
                 heappop(heap)  # entries of preempted requests off the top: the next completion is heap[0]
-            k_done = max(1, ceil((heap[0][0] - g) / tokens_per_step)) if heap else 1
+            # (conditional expressions, not max()/min() calls: this runs on every pure-decode run)
+            k_done = ceil((heap[0][0] - g) / tokens_per_step) if heap else 1
+            if k_done < 1:
+                k_done = 1
             k = k_done
             dt0 = None
             if next_arrival < n and arrivals[next_arrival] < inf and D < max_seqs:
                 dt0 = float(step_fn(D, mean_dctx, 0, 0.0))
-                k = min(k, max(1, ceil((arrivals[next_arrival] - t) / max(dt0, 1e-9))))
+                k_arr = ceil((arrivals[next_arrival] - t) / (dt0 if dt0 > 1e-9 else 1e-9))
+                if k_arr < 1:
+                    k_arr = 1
+                if k_arr < k:
+                    k = k_arr
             free = kv_tokens - (dkv + used_kv)
-            k_kv = int(free // max(D * tokens_per_step, 1)) if not no_evict else k
+            dtok = D * tokens_per_step
+            k_kv = int(free // (dtok if dtok > 1 else 1)) if not no_evict else k
             if k_kv < 1:
                 # KV pool full: preempt the newest decoding request (vLLM recompute policy)
                 if D > 1:
@@ -314,7 +322,10 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
                     preempted_now = True
                     continue
                 k_kv = 1
-            k = max(1, min(k, k_kv))
+            if k_kv < k:
+                k = k_kv
+            if k < 1:
+                k = 1
             if k == 1 and dt0 is not None:
                 dt = dt0  # a one-step run at the context just stepped: the same call
             else:
