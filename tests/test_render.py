@@ -457,3 +457,15 @@ def test_the_owner_is_on_the_report_and_every_alert(tmp_path):
     assert rules and all(x["annotations"]["owner"] == "ml-platform <oncall@example.com>" for x in rules)
     assert "Owner: ml-platform" in (out / "report.md").read_text()
     assert "Owner: ml-platform &lt;oncall@example.com&gt;." in (out / "report.html").read_text()
+
+
+def test_the_report_headline_says_max_only_for_an_autoscaled_fleet(checked):
+    """The chat example is a fixed fleet of 4 x TP2 = 8 H100s: its headline reads "8 x NVIDIA H100 SXM", not
+    "... max"; the autoscaled 405B fixture's count is its ceiling, and the headline says so."""
+    fixed = render(checked["specs/chat-llama-3.1-70b.yaml"], (ROOT / "specs/chat-llama-3.1-70b.yaml").read_bytes(), ("report",))
+    head = next(x for x in fixed["report.md"].splitlines() if x.startswith("**PASS**"))
+    assert head.endswith("8 x NVIDIA H100 SXM") and "max" not in head, head
+    spec = "tests/fixtures/render/multinode-405b.yaml"
+    auto = render(checked[spec], (ROOT / spec).read_bytes(), ("report",))
+    head = next(x for x in auto["report.md"].splitlines() if x.startswith("**"))
+    assert head.endswith("at most (autoscaled)"), head
