@@ -584,6 +584,7 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
     perf["saturation_requests_per_s"] = sat_rps
     perf["saturation_output_tokens_per_s"] = off["output_tokens_per_s"] * ve
     out["performance"] = perf
+    cost = _cost(_fleet_view(r), price, normal_tps, perf["output_tokens_per_s"])
     cap = {"breach_rps": None, "headroom_pct": None, "peak_rps": None}
     if r.mode == "rate":
         peak_rate = r.rate_rps * r.peak_factor
@@ -598,15 +599,15 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
             if slo and peak_rate:
                 at = peak_rate * (1 + r.settings["headroom_min_pct"] / 100)
                 cap["holds_with_headroom"] = slo_ok(run_load(r, mem, fn, rate_fleet=at, n_requests=600), slo)
-                # the GPUs billed as the cost below bills them (an autoscaled fleet: what the normal load needs)
-                billed = _cost(_fleet_view(r), price, normal_tps, perf["output_tokens_per_s"]).get("gpus_billed") or fleet_gpus(r)
+                # the GPUs the cost bills (an autoscaled fleet: what the normal load needs)
+                billed = cost.get("gpus_billed") or fleet_gpus(r)
                 share = billed / fleet_gpus(r)
                 idle_at = r.rate_rps / (1 - r.settings["idle_share_max_pct"] / 100) / share
                 cap["holds_at_idle_limit"] = slo_ok(run_load(r, mem, fn, rate_fleet=idle_at, n_requests=600), slo)
                 cap["idle_limit_rps"] = idle_at
     out["capacity"] = cap
     out["roofline"] = rl
-    out["cost"] = _cost(_fleet_view(r), price, normal_tps, perf["output_tokens_per_s"])
+    out["cost"] = cost
     out["efficiency"] = efficiency_for(r.engine["id"], r.gpu, r.calibration)
     return out
 

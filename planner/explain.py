@@ -4,7 +4,7 @@ with the catalog entry it came from — how a reviewer checks an estimate by han
 from __future__ import annotations
 
 from planner.evaluate import efficiency_for, link, link_name, math_precision, memory_plan
-from planner.output import headroom_text
+from planner.output import headroom_text, rps_text
 from planner.physics import arch, memory
 
 SECTIONS = ("defaults", "checkpoint", "kv", "weights", "memory", "decode", "prefill", "disaggregation", "latency", "breach",
@@ -175,7 +175,7 @@ def explain(res, metric: str | None = None) -> str:
     if cap.get("breach_rps") is not None:
         section("breach", "breach point", [
             "bisection on the simulated arrival rate until a latency SLO percentile fails",
-            f"breach {_rate(cap['breach_rps'])} req/s vs peak {_rate(cap['peak_rps'])} req/s: headroom {headroom_text(cap['headroom_pct'])}"])
+            f"breach {rps_text(cap['breach_rps'], 2)} req/s vs peak {rps_text(cap['peak_rps'], 2)} req/s: headroom {headroom_text(cap['headroom_pct'])}"])
     c = est["cost"]
     if c.get("usd_per_month") is not None:
         section("cost", "cost", [
@@ -253,6 +253,3 @@ def _cap(r, mem) -> str:
         return f"{cap:,}{per}"
     return f"{cap:,}{per} (max_num_seqs {r.max_num_seqs:,} capped at the {mem.max_seqs_mean:,} sequences the KV pool holds; rendered so)"
 
-
-def _rate(x: float) -> str:
-    return f"{x:.2f}" if x >= 0.1 or x == 0 else f"{x:.2g}"

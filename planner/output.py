@@ -9,9 +9,9 @@ from planner import __version__
 
 
 
-def rps_text(x: float) -> str:
-    """A request rate for people: one decimal, or two significant digits below 0.1 req/s (not "0.0")."""
-    return f"{x:,.0f}" if x >= 1000 else f"{x:.1f}" if x >= 0.1 or x == 0 else f"{x:.2g}"
+def rps_text(x: float, decimals: int = 1) -> str:
+    """A request rate for people: `decimals` decimals, or two significant digits below 0.1 req/s (not "0.0")."""
+    return f"{x:,.0f}" if x >= 1000 else f"{x:.{decimals}f}" if x >= 0.1 or x == 0 else f"{x:.2g}"
 
 
 def headroom_text(pct: float | None) -> str:

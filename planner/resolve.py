@@ -191,22 +191,27 @@ def _lengths(v, arch_default: dict | None) -> Lengths:
     return Lengths(float(mean), float(p50), float(p95), float(mx))
 
 
+def _num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def length_top(v) -> float:
+    """The longest a length spec (a number, or mean/p50/p95/max) allows; non-numbers count as 0 (validate calls
+    this on specs not yet known to be well-formed)."""
+    return v if _num(v) else max([x for x in v.values() if _num(x)] or [0]) if isinstance(v, dict) else 0
+
+
 def workload_lengths(wl: dict, arch: dict, limit: int | None) -> tuple:
     """(input, output, note) length specs of a workload: the spec's own, else its archetype's — an archetype's
     generic lengths capped so prompt + output fit the model's context (`limit`, max_position_embeddings); a stated
     length is never changed (PF111 refuses one that does not fit). `note` says what was capped, else None."""
     inp, out = wl.get("input_tokens") or arch.get("input_tokens"), wl.get("output_tokens") or arch.get("output_tokens")
 
-    def num(x) -> bool:
-        return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-    def top(v):  # (validate calls this on specs not yet known to be well-formed: non-numbers count as 0)
-        return v if num(v) else max([x for x in v.values() if num(x)] or [0]) if isinstance(v, dict) else 0
-
     def cap(v, c):
-        return min(v, c) if num(v) else {k: min(x, c) if num(x) else x for k, x in v.items()}
+        return min(v, c) if _num(v) else {k: min(x, c) if _num(x) else x for k, x in v.items()}
 
-    if not limit or not num(limit) or inp is None or out is None or top(inp) + top(out) <= limit:
+    top = length_top
+    if not limit or not _num(limit) or inp is None or out is None or top(inp) + top(out) <= limit:
         return inp, out, None
     for key in ("input_tokens", "output_tokens"):
         mine, other = (inp, out) if key == "input_tokens" else (out, inp)

@@ -427,14 +427,12 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
         if arch:
             # an archetype's own lengths are capped to the model's context (resolve.workload_lengths): only what the
             # spec states can exceed it
-            from planner.resolve import workload_lengths
+            from planner.resolve import length_top, workload_lengths
 
             ai, ao, _ = workload_lengths({k: wl[k] for k in ("input_tokens", "output_tokens") if k in wl and
                                           (tmax(k) is not None)}, arch, model.get("max_position_embeddings"))
-            top = (lambda v: v if isinstance(v, int) else max([x for x in v.values() if isinstance(x, int)] or [0])
-                   if isinstance(v, dict) else None)
-            i = i or top(ai)
-            o = o or top(ao)
+            i = i or (int(length_top(ai)) if ai is not None else None)
+            o = o or (int(length_top(ao)) if ao is not None else None)
         mml = _get(d, "engine", "max_model_len")
         need = mml if isinstance(mml, int) else ((i or 0) + (o or 0))
         limit = model.get("max_position_embeddings")

@@ -421,9 +421,8 @@ def test_idle_verdict_is_the_same_with_and_without_the_breach_search(tmp_path, m
 
 def test_batch_underused_on_an_autoscaled_fleet_at_its_floor_says_a_smaller_gpu(tmp_path):
     """Llama-3.3-70B FP8 on one H200 per replica with EAGLE-3 and a cached prefix, autoscaled 2..8 at 5 req/s: 288
-    sequences fit, a few decode. Even
-    autoscale.max at the floor (2) leaves the batch under-used: the advice is a smaller GPU, not "lower the min"
-    (which would trade PF404 for PF601)."""
+    sequences fit, a few decode. Even autoscale.max at the floor (2) leaves the batch under-used: the advice is a
+    smaller GPU, not "lower the min" (which would trade PF404 for PF601)."""
     p = tmp_path / "l70.yaml"
     p.write_text("""apiVersion: planfile/v1
 kind: Deployment

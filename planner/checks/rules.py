@@ -444,8 +444,8 @@ def queue_unbounded(r, est):
     perf = est.get("performance")
     if r.mode != "rate" or not perf or queue_drains(perf):
         return []
-    got = perf["ttft_ms"].get("p95")
-    if any(not (got <= t) for t in [(r.slo.get("ttft_ms") or {}).get("p95")] if t is not None):
+    stated = (r.slo.get("ttft_ms") or {}).get("p95")
+    if stated is not None and not perf["ttft_ms"].get("p95") <= stated:
         return []  # PF401 already reports the TTFT SLO the growing queue breaks
     sat = perf.get("saturation_requests_per_s")
     why = f" (the fleet completes at most {sat:.3g} req/s with every request queued)" if sat else ""
