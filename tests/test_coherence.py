@@ -183,7 +183,11 @@ def round_trip_disagg(res, files: dict[str, str]) -> None:
                 assert opt(args, f["quant"]) == ck["online_quantization"]
         res_ = box["resources"]
         g = r.gpu["kubernetes"]["resource"]
-        assert res_["limits"][g] == res_["requests"][g] == str(pool["gpus_per_replica"])
+        # one pod per node of a replica (Dynamo multinode: nodeCount x the container's GPUs = the replica)
+        nodes = c.get("multinode", {}).get("nodeCount", 1)
+        assert res_["limits"][g] == res_["requests"][g] == str(pool["gpus_per_replica"] // nodes)
+        assert nodes * int(res_["limits"][g]) == pool["gpus_per_replica"]
+        assert nodes == -(-pool["gpus_per_replica"] // r.gpus_per_node)
         assert parse_gib(res_["requests"]["ephemeral-storage"]) * 2**30 >= ck["download_gb"] * 1e9
     assert sum(p["gpus"] for p in plan["disaggregation"]["pools"].values()) == plan["cost"]["gpus_billed"]
 

@@ -360,3 +360,54 @@ cost: {provider: nebius}
     q.write_text(apply_edits(text, fx["edits"]))
     after = json.loads(run_cli("check", str(q), "--format", "json", "--no-cache").stdout)["results"][0]["findings"]
     assert not any(x["id"] == "PF401" for x in after)
+
+
+WIDE = ROOT / "specs" / "disagg-deepseek-v3-wide-ep-h100.yaml"
+NODE_FLAGS = {"--nnodes", "--node-rank", "--dist-init-addr", "--master-addr", "--master-port", "--headless"}
+
+
+@pytest.mark.parametrize("engine", ["sglang", "vllm"])
+def test_a_pool_that_spans_nodes_is_one_dynamo_multinode_component_of_one_pod_per_node(tmp_path, engine):
+    """A prefill replica of 16 H100s is 2 pods of 8 GPUs and a decode replica of 32 is 4 pods: Dynamo's
+    `multinode: {nodeCount: N}` ("Total GPUs used is NodeCount * container GPU request", v1beta1 MultinodeSpec,
+    minimum 2). The operator writes the node flags itself: SGLang `--dist-init-addr <leader>:29500 --nnodes N
+    --node-rank R` (deploy/operator/internal/dynamo/backend_sglang.go@7caca06), vLLM its mp/Ray or data-parallel
+    flags, chosen from the container's GPU limit (backend_vllm.go@18bda51). Before, each pool was one pod
+    asking for 16 (32) GPUs, which no 8-GPU node can schedule, with --node-rank 0 on every node and an LWS
+    variable the operator's pods do not have."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import k8s_schema
+
+    p = tmp_path / "wide.yaml"
+    text = WIDE.read_text()
+    if engine == "vllm":  # vLLM's wide-EP spelling of the same pools (DeepEP needs SGLang's flags; drop it)
+        text = text.replace("name: sglang", "name: vllm").replace("  moe_all_to_all: deepep\n", "").replace(
+            "  two_batch_overlap: true\n", "")
+    p.write_text(text)
+    out = tmp_path / "out"
+    r = run_cli("render", str(p), "--out", str(out), "--only", "engine,k8s", "--force")
+    assert r.returncode == 0, r.stderr
+    (doc,) = list(yaml.safe_load_all((out / "k8s" / "dynamographdeployment.yaml").read_text()))
+    assert k8s_schema.errors(doc) == []
+    comps = {c["name"]: c for c in doc["spec"]["components"]}
+    for role, nodes in (("prefill", 2), ("decode", 4)):  # 16 and 32 GPUs over 8-GPU H100 nodes
+        c = comps[role]
+        assert c["multinode"] == {"nodeCount": nodes}
+        main = c["podTemplate"]["spec"]["containers"][0]
+        assert main["resources"]["limits"]["nvidia.com/gpu"] == "8"
+        assert main["resources"]["requests"]["nvidia.com/gpu"] == "8"
+        assert not NODE_FLAGS & set(main["args"]), main["args"]
+        assert not [a for a in main["args"] if "$(" in a]
+    assert "multinode" not in comps["Frontend"]
+    # the schema types multinode as the CRD does: nodeCount only, at least 2
+    for bad in ({"nodeCount": 1}, {"nodes": 2}, {"nodeCount": "2"}):
+        broken = json.loads(json.dumps(doc))
+        broken["spec"]["components"][1]["multinode"] = bad
+        assert k8s_schema.errors(broken), bad
+    # the plain launch of a multi-node pool (node 0's): the leader's address from the environment, not the
+    # literal text '$(LWS_LEADER_ADDRESS)' a quoted shell word would pass to the engine
+    for role in ("prefill", "decode"):
+        sh = (out / "engine" / f"{role}.sh").read_text()
+        assert "'$(" not in sh and "${LWS_LEADER_ADDRESS}" in sh, sh

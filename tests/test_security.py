@@ -127,6 +127,22 @@ def test_served_name_cannot_reference_a_secret(tmp_path):
     assert res.status == "invalid" and any(f.pointer == "/model/served_name" for f in res.findings)
 
 
+def test_a_dynamo_worker_cannot_expand_a_secret_from_extra_args(tmp_path):
+    """Kubernetes expands $(VAR) in a container's args: the Dynamo graph's worker args are escaped like every
+    other container's (`$$(`), so `extra_args: [--chat-template, "`id`$(HF_TOKEN)"]` reaches SGLang as text
+    and not as the Hub token (the fuzzer found the graph unescaped)."""
+    text = (ROOT / "specs" / "disagg-llama-3.1-70b-h200.yaml").read_text().replace(
+        "  name: vllm", '  name: sglang\n  extra_args: ["--chat-template", "`id`$(HF_TOKEN)"]') + (
+        "checks:\n  ignore: [{id: PF604, path: /engine/extra_args/0, reason: 'a template the image ships'}]\n")
+    out = tmp_path / "out"
+    r = run_cli("render", str(spec_file(tmp_path, text)), "--out", str(out), "--only", "k8s")
+    assert r.returncode == 0, r.stderr
+    (doc,) = yaml.safe_load_all((out / "k8s" / "dynamographdeployment.yaml").read_text())
+    workers = [c["podTemplate"]["spec"]["containers"][0]["args"] for c in doc["spec"]["components"][1:]]
+    assert all("`id`$$(HF_TOKEN)" in args for args in workers), workers
+    assert not any("`id`$(HF_TOKEN)" in args for args in workers)
+
+
 def test_an_api_key_in_extra_args_is_refused(tmp_path):
     res = check_spec(str(spec_file(tmp_path, SMALL.replace("  name: vllm", '  name: vllm\n  extra_args: ["--api-key", "$(HF_TOKEN)"]'))),
                      breach=False)

@@ -21,6 +21,11 @@ IMAGES = {"vllm": "nvcr.io/nvidia/ai-dynamo/vllm-runtime:{v}", "sglang": "nvcr.i
 MODULES = {"vllm": "dynamo.vllm", "sglang": "dynamo.sglang"}
 VLLM_CONNECTORS = {"nixl": "NixlConnector", "lmcache": "LMCacheConnectorV1"}
 BOOTSTRAP_PORT = 12345  # SGLang's prefill bootstrap server (as Dynamo's templates set it)
+# a pool whose replica spans nodes is one `multinode: {nodeCount: N}` component of N pods; the operator appends
+# the node flags to the worker itself (SGLang --dist-init-addr <leader>:29500 --nnodes N --node-rank R,
+# deploy/operator/internal/dynamo/backend_sglang.go@7caca06; vLLM its mp/Ray or data-parallel flags, chosen from
+# the container's GPU limit, backend_vllm.go@18bda51), so the worker's own args carry none of them
+NODE_FLAGS = {"--nnodes", "--node-rank", "--dist-init-addr", "--master-addr", "--master-port", "--headless"}
 
 
 def pool_launch(r, est, role: str) -> engines.Launch:
@@ -51,7 +56,8 @@ def worker_args(r, L: engines.Launch, role: str) -> list[str]:
     words = ([L.model_flag, L.model] if L.model_flag else ["--model", L.model])
     # Dynamo's worker serves its own endpoint and metrics; vLLM's role is Dynamo's --disaggregation-mode plus
     # the producer's connector (added below), SGLang's role flags are SGLang's own and pass through
-    skip = {"--host", "--port", "--enable-metrics"} | ({"--kv-transfer-config"} if r.engine["id"] == "vllm" else set())
+    skip = ({"--host", "--port", "--enable-metrics"} | NODE_FLAGS
+            | ({"--kv-transfer-config"} if r.engine["id"] == "vllm" else set()))
     opts = []
     it = iter(L.opts)
     for flag, value in it:
@@ -66,7 +72,9 @@ def worker_args(r, L: engines.Launch, role: str) -> list[str]:
         if role == "prefill":
             opts += ["--kv-transfer-config", json.dumps({"kv_connector": VLLM_CONNECTORS[conn], "kv_role": "kv_producer"},
                                                         separators=(",", ":"))]
-    return words + opts
+    # Kubernetes expands $(VAR) in args: escaped as every container's are (engines.Launch.container_command),
+    # so a spec string cannot pull a secret from the pod's environment
+    return [w.replace("$(", "$$(") for w in words + opts]
 
 
 def _gib(gb: float) -> str:
@@ -92,7 +100,8 @@ def graph(r, est, ctx: dict) -> dict:
     for role in ("prefill", "decode"):
         v = pool(r, role)
         L = pool_launch(r, est, role)
-        gpus = str(v.gpus_per_replica)
+        nodes = engines.multinode(v)
+        gpus = str(v.gpus_per_replica // nodes)  # per pod: one pod per node of the replica
         spec = {"containers": [{
             "name": "main", "image": image, "command": ["python3", "-m", MODULES[r.engine["id"]]],
             "args": worker_args(r, L, role), "envFrom": env_from,
@@ -103,8 +112,11 @@ def graph(r, est, ctx: dict) -> dict:
                           "limits": {resource: gpus}}}]}
         if ctx["gpu"]["node_selector"]:
             spec["nodeSelector"] = dict(ctx["gpu"]["node_selector"])
-        components.append({"name": role, "type": role, "replicas": v.replicas,
-                           "podTemplate": {"metadata": {"labels": labels}, "spec": spec}})
+        comp = {"name": role, "type": role, "replicas": v.replicas}
+        if nodes > 1:
+            comp["multinode"] = {"nodeCount": nodes}
+        comp["podTemplate"] = {"metadata": {"labels": labels}, "spec": spec}
+        components.append(comp)
     return {"apiVersion": "nvidia.com/v1beta1", "kind": "DynamoGraphDeployment",
             "metadata": {"name": r.name, "namespace": r.namespace, "labels": labels,
                          "annotations": {"planfile.dev/spec-sha256": ctx["spec"]["sha256"]}},
@@ -112,19 +124,22 @@ def graph(r, est, ctx: dict) -> dict:
 
 
 def files(r, est, ctx: dict, targets) -> dict[str, str]:
-    import shlex
-
     import yaml
 
     out = {}
     head = (f"# Rendered by planfile {ctx['planfile_version']} from {ctx['spec']['path']} - edit the spec, not this file.\n")
     if "engine" in targets:
         for role in ("prefill", "decode"):
+            from planner.disagg import pool
+
             L = pool_launch(r, est, role)
+            nodes = engines.multinode(pool(r, role))
+            spans = (f"# A replica spans {nodes} nodes: this is node 0's launch; node i runs it with --node-rank i, "
+                     "LWS_LEADER_ADDRESS naming node 0.\n") if nodes > 1 else ""
             out[f"engine/{role}.sh"] = ("#!/bin/sh\n" + head.replace("\n", "").replace("\r", "") + "\n"
                                         f"# {role} pool: {r.disagg[role]['replicas']} replica(s) of {r.disagg[role]['gpus_per_replica']} GPU(s); "
                                         f"KV over {r.disagg['transfer']['link']} with {r.disagg['transfer']['connector']}.\n"
-                                        "exec " + " ".join(shlex.quote(w) for w in L.argv()) + "\n")
+                                        + spans + "exec " + L.shell_command() + "\n")
     if "k8s" in targets:
         class NoAliases(yaml.SafeDumper):
             def ignore_aliases(self, data):
