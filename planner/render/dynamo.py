@@ -72,9 +72,9 @@ def worker_args(r, L: engines.Launch, role: str) -> list[str]:
         if role == "prefill":
             opts += ["--kv-transfer-config", json.dumps({"kv_connector": VLLM_CONNECTORS[conn], "kv_role": "kv_producer"},
                                                         separators=(",", ":"))]
-    # Kubernetes expands $(VAR) in args: escaped as every container's are (engines.Launch.container_command),
-    # so a spec string cannot pull a secret from the pod's environment
-    return [w.replace("$(", "$$(") for w in words + opts]
+    # Kubernetes expands $(VAR) in args: escaped as every container's are, so a spec string cannot pull a secret
+    # from the pod's environment
+    return L.k8s_words(words + opts)
 
 
 def _gib(gb: float) -> str:
@@ -129,9 +129,9 @@ def files(r, est, ctx: dict, targets) -> dict[str, str]:
     out = {}
     head = (f"# Rendered by planfile {ctx['planfile_version']} from {ctx['spec']['path']} - edit the spec, not this file.\n")
     if "engine" in targets:
-        for role in ("prefill", "decode"):
-            from planner.disagg import pool
+        from planner.disagg import pool
 
+        for role in ("prefill", "decode"):
             L = pool_launch(r, est, role)
             nodes = engines.multinode(pool(r, role))
             spans = (f"# A replica spans {nodes} nodes: this is node 0's launch; node i runs it with --node-rank i, "

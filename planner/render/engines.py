@@ -88,7 +88,11 @@ class Launch:
         planfile did not write as such a reference on purpose has `$(` escaped as `$$(`, so a spec string
         cannot pull a secret (HF_TOKEN) into the served model name or an argument."""
         words = ([self.model_flag, self.model] if self.model_flag else [self.model]) + self.options
-        return self.program, [w if w in self.env_refs else w.replace("$(", "$$(") for w in words]
+        return self.program, self.k8s_words(words)
+
+    def k8s_words(self, words: list[str]) -> list[str]:
+        """Container args as Kubernetes must read them: `$(` escaped as `$$(` except in this launch's own env_refs."""
+        return [w if w in self.env_refs else w.replace("$(", "$$(") for w in words]
 
 
 def _word(value) -> str:
