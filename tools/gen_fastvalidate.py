@@ -1,0 +1,121 @@
+"""Generate planner/_fastvalidate.py: a validity test for schemas/deployment.schema.json, compiled to plain
+Python by fastjsonschema (https://github.com/horejsek/python-fastjsonschema, BSD-3-Clause) at build time.
+
+`planfile check` on a valid spec needs one answer from the schema: valid or not. jsonschema builds its
+validator classes, the referencing registry and the format checkers at import (about 0.1 s, 8x
+`python -c pass`); the compiled test is a few hundred lines of `isinstance` and comparisons that import
+nothing but `re`. When the compiled test rejects a spec, planner/validate.py runs jsonschema as before, for
+its error messages: the compiled test decides only that there is nothing to report.
+
+planfile's schema semantics are stricter than JSON Schema's in two places (planner/validate.py
+`validator_for`): "integer" is a whole number written as one (not 1024.0), and a pattern's `$` matches only
+at the very end. fastjsonschema's draft-04 type test is the strict one (its draft-06+ test accepts 1024.0),
+so the generator below uses it; its patterns already turn `$` into `\\Z`. The generated module has no
+runtime dependency: the one import of fastjsonschema (its exception class) is replaced by a local class.
+
+    pip install fastjsonschema && python tools/gen_fastvalidate.py
+
+tests/test_fastvalidate.py fails when the generated file is not what this script writes from the current
+schema, and compares the compiled test with jsonschema on the example specs and fuzzed specs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "planner" / "_fastvalidate.py"
+SCHEMA = ROOT / "schemas" / "deployment.schema.json"
+# the keywords whose meaning fastjsonschema's draft-07 generator and JSON Schema 2020-12 share; a schema
+# using any other keyword is refused here rather than compiled with a different meaning
+SUPPORTED = {"$id", "$schema", "title", "description", "type", "properties", "additionalProperties", "required",
+             "enum", "const", "pattern", "minLength", "maxLength", "minItems", "maxItems", "minProperties",
+             "maxProperties", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "items", "anyOf",
+             "propertyNames"}
+IMPORT = "from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException"
+LOCAL = '''class JsonSchemaValueException(ValueError):
+    """The spec breaks the schema (which rule, jsonschema's messages say: planner/validate.py)."""
+
+    def __init__(self, message, value=None, name=None, definition=None, rule=None):
+        super().__init__(message)
+
+
+JsonSchemaValuesException = JsonSchemaValueException'''
+# the generated number checks admit decimal.Decimal; a loaded spec never holds one (YAML and JSON give int and
+# float), so a local class stands in and a cold check does not import decimal
+DECIMAL = "from decimal import Decimal"
+NO_DECIMAL = '''class Decimal:
+    """Never an instance in a loaded spec (YAML and JSON give int and float): decimal is not imported."""'''
+
+
+def keywords(node, out: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out.add(key)
+            if key == "properties":
+                for sub in value.values():
+                    keywords(sub, out)
+            elif key not in ("enum", "const", "required", "description", "title"):
+                keywords(value, out)
+    elif isinstance(node, list):
+        for sub in node:
+            keywords(sub, out)
+    return out
+
+
+def generate(schema: dict) -> str:
+    from fastjsonschema.draft04 import CodeGeneratorDraft04
+    from fastjsonschema.draft07 import CodeGeneratorDraft07
+    from fastjsonschema.version import VERSION
+
+    unsupported = keywords(schema, set()) - SUPPORTED
+    if unsupported:
+        raise SystemExit(f"deployment schema uses keywords this compiler does not vouch for: {sorted(unsupported)}")
+
+    class Strict(CodeGeneratorDraft07):
+        def generate_type(self):
+            CodeGeneratorDraft04.generate_type(self)  # "integer" excludes 1024.0
+
+        def exc(self, msg, *args, append_to_msg=None, rule=None):
+            # a bare raise: the message names the rule, not the whole sub-schema (fastjsonschema's detailed
+            # form embeds the schema's repr in every raise, 0.5 MB here; its short form fails on `const`)
+            definition = self._definition
+            rule_value = self.e(definition.get(rule) if isinstance(definition, dict) else None)
+            self.l('raise JsonSchemaValueException("' + msg + '")', *args, definition_rule=rule_value)
+
+    gen = Strict(schema, use_default=False, use_formats=False)
+    entry = gen._resolver.get_scope_name()  # the root function's name, before generation pops it
+    state = gen.global_state_code
+    if IMPORT not in state:
+        raise SystemExit("fastjsonschema's generated imports changed; update tools/gen_fastvalidate.py")
+    head = ('"""GENERATED by tools/gen_fastvalidate.py from schemas/deployment.schema.json with fastjsonschema '
+            f'{VERSION}: do not edit.\n\nvalid(data) is True when the spec satisfies the schema; planner/validate.py '
+            'asks jsonschema for the messages otherwise."""\n# fmt: off\n# ruff: noqa\n')
+    if DECIMAL not in state:
+        raise SystemExit("fastjsonschema's generated imports changed; update tools/gen_fastvalidate.py")
+    body = state.replace(IMPORT, LOCAL).replace(DECIMAL, NO_DECIMAL) + "\n" + gen.func_code
+    tail = f'''
+
+def valid(data) -> bool:
+    try:
+        {entry}(data)
+    except JsonSchemaValueException:
+        return False
+    return True
+'''
+    return head + body.rstrip() + "\n" + tail
+
+
+def main() -> int:
+    text = generate(json.loads(SCHEMA.read_text()))
+    if "--check" in sys.argv:
+        return 0 if OUT.exists() and OUT.read_text() == text else 1
+    OUT.write_text(text)
+    print(f"wrote {OUT.relative_to(ROOT)} ({len(text.splitlines())} lines)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
