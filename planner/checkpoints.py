@@ -57,12 +57,21 @@ def entries(model_id: str) -> list[dict]:
     return [c for c in catalog.raw("checkpoints")["checkpoints"] if c["model"] == model_id]
 
 
+_REPOS: tuple = (None, {})  # (the catalog's checkpoint list, its repo and alias names lowercased -> entry)
+
+
 def find_repo(repo: str) -> dict | None:
-    key = repo.strip().lower()
-    for c in catalog.raw("checkpoints")["checkpoints"]:
-        if c["repo"].lower() == key or key in (a.lower() for a in c.get("aliases", [])):
-            return c
-    return None
+    """The catalog entry whose repo or alias is `repo` (case-insensitive; the first in catalog order). The
+    index is built once per catalog: check asks for every candidate plan search and fix trial resolves."""
+    global _REPOS
+    table = catalog.raw("checkpoints")["checkpoints"]
+    if _REPOS[0] is not table:
+        index: dict[str, dict] = {}
+        for c in table:
+            for name in (c["repo"], *c.get("aliases", [])):
+                index.setdefault(name.lower(), c)
+        _REPOS = (table, index)
+    return _REPOS[1].get(repo.strip().lower())
 
 
 def supports(engine: dict, gpu: dict, fmt: str) -> bool:

@@ -259,6 +259,11 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
         lo, hi = floor - 1, cur
         if cur <= floor:
             return None
+        # one fewer first: a fleet sized to its SLOs breaks one there, and then every smaller count does too (more
+        # load per replica never meets an SLO fewer met), so one trial settles it where a bisection took log2(count)
+        below = ctx.trial(base + (ctx.edit(ptr, cur - 1),), breach)
+        if below is None or not _keeps_slos(below, ctx.result):
+            return None
     while hi - lo > 1:
         mid = (lo + hi) // 2
         res = ctx.trial(base + (ctx.edit(ptr, mid),), breach)

@@ -106,3 +106,21 @@ def test_the_parts_explain_prints_add_up_to_the_step(batch, ctx, prefill, pctx, 
     parts = step.step_components(system(), shape, batch, ctx, prefill, pctx)
     total = float(parts["compute_s"] + parts["memory_s"] + parts["comm_s"] + parts["overhead_s"])
     assert abs(total - float(parts["total_s"])) <= 1e-12 + 1e-9 * float(parts["total_s"])
+
+
+@settings(max_examples=400)
+@given(values=st.lists(st.floats(0.0, 1e6, allow_nan=False, allow_infinity=False), min_size=1, max_size=300),
+       qs=st.lists(st.floats(0.0, 100.0), min_size=1, max_size=6))
+def test_linear_percentiles_are_numpys_bit_for_bit(values, qs):
+    # SimResult's percentiles skip np.percentile (its per-call cost, the numpy.ma import of its first call):
+    # the same numbers, to the last bit, for every sample and percentile
+    expected = np.percentile(np.asarray(values), qs).tolist()
+    assert serving.linear_percentiles(sorted(values), qs) == expected
+
+
+def test_unfinished_requests_keep_the_inverted_cdf_percentile():
+    # an infinite latency (a request the run never finished) is not interpolated with a finite one:
+    # p50 of [1, 2, inf, inf] is the 2nd order statistic (inverted CDF), 2.0; p95 is inf
+    res = serving.SimResult(np.array([1.0, 2.0, np.inf, np.inf]), np.zeros(4), np.array([]), np.array([]),
+                            1.0, 0, 2, 0, 0.0)
+    assert res.pct("ttft", 50) == 2.0 and res.pct("ttft", 95) == np.inf
