@@ -242,11 +242,15 @@ def batch_cap(r: Resolved, held_seqs: int) -> int:
     mean context (`held_seqs`, Memory.max_seqs_mean), shared out over the ranks that apply it. With pipeline
     stages every sequence holds KV on each stage and one scheduler counts every micro-batch, so the replica
     holds what one stage does. The simulator runs this same limit (limits), so check predicts the engine that
-    render configures. A model that does not fit (nothing held) keeps max_num_seqs; a published benchmark
-    (kv_batch_cap False) ran with max_num_seqs itself."""
+    render configures. On vLLM the limit is also at most the step's token budget (max_num_batched_tokens: its
+    SchedulerConfig refuses less). A model that does not fit (nothing held) keeps max_num_seqs; a published
+    benchmark (kv_batch_cap False) ran with max_num_seqs itself."""
+    seqs = int(r.max_num_seqs)
+    if r.engine.get("max_seqs_within_token_budget"):
+        seqs = min(seqs, int(r.max_num_batched_tokens))  # vLLM refuses a budget below the batch limit
     if not r.kv_batch_cap or held_seqs <= 0:
-        return int(r.max_num_seqs)
-    return max(1, min(int(r.max_num_seqs), int(held_seqs) // limit_groups(r)))
+        return seqs
+    return max(1, min(seqs, int(held_seqs) // limit_groups(r)))
 
 
 def limits(r: Resolved, mem: Memory) -> serving.Limits:

@@ -251,5 +251,8 @@ def _cap(r, mem) -> str:
     per = " per DP rank" if limit_groups(r) > 1 else ""
     if cap == r.max_num_seqs:
         return f"{cap:,}{per}"
+    if r.engine.get("max_seqs_within_token_budget") and cap == r.max_num_batched_tokens:
+        return (f"{cap:,}{per} (max_num_seqs {r.max_num_seqs:,} capped at the token budget max_num_batched_tokens "
+                f"{r.max_num_batched_tokens:,}: {r.engine['name']} refuses a budget below the batch limit; rendered so)")
     return f"{cap:,}{per} (max_num_seqs {r.max_num_seqs:,} capped at the {mem.max_seqs_mean:,} sequences the KV pool holds; rendered so)"
 

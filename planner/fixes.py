@@ -177,6 +177,48 @@ def _expert_comm_steps(ctx) -> list[tuple[Edit, ...]]:
     return out
 
 
+BUDGET_FLOOR = 512  # the smallest step token budget tried: below it a long prompt needs hundreds of steps to prefill
+
+
+def _budget_fix(ctx, f: Finding) -> Fix | None:
+    """The step's token budget (engine.max_num_batched_tokens: the prompt tokens chunked prefill puts beside
+    the decodes in one step) moved the way the finding needs, verified like every fix: halved (down to 512)
+    for an inter-token latency that long prefill chunks stretch, doubled (up to the engine's default for the
+    GPU) for a TTFT a small budget stretches over many steps. The first that resolves it, at no cost."""
+    r = ctx.result.resolved
+    if r.disagg or not r.chunked_prefill or r.mode not in ("rate", "concurrency"):
+        return None
+    itl = f.id == "PF403" or (f.id == "PF401" and f.pointer.startswith("/slo/itl_ms"))
+    ttft = f.id == "PF401" and f.pointer.startswith("/slo/ttft_ms")
+    cur = int(r.max_num_batched_tokens)
+    if itl:
+        steps, b = [], cur // 2
+        while b >= BUDGET_FLOOR and len(steps) < 2:
+            steps.append(b)
+            b //= 2
+    elif ttft:
+        from planner.resolve import batch_defaults
+
+        top = int(batch_defaults(r.engine, r.gpu)["max_num_batched_tokens"])
+        steps, b = [], cur * 2
+        while b <= top and len(steps) < 2:
+            steps.append(b)
+            b *= 2
+    else:
+        return None
+    for budget in steps:
+        edits = (ctx.edit("/engine/max_num_batched_tokens", budget),)
+        res = ctx.trial(edits, False)
+        if res is not None and resolves(res, f, ctx.result):
+            perf = (res.estimate or {}).get("performance") or {}
+            note = ""
+            if perf:
+                note = (f"{budget:,} prompt tokens per step, not {cur:,}: p95 ITL {perf['itl_ms']['p95']:.0f} ms, "
+                        f"p95 TTFT {perf['ttft_ms']['p95']:,.0f} ms at the peak")
+            return _fix(ctx, edits, res, note=note)
+    return None
+
+
 def _tp_double(ctx) -> list[tuple[Edit, ...]]:
     r = ctx.result.resolved
     tp = r.tp * 2
@@ -257,8 +299,8 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
         # an autoscaled fleet's peak count (autoscale.max) goes no lower than its floor (autoscale.min)
         floor = max(r.replicas_min, 1) if r.autoscale and ptr.endswith("/autoscale/max") else 1
         lo, hi = floor - 1, cur
-        if cur <= floor:
-            return None
+        if cur <= floor or _slo_misses(ctx.result):
+            return None  # fewer replicas only deepen an SLO finding the spec has already (_no_fix says so)
         # one fewer first: a fleet sized to its SLOs breaks one there, and then every smaller count does too (more
         # load per replica never meets an SLO fewer met), so one trial settles it where a bisection took log2(count)
         below = ctx.trial(base + (ctx.edit(ptr, cur - 1),), breach)
@@ -335,6 +377,13 @@ def _pools_search(ctx, finding, breach) -> Fix | None:
 SLO_IDS = ("PF401", "PF402", "PF202", "PF403", "PF201", "PF409", "PF410")
 
 
+def _slo_misses(result) -> list[Finding]:
+    """The SLO and headroom findings a result has (not waived): a spec with one is short of replicas, so an
+    idle-capacity or over-budget finding is never resolved by removing some (the trial would only compare
+    finding ids, and a breach that grows keeps its id)."""
+    return [f for f in result.findings if f.id in SLO_IDS and not f.waived]
+
+
 def _keeps_slos(res, before) -> bool:
     had = {f.id for f in before.findings if not f.waived}
     return res.status != "invalid" and not any(f.id in SLO_IDS and f.id not in had and not f.waived for f in res.findings)
@@ -409,6 +458,9 @@ def generate(ctx: Context, f: Finding) -> list[Fix]:
             fixed.append(fx)
         try_edits(_precision_steps(ctx))
     elif f.id in ("PF202", "PF401", "PF402", "PF403", "PF410"):
+        fx = _budget_fix(ctx, f)
+        if fx:
+            fixed.append(fx)
         if r.mode in ("rate", "concurrency"):
             fx = _replicas_search(ctx, f, breach, up=True)
             if fx:
@@ -524,6 +576,13 @@ def _no_fix(ctx: Context, f: Finding) -> str:
         if r.autoscale and r.replicas <= r.replicas_min:
             return (f"autoscale.max is at autoscale.min ({r.replicas_min}) already: a smaller GPU or another precision "
                     "fills each replica more; `planfile plan` searches them")
+        if not r.autoscale and r.replicas <= 1:
+            return "one replica already: fewer GPUs per replica, a smaller GPU or another precision; `planfile plan` searches them"
+        misses = _slo_misses(ctx.result)
+        if misses:
+            names = ", ".join(dict.fromkeys(f"{m.id} {m.check}" for m in misses))
+            return (f"the spec misses {names} already, which fewer replicas only deepen: resolve that first; "
+                    "`planfile plan` searches the GPUs, splits and precisions that fill each replica more")
         if r.autoscale:
             low = ctx.trial((ctx.edit("/hardware/autoscale/max", r.replicas_min),), False)
             if low is not None and any(x.id == f.id for x in low.findings):
@@ -531,8 +590,6 @@ def _no_fix(ctx: Context, f: Finding) -> str:
                         "a smaller GPU or another precision fills each replica more; `planfile plan` searches them")
             return ("a lower autoscale.max would break an SLO or the headroom at the peak: keep it, or waive this finding "
                     "with the reason")
-        if r.replicas <= 1:
-            return "one replica already: fewer GPUs per replica, a smaller GPU or another precision; `planfile plan` searches them"
         one = ctx.trial((ctx.edit(_replica_pointer(ctx), 1),), False)
         if one is not None and any(x.id == f.id for x in one.findings):
             return "fewer replicas do not resolve it (even one replica does not): a smaller GPU or another precision does; `planfile plan`"

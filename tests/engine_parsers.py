@@ -8,8 +8,9 @@ each {"id", "engine": "vllm" | "sglang" | "dynamo.vllm" | "dynamo.frontend", "ar
 - vLLM: the `vllm serve` sub-command exactly as vllm.entrypoints.cli.main builds it (FlexibleArgumentParser,
   ServeSubcommand.subparser_init, which reads `--config FILE` relative to the working directory), then the
   sub-command's own validate() and AsyncEngineArgs.from_cli_args, which runs the engine arguments'
-  __post_init__ checks. create_engine_config() is not run: it needs the checkpoint's config.json from the
-  Hub (offline here) and a GPU platform.
+  __post_init__ checks, and the SchedulerConfig create_engine_config() would build from them (its cross-option
+  checks: the token budget against max_num_seqs and max_model_len). create_engine_config() itself is not run:
+  it needs the checkpoint's config.json from the Hub (offline here) and a GPU platform.
 - NVIDIA Dynamo's vLLM worker args (`python3 -m dynamo.vllm`, the DynamoGraphDeployment's workers): Dynamo
   1.6.1's own parse_args (Dynamo's flags split from vLLM 0.31's engine arguments, AsyncEngineArgs built, its
   cross-checks run). Dynamo's SGLang worker parser imports torchvision (not installable beside this torch),
@@ -57,7 +58,20 @@ def check_vllm(argv: list[str]) -> None:
     cmds[args.subparser].validate(args)
     if getattr(args, "model_tag", None):
         args.model = args.model_tag
-    AsyncEngineArgs.from_cli_args(args)
+    _vllm_scheduler(AsyncEngineArgs.from_cli_args(args))
+
+
+def _vllm_scheduler(a) -> None:
+    """vLLM's SchedulerConfig as create_engine_config() builds it (vllm/engine/arg_utils.py), from the parsed
+    engine arguments and the rendered --max-model-len (the model's own length needs its config.json): its
+    cross-option checks run, e.g. max_num_batched_tokens >= max_num_seqs (config/scheduler.py)."""
+    from vllm.config import SchedulerConfig
+
+    if None in (a.max_num_batched_tokens, a.max_num_seqs, a.max_model_len):
+        return  # left to the engine's defaults, which it reconciles itself
+    SchedulerConfig(runner_type="generate", max_num_batched_tokens=a.max_num_batched_tokens, max_num_seqs=a.max_num_seqs,
+                    max_model_len=a.max_model_len, enable_chunked_prefill=a.enable_chunked_prefill is not False,
+                    is_encoder_decoder=False)
 
 
 def check_sglang(argv: list[str]) -> None:

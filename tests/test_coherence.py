@@ -96,7 +96,9 @@ def round_trip(res, files: dict[str, str]) -> None:
     groups = r.attention_dp if r.attention_dp > 1 and r.engine["dp_attention_limits"] == "per_rank" else 1
     held = plan["memory"]["max_concurrent_sequences"]
     seqs = int(opt(args, f["seqs"]))
-    assert seqs == max(1, min(r.max_num_seqs, held // groups))
+    # (vLLM: at most the step's token budget too, which its SchedulerConfig requires)
+    budget = r.max_num_batched_tokens if eng == "vllm" else r.max_num_seqs
+    assert seqs == max(1, min(r.max_num_seqs, budget, held // groups))
     assert limits(r, memory_plan(r)).max_seqs == max(seqs * groups // r.pp, 1)
     assert float(opt(args, f["frac"])) == pytest.approx(r.gpu_memory_utilization)
     kv_flag, kv_map = KV_FLAG[eng]
@@ -599,3 +601,21 @@ def test_attention_data_parallel_renders_the_batch_limit_it_simulated(tmp_path, 
     seqs = int(opt(shlex.split(files["engine/serve.sh"].split("exec ", 1)[1]), FLAGS[engine]["seqs"]))
     # per rank (vLLM): at most an eighth of what the replica's pools hold; whole server (SGLang): all of it
     assert seqs == (min(res.resolved.max_num_seqs, held // 8) if engine == "vllm" else min(res.resolved.max_num_seqs, held))
+
+
+def test_vllm_never_launches_more_sequences_than_its_token_budget(tmp_path):
+    """vLLM's SchedulerConfig refuses max_num_batched_tokens < max_num_seqs at start-up (config/scheduler.py,
+    0.31-0.33; tests/test_engine_parsers.py runs it). The chat example with a 256-token budget: the KV pool holds
+    389 sequences and vLLM's default max_num_seqs is 1,024, so the batch limit is min(1024, 389, 256) = 256 —
+    rendered, simulated and explained alike (it once rendered --max-num-seqs 389, which vLLM does not start)."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text((ROOT / "specs" / "chat-llama-3.1-70b.yaml").read_text()
+                    .replace('  version: "0.33"', '  version: "0.33"\n  max_num_batched_tokens: 256'))
+    res = check_spec(str(spec), breach=False)
+    assert res.estimate["memory"]["max_concurrent_sequences"] == 389 and res.resolved.max_num_seqs == 1024
+    files = render(res, spec.read_bytes(), ("engine",))
+    serve = shlex.split(files["engine/serve.sh"].split("exec ", 1)[1].split("\n", 1)[0])
+    assert serve[serve.index("--max-num-seqs") + 1] == "256" and serve[serve.index("--max-num-batched-tokens") + 1] == "256"
+    assert limits(res.resolved, memory_plan(res.resolved)).max_seqs == 256
+    r = run_cli("explain", str(spec))
+    assert "capped at the token budget max_num_batched_tokens 256" in r.stdout, r.stdout

@@ -224,6 +224,12 @@ def all_launches(tmp_path_factory) -> list[dict]:
             files = _rendered(q)
             assert files is not None and "attention" in q.read_text(), q.read_text()
             out += launches_of(f"dp-attention-{eng}", files, q.parent)
+        # a token budget below the engine's batch limit (vLLM refuses max_num_batched_tokens < max_num_seqs)
+        small = _variant("vllm", "h100-sxm", "fp8", "plain")
+        small["engine"]["max_num_batched_tokens"] = 128
+        p = tmp_path_factory.mktemp("small-budget") / "p.yaml"
+        p.write_text(yaml.safe_dump(small))
+        out += launches_of("vllm-small-budget", _rendered(p), p.parent)
         for v in VARIANTS:
             p = tmp_path_factory.mktemp("-".join(v)) / "p.yaml"
             p.write_text(yaml.safe_dump(_variant(*v)))
@@ -243,6 +249,7 @@ def test_the_launch_collection_is_not_vacuous(all_launches):
     assert any(x["engine"] == "dynamo.vllm" and x["version"] == "0.31" for x in all_launches)  # the graph's workers
     assert sum(x["engine"] == "dynamo.frontend" for x in all_launches) >= 2  # the graph's frontend, vLLM and SGLang
     assert any(x["engine"] == "sglang" and x["version"] == "0.5.21" for x in all_launches)
+    assert any(i.startswith("vllm-small-budget:") for i in ids)
     for flag in ("--moe-a2a-backend", "--all2all-backend", "--enable-dbo", "--enable-two-batch-overlap"):
         assert any(flag in " ".join(map(str, x.get("argv") or [])) for x in all_launches), flag
     for feature in ("offload", "no-prefix-cache", "speculative"):
@@ -265,6 +272,9 @@ def test_the_engines_parsers_refuse_what_they_should():
         {"id": "vllm-json", "engine": "vllm", "version": "0.33", "argv": ["serve", "m", "--kv-transfer-config", "{bad"]},
         {"id": "vllm-int", "engine": "vllm", "version": "0.33", "argv": ["serve", "m", "--max-num-seqs", "many"]},
         {"id": "vllm-ok", "engine": "vllm", "version": "0.33", "argv": ["serve", "m", "--max-num-seqs", "8"]},
+        # vLLM's SchedulerConfig: a step's token budget below the batch limit
+        {"id": "vllm-budget", "engine": "vllm", "version": "0.33",
+         "argv": ["serve", "m", "--max-num-seqs", "389", "--max-num-batched-tokens", "256", "--max-model-len", "5120"]},
         {"id": "sglang-unknown", "engine": "sglang", "version": "0.5.23", "argv": ["--model-path", "m", "--tp", "2x"]},
         {"id": "sglang-choice", "engine": "sglang", "version": "0.5.23", "argv": ["--model-path", "m", "--kv-cache-dtype", "fp9"]},
         {"id": "sglang-ok", "engine": "sglang", "version": "0.5.23", "argv": ["--model-path", "m", "--tp-size", "2"]},
@@ -273,7 +283,8 @@ def test_the_engines_parsers_refuse_what_they_should():
     ]
     results = parse(launches)
     assert results["vllm-ok"]["ok"] and results["sglang-ok"]["ok"] and results["frontend-ok"]["ok"], results
-    for k in ("vllm-unknown", "vllm-choice", "vllm-int", "vllm-json", "sglang-unknown", "sglang-choice", "frontend-unknown"):
+    assert "must be greater than or equal to max_num_seqs" in results["vllm-budget"]["error"], results["vllm-budget"]
+    for k in ("vllm-unknown", "vllm-choice", "vllm-int", "vllm-json", "vllm-budget", "sglang-unknown", "sglang-choice", "frontend-unknown"):
         assert not results[k]["ok"] and results[k]["error"], (k, results[k])
 
 

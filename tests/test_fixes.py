@@ -81,6 +81,18 @@ def test_fewer_replicas_is_not_advised_when_the_slos_need_them(tmp_path):
                 assert not any(a["id"] in ("PF401", "PF402") for a in findings(q))
 
 
+def test_fewer_replicas_are_never_advised_to_a_fleet_that_misses_an_slo(tmp_path):
+    """The chat example with a 256-token step budget misses its TTFT SLO at the peak (PF401: prompts prefill
+    in 256-token chunks) while its batch stays small (PF404). PF404 once offered "hardware.replicas: 4 -> 1
+    (-$30,134/month)": the trial compared finding ids only, and a TTFT breach that grows keeps its id."""
+    p = tmp_path / "budget.yaml"
+    p.write_text(CHAT.read_text().replace('  version: "0.33"', '  version: "0.33"\n  max_num_batched_tokens: 256'))
+    fs = {f["id"]: f for f in findings(p, "--no-breach")}
+    assert fs["PF401"]["severity"] == "error" and "TTFT" in fs["PF401"]["message"]
+    assert fs["PF404"]["fixes"] == [], fs["PF404"]
+    assert "misses PF401 slo-breach already, which fewer replicas only deepen" in fs["PF404"]["remediation"]
+
+
 def test_fix_apply_writes_the_edit_keeping_comments_and_rechecks(tmp_path):
     p = one_gpu_chat(tmp_path)
     before = p.read_text()

@@ -59,7 +59,7 @@ def test_markdown_format_snapshot(snapshot):
 
 def test_github_annotations_name_file_and_line():
     r = run_cli("check", FAILING, "--format", "github")
-    line = next(x for x in r.stdout.splitlines() if "PF401" in x)
+    line = next(x for x in r.stdout.splitlines() if "title=PF401" in x)
     assert line.startswith("::error file=tests/fixtures/checks/pf401-slo-breach.yaml,line=")
     assert ",col=" in line and "title=PF401 slo-breach::" in line
 
