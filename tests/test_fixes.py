@@ -93,6 +93,52 @@ def test_fewer_replicas_are_never_advised_to_a_fleet_that_misses_an_slo(tmp_path
     assert "misses PF401 slo-breach already, which fewer replicas only deepen" in fs["PF404"]["remediation"]
 
 
+QWEN_MOE = """apiVersion: planfile/v1
+kind: Deployment
+metadata: {name: qwen-moe}
+model: {id: qwen3-235b-a22b}
+precision: {weights: fp8, kv_cache: fp8}
+hardware: {gpu: h200-sxm, gpus_per_replica: 8, replicas: 2}
+parallelism: {tensor: 8, expert: 8}
+engine: {name: sglang}
+workload:
+  archetype: chat
+  input_tokens: {mean: 2000, p95: 6000, max: 8192}
+  output_tokens: {mean: 400, p95: 1200, max: 2048}
+  arrival_rate_rps: 10
+  peak_factor: 1.5
+slo:
+  ttft_ms: {p95: 2000}
+  itl_ms: {p95: 100}
+cost: {provider: aws}
+"""
+
+
+def test_the_step_token_budget_is_a_verified_fix_for_latency(tmp_path):
+    """Chunked prefill puts up to max_num_batched_tokens prompt tokens beside the decodes of a step. Qwen3-235B
+    on 8 x H200 prefills 2,000 tokens in ~65 ms (explain), so SGLang's default 8,192-token chunks stretch the
+    steps they share to ~250 ms and p95 ITL misses 100 ms; halving the budget twice (2,048) brings it under
+    while TTFT stays within 2 s — a $0 fix, offered before any replica count. The other way round, the chat
+    example with a 256-token budget misses its TTFT SLO (a 1,024-token prompt takes 4+ steps): doubling it
+    to 512 resolves it."""
+    from planner.commands import apply_edits
+
+    q = tmp_path / "qwen.yaml"
+    q.write_text(QWEN_MOE)
+    f = next(x for x in findings(q, "--no-breach") if x["id"] == "PF401" and x["location"]["path"] == "/slo/itl_ms/p95")
+    fx = f["fixes"][0]
+    assert [(e["path"], e["from"], e["to"]) for e in fx["edits"]] == [("/engine/max_num_batched_tokens", None, 2048)]
+    assert fx["usd_per_month_delta"] == 0 and "2,048 prompt tokens per step, not 8,192" in fx["note"]
+    q2 = tmp_path / "qwen-fixed.yaml"
+    q2.write_text(apply_edits(QWEN_MOE, fx["edits"]))
+    assert not any(x["id"] == "PF401" for x in findings(q2, "--no-breach"))
+
+    c = tmp_path / "budget.yaml"
+    c.write_text(CHAT.read_text().replace('  version: "0.33"', '  version: "0.33"\n  max_num_batched_tokens: 256'))
+    f = next(x for x in findings(c, "--no-breach") if x["id"] == "PF401")
+    assert [(e["path"], e["from"], e["to"]) for e in f["fixes"][0]["edits"]] == [("/engine/max_num_batched_tokens", 256, 512)]
+
+
 def test_fix_apply_writes_the_edit_keeping_comments_and_rechecks(tmp_path):
     p = one_gpu_chat(tmp_path)
     before = p.read_text()
