@@ -206,10 +206,13 @@ def _budget_fix(ctx, f: Finding) -> Fix | None:
             b *= 2
     else:
         return None
+    had_headroom_warning = any(x.id == "PF402" and not x.waived for x in ctx.result.findings)
     for budget in steps:
         edits = (ctx.edit("/engine/max_num_batched_tokens", budget),)
         res = ctx.trial(edits, False)
-        if res is not None and resolves(res, f, ctx.result):
+        # resolved as the replica search resolves it: never by trading the error for a headroom warning (PF402)
+        if (res is not None and resolves(res, f, ctx.result)
+                and (had_headroom_warning or not any(x.id == "PF402" and not x.waived for x in res.findings))):
             perf = (res.estimate or {}).get("performance") or {}
             note = ""
             if perf:
@@ -299,8 +302,10 @@ def _replicas_search(ctx, finding, breach, up: bool, pointer: str | None = None,
         # an autoscaled fleet's peak count (autoscale.max) goes no lower than its floor (autoscale.min)
         floor = max(r.replicas_min, 1) if r.autoscale and ptr.endswith("/autoscale/max") else 1
         lo, hi = floor - 1, cur
-        if cur <= floor or _slo_misses(ctx.result):
-            return None  # fewer replicas only deepen an SLO finding the spec has already (_no_fix says so)
+        if cur <= floor or (not ptr.startswith("/disaggregation/") and _slo_misses(ctx.result)):
+            # fewer replicas only deepen an SLO finding the spec has already (_no_fix says so); a disaggregated
+            # fleet's idle pool is another pool than the one an SLO finding may be about: its trials judge it
+            return None
         # one fewer first: a fleet sized to its SLOs breaks one there, and then every smaller count does too (more
         # load per replica never meets an SLO fewer met), so one trial settles it where a bisection took log2(count)
         below = ctx.trial(base + (ctx.edit(ptr, cur - 1),), breach)
