@@ -5,8 +5,8 @@ hostile strings in the fields that reach each output context (shell, YAML, Kuber
 GitHub workflow commands, terminal) and examples naming hostile side files (calibration, HF config.json);
 runs each through check in-process (render for every 10th that evaluates, and for every hostile one, whose
 outputs are then held to planner.fuzz.output_invariants), and prints how many inputs ran and how many
-failed (an exception or a broken invariant). Failures are written to fuzz-failures/. Kills mid-render are
-exercised by tests/test_security.py, not here.
+failed (an exception, a broken invariant, or an input that ran past --timeout seconds). Failures are
+written to fuzz-failures/. Kills mid-render are exercised by tests/test_security.py, not here.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -25,9 +26,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+class SlowInput(BaseException):
+    """One input ran past --timeout: a spec that stalls check stalls every CI run that checks it. A
+    BaseException, so no broad `except Exception` on the way swallows it."""
+
+
+def _too_slow(signum, frame):
+    raise SlowInput("the input ran past the per-input time limit (--timeout)")
+
+
 def work(args):
-    start, count, seed = args
+    start, count, seed, timeout_s = args
     warnings.simplefilter("ignore")
+    signal.signal(signal.SIGALRM, _too_slow)
     from planner import fuzz
     from planner.resources import schema
 
@@ -49,11 +60,14 @@ def work(args):
             text, hostile = fuzz.dump(fuzz.hostile(rnd, rnd.choice(examples))), True
         else:  # hostile side files: calibration and HF config.json
             text, hostile = fuzz.dump(fuzz.side_files(rnd, rnd.choice(examples), tmp)), True
+        signal.setitimer(signal.ITIMER_REAL, timeout_s)
         try:
             st = fuzz.run_hostile(text, tmp) if hostile else fuzz.run_one(text, tmp, deep=(i % 10 == 1))
             statuses[st] = statuses.get(st, 0) + 1
-        except Exception:  # noqa: BLE001 - counting crashes is the point
+        except (Exception, SlowInput):  # noqa: BLE001 - counting crashes (and stalls) is the point
             failures.append((i, text, traceback.format_exc()))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
     return failures, statuses
 
 
@@ -62,10 +76,11 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=30.0, help="seconds one input may take (a stall is a failure)")
     a = ap.parse_args()
     t = time.time()
     chunk = max(1, a.n // (a.jobs * 20))
-    tasks = [(s, min(chunk, a.n - s), a.seed) for s in range(0, a.n, chunk)]
+    tasks = [(s, min(chunk, a.n - s), a.seed, a.timeout) for s in range(0, a.n, chunk)]
     failures, statuses = [], {}
     with mp.Pool(a.jobs) as pool:
         for f, st in pool.imap_unordered(work, tasks):

@@ -539,8 +539,9 @@ def block_shard_findings(d: dict, model: dict, eng: dict, ck) -> list[Finding]:
     for at, par in blocks:
         par = par if isinstance(par, dict) else {}
         tp, ep, adp = par.get("tensor", 1), par.get("expert", 1), par.get("attention_data", 1)
-        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in (tp, ep, adp)) or tp % adp or tp % ep:
-            continue  # the schema, PF112 and PF120 report these
+        if (not all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= SPLIT_MAX for x in (tp, ep, adp))
+                or tp % adp or tp % ep):
+            continue  # the schema, PF112 and PF120 report these (and a degree past the schema's bound is never searched)
 
         def misfit(t, e, a, dp=deepep and ep > 1):
             return checkpoints.misfit_shard(model, t, e, a, bn, eng["id"], dp)
@@ -568,6 +569,10 @@ def block_shard_findings(d: dict, model: dict, eng: dict, ck) -> list[Finding]:
             f"(\"... is not divisible by weight quantization block_n = {bn}\")",
             f"{at}/tensor", remediation=fix))
     return out
+
+
+SPLIT_MAX = 1024  # the schema's maximum for each parallelism degree (parallelism.tensor, ...): checks that search
+# the divisors of a degree run on specs the schema refused too, and must not on tensor: 10**12
 
 
 def validate(loaded: Loaded) -> list[Finding]:

@@ -203,6 +203,25 @@ def test_hf_config_fifo_does_not_hang(tmp_path):
     assert r.returncode == 2 and "FIFO" in r.stdout
 
 
+@pytest.mark.parametrize("old, new", [("  tensor: 8", "  tensor: 1000000000000"), ("  expert: 8", "  expert: 1000000000000"),
+                                      ("  expert: 8\n", "  expert: 8\n  attention_data: 1000000000000\n")])
+def test_a_huge_parallel_degree_is_refused_not_searched(tmp_path, old, new):
+    """The schema caps every parallelism degree at 1,024, but the semantic checks run on a refused spec too: PF125
+    (block-FP8 shards) once listed every divisor below `tensor` — tensor: 10**12 stalled check for good (found
+    by benchmarks/fuzz.py, seed 20261203). A PR could have hung every CI run that checks the spec."""
+    from planner.validate import SPLIT_MAX
+    from planner.resources import schema
+
+    par = schema("deployment")["properties"]["parallelism"]["properties"]
+    assert all(v["maximum"] == SPLIT_MAX for v in par.values())  # the bound the checks trust is the schema's
+    p = tmp_path / "s.yaml"
+    text = (ROOT / "specs" / "deepseek-v3-h200.yaml").read_text()
+    assert old in text
+    p.write_text(text.replace(old, new, 1))
+    r = run_cli("check", str(p), "--no-breach")  # run_cli's 120 s timeout: a stall fails the test
+    assert r.returncode == 2 and "expected at most 1024" in r.stdout, r.stdout + r.stderr
+
+
 def test_a_huge_hf_config_is_refused_before_reading(tmp_path):
     def big(c):
         with open(c, "wb") as fh:
