@@ -411,3 +411,25 @@ def test_a_pool_that_spans_nodes_is_one_dynamo_multinode_component_of_one_pod_pe
     for role in ("prefill", "decode"):
         sh = (out / "engine" / f"{role}.sh").read_text()
         assert "'$(" not in sh and "${LWS_LEADER_ADDRESS}" in sh, sh
+
+
+def test_a_forced_render_of_pools_that_do_not_carry_the_peak_writes_unbounded_not_a_crash(tmp_path):
+    """The wide-EP example without data-parallel attention in its prefill pool cannot prefill 90 req/s: TTFT has
+    no bound (PF401 "queue never drains"). `render --force` once crashed on it ("cannot convert float infinity
+    to integer": the frontend-queue alert multiplied the peak rate by that TTFT; benchmarks/fuzz.py, seed
+    20261203). Now the alert fires past what the decode pool holds and the report says "unbounded", as check does."""
+    text = (ROOT / "specs" / "disagg-deepseek-v3-wide-ep-h100.yaml").read_text()
+    old = "parallelism: {tensor: 16, expert: 16, attention_data: 16}"
+    assert old in text
+    p = tmp_path / "p.yaml"
+    p.write_text(text.replace(old, "parallelism: {tensor: 16, expert: 16}"))
+    r = run_cli("check", str(p), "--no-breach")
+    assert r.returncode == 1 and "unbounded (queue never drains)" in r.stdout, r.stdout
+    out = tmp_path / "out"
+    r = run_cli("render", str(p), "--out", str(out), "--force")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rules = yaml.safe_load((out / "alerts" / "prometheusrule.yaml").read_text())
+    queue = next(x for g in rules["spec"]["groups"] for x in g["rules"] if x.get("alert") == "LLMRequestsQueueing")
+    assert "does not carry its peak" in queue["annotations"]["description"]
+    report = (out / "report.md").read_text()
+    assert "| p95 TTFT / ITL | unbounded (queue grows) /" in report and "inf" not in report.replace("info", "")

@@ -146,8 +146,18 @@ def environment(user_dir: str | None = None):
     env.filters.update(q=yaml_scalar, flow=yaml_flow, yaml_text=yaml_text, comment=comment, md=md, mdcode=markdown_code,
                        fence=markdown_fence,
                        sh=shlex.quote, shjoin=lambda argv: " ".join(shlex.quote(str(a)) for a in argv),
-                       num=lambda v, d=0: "n/a" if v is None else f"{v:,.{d}f}")
+                       num=lambda v, d=0: "n/a" if v is None else f"{v:,.{d}f}", qty=quantity)
     return env
+
+
+def quantity(v, unit: str, digits: int = 0) -> str:
+    """A latency with its unit, or what `planfile check` says of one the simulation never bounded (a fleet that
+    does not carry its peak: render --force)."""
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and v == float("inf"):
+        return "unbounded (queue grows)"
+    return f"{v:,.{digits}f} {unit}"
 
 
 def _render_bounded(tpl, ctx: dict, deadline: float, name: str) -> str:

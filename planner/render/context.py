@@ -89,8 +89,17 @@ def alerts(r, est: dict, launch: Launch | None, per_replica_breach_rps: float | 
         # plan has rate x mean TTFT of them (Little's law); four times that is a standing queue.
         perf = est.get("performance") or {}
         ttft_s = ((perf.get("ttft_ms") or {}).get("mean") or 0) / 1000
-        lim = max(1, math.ceil(4 * r.rate_rps * r.peak_factor * ttft_s))
         d = r.disagg["decode"]
+        if math.isfinite(ttft_s):
+            lim = max(1, math.ceil(4 * r.rate_rps * r.peak_factor * ttft_s))
+            waiting = (f"At the planned peak about {r.rate_rps * r.peak_factor * ttft_s:.1f} requests wait for a first token "
+                       "(rate x mean TTFT); a standing queue beyond that means the prefill pool is saturated. Add prefill replicas.")
+        else:
+            # the plan's TTFT is unbounded (the pools do not carry the peak: check fails; render --force): no
+            # planned queue to scale, so the alert fires past what the decode pool holds in flight
+            lim = max(1, int(est["memory"]["max_concurrent_sequences"] or 0) * d["replicas"])
+            waiting = (f"The plan does not carry its peak (TTFT unbounded: see planfile check); more requests waiting than "
+                       f"the decode pool holds ({lim}) means a growing queue. Add prefill replicas.")
         return out + [
             {"alert": "LLMDecodeKVCacheNearlyFull",
              # the PodMonitor target labels (namespace, pod) name the decode pool's pods: <graph>-decode-...
@@ -101,8 +110,7 @@ def alerts(r, est: dict, launch: Launch | None, per_replica_breach_rps: float | 
                              f"per decode replica ({d['replicas']} replica(s)). Add decode replicas.")},
             {"alert": "LLMRequestsQueueing", "expr": f"sum by ({label}) ({m['waiting']}{sel}) > {lim}", "for": "5m",
              "severity": "warning", "summary": f"{r.served_name}: more than {lim} requests waiting for their first token",
-             "description": (f"At the planned peak about {r.rate_rps * r.peak_factor * ttft_s:.1f} requests wait for a first token "
-                             "(rate x mean TTFT); a standing queue beyond that means the prefill pool is saturated. Add prefill replicas.")}]
+             "description": waiting}]
     out.append({"alert": "LLMKVCacheNearlyFull", "expr": f"max by (model_name) ({m['kv_usage']}{sel}) > 0.95",
                 "for": "15m", "severity": "warning",
                 "summary": f"{r.served_name}: KV cache above 95 % for 15 minutes",
@@ -130,6 +138,8 @@ def _planned(est: dict, key: str, q: str) -> str:
     v = (perf.get(key) or {}).get(q)
     if v is None:
         return "n/a"
+    if not math.isfinite(v):
+        return "an unbounded value (the fleet does not carry its peak: planfile check fails)"
     return f"{v:.0f} ms" if key.endswith("_ms") else f"{v:.1f} s"
 
 
