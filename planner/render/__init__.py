@@ -153,9 +153,9 @@ def environment(user_dir: str | None = None):
 def quantity(v, unit: str, digits: int = 0) -> str:
     """A latency with its unit, or what `planfile check` says of one the simulation never bounded (a fleet that
     does not carry its peak: render --force)."""
-    if v is None:
+    if v is None or v != v:  # missing, or NaN (no request finished to measure)
         return "n/a"
-    if isinstance(v, float) and v == float("inf"):
+    if v == float("inf"):
         return "unbounded (queue grows)"
     return f"{v:,.{digits}f} {unit}"
 
