@@ -503,10 +503,14 @@ def fix(args) -> int:
     except OutError as exc:
         raise Exit(2, f"fix: {exc}") from None
     after = check_spec(args.spec)
-    gone = not any(f.id == target.id and not f.waived for f in after.findings)
+    # the finding is that check at that spec path (a TTFT and an ITL breach are both PF401; each has its own fixes)
+    gone = not any(f.id == target.id and f.pointer == target.pointer and not f.waived for f in after.findings)
+    others = sorted({f.pointer for f in after.findings if f.id == target.id and f.pointer != target.pointer and not f.waived})
     edits = _edits_text(chosen["edits"])
-    sys.stdout.write(f"{args.spec}: applied {edits} for {target.id}; re-checked: {after.status.upper()}"
-                     + ("" if gone else f" ({target.id} remains)") + "\n")
+    sys.stdout.write(f"{args.spec}: applied {edits} for {target.id} at {target.pointer}; re-checked: {after.status.upper()}"
+                     + ("" if gone else f" ({target.id} remains)")
+                     + (f" ({target.id} still open at {', '.join(others)}: `planfile fix --id {target.id}` again)" if others else "")
+                     + "\n")
     return 0 if gone and after.status != "invalid" else 1
 
 

@@ -123,10 +123,11 @@ GROWS_WITH_FLEET = frozenset({"PF501", "PF502"})  # errors more replicas can onl
 
 
 def resolves(res, finding: Finding, before, ignore: frozenset = frozenset()) -> bool:
-    """The edited spec no longer has the finding and has no error the original did not (but those in `ignore`)."""
+    """The edited spec no longer has the finding (that check at that spec path: a TTFT and an ITL breach are both
+    PF401, and a fix for one need not fix the other) and has no error the original did not (but those in `ignore`)."""
     if res is None or res.status == "invalid":
         return False
-    if any(f.id == finding.id and not f.waived for f in res.findings):
+    if any(f.id == finding.id and f.pointer == finding.pointer and not f.waived for f in res.findings):
         return False
     old_errors = {(f.id, f.pointer) for f in before.findings if f.severity == "error"}
     return not any(f.severity == "error" and not f.waived and (f.id, f.pointer) not in old_errors and f.id != finding.id
