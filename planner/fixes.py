@@ -123,11 +123,14 @@ GROWS_WITH_FLEET = frozenset({"PF501", "PF502"})  # errors more replicas can onl
 
 
 def resolves(res, finding: Finding, before, ignore: frozenset = frozenset()) -> bool:
-    """The edited spec no longer has the finding (that check at that spec path: a TTFT and an ITL breach are both
-    PF401, and a fix for one need not fix the other) and has no error the original did not (but those in `ignore`)."""
+    """The edited spec no longer has the finding and has no error the original did not (but those in `ignore`).
+    Where the original has that check at more than one spec path (a TTFT and an ITL breach are both PF401), the
+    finding is the one at its path: a fix for one need not fix the other. Otherwise the check anywhere (an edit
+    that moves an idle pool's finding to the other pool has not resolved it)."""
     if res is None or res.status == "invalid":
         return False
-    if any(f.id == finding.id and f.pointer == finding.pointer and not f.waived for f in res.findings):
+    by_path = sum(1 for f in before.findings if f.id == finding.id and not f.waived) > 1
+    if any(f.id == finding.id and (not by_path or f.pointer == finding.pointer) and not f.waived for f in res.findings):
         return False
     old_errors = {(f.id, f.pointer) for f in before.findings if f.severity == "error"}
     return not any(f.severity == "error" and not f.waived and (f.id, f.pointer) not in old_errors and f.id != finding.id
