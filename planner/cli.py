@@ -193,13 +193,6 @@ def main() -> None:
     argv = sys.argv[1:]
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    if argv[:1] == ["check"]:
-        # a check's garbage is acyclic but for a few KB per spec (peak RSS over every example spec: 56 MB with the
-        # collector, 58 MB without) and the collector's passes over the catalog and the simulator's lists cost a
-        # cold check ~18 ms (6 %): the short-lived process leaves it off (main only: run() is also called in-process)
-        import gc
-
-        gc.disable()
     try:
         code = run(argv)
     except Exit as exc:

@@ -91,7 +91,19 @@ def check(args) -> int:
         if not files:
             return 0
     stdin = sys.stdin.buffer.read() if "-" in files else None
-    results = [check_spec(f, args.fail_on, breach=not args.no_breach, stdin=stdin) for f in files]
+    # one spec (what pre-commit and editors run): the collector's passes over the catalog and the simulator's
+    # lists cost a cold check ~18 ms (6 %), and one check leaves ~0.3 MB of cyclic garbage, so it is paused for
+    # it; more specs keep it (80 specs: 59 MB peak with it, 83 MB without)
+    import gc
+
+    paused = len(files) == 1 and gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        results = [check_spec(f, args.fail_on, breach=not args.no_breach, stdin=stdin) for f in files]
+    finally:
+        if paused:
+            gc.enable()
     out = FORMATS[args.format](results)
     code = 2 if any(r.status == "invalid" for r in results) else 1 if any(r.status == "fail" for r in results) else 0
     if not args.no_cache:
