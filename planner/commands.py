@@ -515,12 +515,12 @@ def fix(args) -> int:
     except OutError as exc:
         raise Exit(2, f"fix: {exc}") from None
     after = check_spec(args.spec)
-    # the finding as planner.fixes.resolves judged it: that check at that spec path where the spec had it at several
-    # (a TTFT and an ITL breach are both PF401; each has its own fixes), else the check anywhere
-    by_path = sum(1 for f in open_findings if f.id == target.id) > 1
-    gone = not any(f.id == target.id and (not by_path or f.pointer == target.pointer) and not f.waived for f in after.findings)
-    others = sorted({f.pointer for f in after.findings if by_path and f.id == target.id and f.pointer != target.pointer
-                     and not f.waived})
+    # the finding as planner.fixes.resolves judged it (each PF401 of a TTFT and an ITL breach has its own fixes)
+    from planner.fixes import by_path, still_open
+
+    gone = not still_open(target, res.findings, after.findings)
+    others = sorted({f.pointer for f in after.findings if f.id == target.id and f.pointer != target.pointer
+                     and not f.waived}) if by_path(target, res.findings) else []
     edits = _edits_text(chosen["edits"])
     sys.stdout.write(f"{args.spec}: applied {edits} for {target.id} at {target.pointer}; re-checked: {after.status.upper()}"
                      + ("" if gone else f" ({target.id} remains)")

@@ -122,15 +122,25 @@ class Context:
 GROWS_WITH_FLEET = frozenset({"PF501", "PF502"})  # errors more replicas can only bring: over budget, cost per token
 
 
+def by_path(finding: Finding, before: list[Finding]) -> bool:
+    """Whether the finding is that check at its spec path: where the original has the check at more than one path
+    (a TTFT and an ITL breach are both PF401), a fix for one need not fix the other. Otherwise it is the check
+    anywhere (an edit that moves an idle pool's finding to the other pool has not resolved it)."""
+    return sum(1 for f in before if f.id == finding.id and not f.waived) > 1
+
+
+def still_open(finding: Finding, before: list[Finding], after: list[Finding]) -> bool:
+    """The finding (judged as `by_path` says) is among the edited spec's findings, not waived."""
+    at_path = by_path(finding, before)
+    return any(f.id == finding.id and (not at_path or f.pointer == finding.pointer) and not f.waived for f in after)
+
+
 def resolves(res, finding: Finding, before, ignore: frozenset = frozenset()) -> bool:
-    """The edited spec no longer has the finding and has no error the original did not (but those in `ignore`).
-    Where the original has that check at more than one spec path (a TTFT and an ITL breach are both PF401), the
-    finding is the one at its path: a fix for one need not fix the other. Otherwise the check anywhere (an edit
-    that moves an idle pool's finding to the other pool has not resolved it)."""
+    """The edited spec no longer has the finding (still_open) and has no error the original did not (but those in
+    `ignore`)."""
     if res is None or res.status == "invalid":
         return False
-    by_path = sum(1 for f in before.findings if f.id == finding.id and not f.waived) > 1
-    if any(f.id == finding.id and (not by_path or f.pointer == finding.pointer) and not f.waived for f in res.findings):
+    if still_open(finding, before.findings, res.findings):
         return False
     old_errors = {(f.id, f.pointer) for f in before.findings if f.severity == "error"}
     return not any(f.severity == "error" and not f.waived and (f.id, f.pointer) not in old_errors and f.id != finding.id

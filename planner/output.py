@@ -110,7 +110,9 @@ def _counts(findings):
     return c
 
 
-def _fmt(v, spec=",.0f", unit=""):
+def value_text(v, spec=",.0f", unit=""):
+    """A number with its unit as check prints it, and as render's reports do (the `qty` filter): an infinite
+    latency (a fleet that does not carry its peak) is "unbounded", a missing or NaN one "n/a"."""
     if isinstance(v, float) and math.isinf(v):
         return "unbounded (queue grows)"
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -144,11 +146,11 @@ def to_text(results) -> str:
             lines.append(f"  memory/GPU  weights {m['weights_gb_per_gpu']:.1f} GB + KV pool {m['kv_cache_gb_per_gpu']:.1f} GB "
                          f"(usable {m['usable_gb_per_gpu']:.1f} GB); {m['max_concurrent_sequences']:,} sequences fit")
             if p:
-                lines.append(f"  throughput  {_fmt(p['output_tokens_per_s'])} output tokens/s "
-                             f"({_fmt(p['output_tokens_per_s_per_gpu'])} per GPU), bottleneck {p['bottleneck']}")
-                lines.append(f"  latency     p95 TTFT {_fmt(p['ttft_ms'].get('p95'), ',.0f', ' ms')}, "
-                             f"p95 ITL {_fmt(p['itl_ms'].get('p95'), ',.1f', ' ms')}, "
-                             f"p95 e2e {_fmt(p['e2e_s'].get('p95'), ',.1f', ' s')}")
+                lines.append(f"  throughput  {value_text(p['output_tokens_per_s'])} output tokens/s "
+                             f"({value_text(p['output_tokens_per_s_per_gpu'])} per GPU), bottleneck {p['bottleneck']}")
+                lines.append(f"  latency     p95 TTFT {value_text(p['ttft_ms'].get('p95'), ',.0f', ' ms')}, "
+                             f"p95 ITL {value_text(p['itl_ms'].get('p95'), ',.1f', ' ms')}, "
+                             f"p95 e2e {value_text(p['e2e_s'].get('p95'), ',.1f', ' s')}")
                 if est.get("accuracy"):
                     lines.append(f"  accuracy    {t(accuracy_text(est['accuracy']))}")
             if cap.get("breach_rps") is not None:
@@ -242,8 +244,8 @@ def to_markdown(results) -> str:
                     f"| memory per GPU | weights {m['weights_gb_per_gpu']:.1f} GB + KV {m['kv_cache_gb_per_gpu']:.1f} GB of "
                     f"{m['usable_gb_per_gpu']:.1f} GB usable; {m['max_concurrent_sequences']:,} sequences |"]
             if p:
-                out.append(f"| throughput | {_fmt(p['output_tokens_per_s'])} output tokens/s ({_fmt(p['output_tokens_per_s_per_gpu'])} per GPU) |")
-                out.append(f"| p95 TTFT / ITL | {_fmt(p['ttft_ms'].get('p95'), ',.0f', ' ms')} / {_fmt(p['itl_ms'].get('p95'), ',.1f', ' ms')} |")
+                out.append(f"| throughput | {value_text(p['output_tokens_per_s'])} output tokens/s ({value_text(p['output_tokens_per_s_per_gpu'])} per GPU) |")
+                out.append(f"| p95 TTFT / ITL | {value_text(p['ttft_ms'].get('p95'), ',.0f', ' ms')} / {value_text(p['itl_ms'].get('p95'), ',.1f', ' ms')} |")
                 if est.get("accuracy"):
                     out.append(f"| accuracy | {_md(accuracy_text(est['accuracy']))} |")
             if cap.get("breach_rps") is not None:

@@ -142,22 +142,14 @@ def environment(user_dir: str | None = None):
     for name in ("lipsum", "cycler", "joiner"):
         env.globals.pop(name, None)  # lipsum(10**6) is a CPU and memory sink; none of them is needed
     from planner.escape import markdown_code, markdown_fence
+    from planner.output import value_text
 
     env.filters.update(q=yaml_scalar, flow=yaml_flow, yaml_text=yaml_text, comment=comment, md=md, mdcode=markdown_code,
                        fence=markdown_fence,
                        sh=shlex.quote, shjoin=lambda argv: " ".join(shlex.quote(str(a)) for a in argv),
-                       num=lambda v, d=0: "n/a" if v is None else f"{v:,.{d}f}", qty=quantity)
+                       num=lambda v, d=0: "n/a" if v is None else f"{v:,.{d}f}",
+                       qty=lambda v, unit, d=0: value_text(v, f",.{d}f", f" {unit}"))
     return env
-
-
-def quantity(v, unit: str, digits: int = 0) -> str:
-    """A latency with its unit, or what `planfile check` says of one the simulation never bounded (a fleet that
-    does not carry its peak: render --force)."""
-    if v is None or v != v:  # missing, or NaN (no request finished to measure)
-        return "n/a"
-    if v == float("inf"):
-        return "unbounded (queue grows)"
-    return f"{v:,.{digits}f} {unit}"
 
 
 def _render_bounded(tpl, ctx: dict, deadline: float, name: str) -> str:
