@@ -2,7 +2,8 @@
 
 `planfile check` on an example spec, end to end in a fresh process, as a ratio to `python -c pass` measured
 in the same run (median of 5 each): warm (the result cache holds this spec: what CI and pre-commit see on
-an unchanged spec), cold (PLANFILE_NO_CACHE=1: every number computed) and after an edit that changes no
+an unchanged spec), cold (PLANFILE_NO_CACHE=1: every number computed; with a second core PF504's search runs there, and once
+more with PLANFILE_JOBS=1, inline) and after an edit that changes no
 simulated configuration (the result cache misses; the simulation store holds every simulation). Plus `planfile plan` over the
 whole catalog for a partial spec (model, workload, SLOs only), and the modules `planfile check` imports
 on its cold path (`python -X importtime`), heaviest first.
@@ -63,6 +64,8 @@ if __name__ == "__main__":
     check = timed(cmd + ["check", spec])
     cold = timed(cmd + ["check", spec], env=cold_env)
     quick = timed(cmd + ["check", "--no-breach", spec], env=cold_env)
+    # one core: PF504's search inline instead of in a forked child (planner/background.py)
+    serial = timed(cmd + ["check", spec], env=dict(cold_env, PLANFILE_JOBS="1"))
     # an edit that changes no simulated configuration (a comment, the cost basis): the result cache misses,
     # the simulation store (planner/cache.py SimStore) holds every simulation the check needs
     with tempfile.TemporaryDirectory() as d:
@@ -101,6 +104,7 @@ if __name__ == "__main__":
     print(f"import planner.cli:             {imports * 1e3:7.0f} ms")
     print(f"planfile check, warm cache:     {check * 1e3:7.0f} ms  = {check / base:5.1f}x python -c pass (target <= 2x)")
     print(f"planfile check, cold:           {cold * 1e3:7.0f} ms  = {cold / base:5.1f}x python -c pass (target <= 20x)")
+    print(f"planfile check, cold, one core: {serial * 1e3:7.0f} ms  = {serial / base:5.1f}x (PLANFILE_JOBS=1: PF504's search inline)")
     print(f"planfile check --no-breach, cold:{quick * 1e3:6.0f} ms  = {quick / base:5.1f}x")
     print(f"planfile check after an edit:   {after_edit * 1e3:7.0f} ms  = {after_edit / base:5.1f}x "
           "(a comment: result cache misses, every simulation stored)")

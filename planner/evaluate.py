@@ -528,6 +528,19 @@ def offload(r: Resolved, mem: Memory) -> dict:
     return out
 
 
+def peak_run(r: Resolved) -> bool:
+    """Whether evaluate will have performance numbers (the spec's pools fit), with the first simulation evaluate
+    makes of an aggregated spec at an arrival rate or a concurrency (its run at the planned peak) already in the
+    memo, for a computation forked before evaluate (planner.background) to share it as it would inline."""
+    mem = memory_plan(r)
+    if not mem.fits or mem.kv_tokens <= 0:
+        return False
+    if not r.disagg and r.mode in ("rate", "concurrency"):
+        _, _, fn = step_function(r)
+        perf_at(r, mem, fn, planned_load(r))
+    return True
+
+
 def evaluate(r: Resolved, *, breach: bool = True) -> dict:
     """The estimate of a resolved spec (JSON-contract fields plus details)."""
     mem = memory_plan(r)

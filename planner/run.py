@@ -40,18 +40,49 @@ def check_loaded(loaded: Loaded, path: str, fail_on: str = "error", breach: bool
     from planner.resolve import resolve
 
     r = resolve(loaded)
-    est = evaluate(r, breach=breach)
-    if not fixes:
-        est["trial"] = True  # a fix being verified: the checks that search other fleets (PF504) stay out
-    findings += checks.run_all(r, est)
-    est.pop("trial", None)
-    findings = locate(checks.apply_waivers(findings, r.ignores), loaded)
-    res = Result(path, status(findings, fail_on), findings, est, r, loaded)
-    if fixes:
-        from planner.fixes import verify
+    pending = _start_searches(r) if fixes else {}
+    # a deferred check's findings join after the fix trials, which never read them (PF504 is info: neither an error,
+    # nor an SLO finding, nor one they fix); unless the spec waives it: then PF901's verdict on that waiver is part
+    # of what the trials compare, and PF504 is waited for in its place
+    defer = tuple(c for c in pending if not any(w[0] == c for w in r.ignores))
+    try:
+        est = evaluate(r, breach=breach)
+        if not fixes:
+            est["trial"] = True  # a fix being verified: the checks that search other fleets (PF504) stay out
+        est["pending"] = pending
+        findings += checks.run_all(r, est, skip=defer)
+        located = locate(checks.apply_waivers(findings, r.ignores), loaded)
+        res = Result(path, status(located, fail_on), located, est, r, loaded)
+        if fixes:
+            from planner.fixes import verify
 
-        res.findings = verify(res)
+            res.findings = verify(res)
+        late = [f for c in defer for f in checks.REGISTRY[c].fn(r, est)]
+    finally:
+        for p in pending.values():
+            p.cancel()  # not read (the spec has no performance to compare) or an error on the way: stop the child
+    if late:  # exactly where inline checking puts them: locate sorts every finding by its place in the spec
+        res.status = status(located + late, fail_on)
+        res.findings = sorted(res.findings + locate(late, loaded), key=Finding.sort_key)
+    est.pop("trial", None)
+    est.pop("pending", None)
     return res
+
+
+def _start_searches(r) -> dict:
+    """PF504's search (plan's on the provider's other GPUs), started on a second core where there is one
+    (planner.background) before evaluate, after the spec's own peak run, which it reads from the memo as it
+    would inline; PF504 then takes its result after the fix trials. Nothing where PF504 has nothing to compare."""
+    from planner import background
+
+    if not background.usable():
+        return {}
+    from planner.checks.rules import cheaper_applies, cheaper_search
+    from planner.evaluate import peak_run
+
+    if not cheaper_applies(r) or not peak_run(r):
+        return {}
+    return {"PF504": background.start(cheaper_search, r)}
 
 
 RANK = {"error": 3, "warning": 2, "info": 1, "never": 99}

@@ -42,12 +42,13 @@ def finding(check_id: str, message: str, pointer: str, remediation: str = "", se
     return Finding(c.id, c.slug, severity or c.severity, message, pointer, remediation=remediation, data=data)
 
 
-def run_all(r, est) -> list[Finding]:
+def run_all(r, est, skip: tuple = ()) -> list[Finding]:
+    """Every evaluation check's findings, in registry order; `skip`: ids the caller runs itself, later."""
     from planner.checks import rules  # noqa: F401  (registers the evaluation checks)
 
     out: list[Finding] = []
     for c in REGISTRY.values():
-        if c.fn is not None:
+        if c.fn is not None and c.id not in skip:
             if getattr(r, "disagg", None) and c.id in AGGREGATED_ONLY:
                 continue
             if not getattr(r, "disagg", None) and c.id.startswith("PF7"):

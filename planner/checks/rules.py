@@ -561,17 +561,33 @@ def cheaper(r, est):
     with its own `usd_per_gpu_hour` has no common basis with catalog prices: no comparison.
 
     Fix: `planfile plan` with --gpus naming both, and --write the option."""
-    if est.get("trial") or r.price_usd_per_gpu_hour is None or not est.get("performance"):
+    if est.get("trial") or not est.get("performance") or not cheaper_applies(r):
         return []
+    pending = est.get("pending", {}).get("PF504")  # started on a second core (planner.run, planner.background)
+    return pending.result() if pending is not None else cheaper_search(r)
+
+
+def cheaper_applies(r) -> bool:
+    """PF504 has something to compare: a catalog price from a provider that sells the spec's GPU and another."""
+    if r.price_usd_per_gpu_hour is None or not r.price_provider:
+        return False
+    return r.gpu["id"] in _provider_gpus(r.price_provider) and len(_provider_gpus(r.price_provider)) >= 2
+
+
+def _provider_gpus(provider: str) -> tuple:
+    from planner import catalog
+
+    return tuple(sorted({p["gpu"] for p in catalog.raw("prices")["prices"] if p["provider"] == provider}))
+
+
+def cheaper_search(r) -> list:
+    """PF504's finding, if any: plan's search on the spec's provider (pure; what planner.background may run on
+    another core)."""
     from planner import catalog
     from planner.plan import Constraints, candidates, split_key, verify
 
     provider = r.price_provider
-    if not provider:
-        return []
-    gpus = tuple(sorted({p["gpu"] for p in catalog.raw("prices")["prices"] if p["provider"] == provider}))
-    if r.gpu["id"] not in gpus or len(gpus) < 2:
-        return []
+    gpus = _provider_gpus(provider)
     # plan's candidates (analytic replica guesses, cheap), then plan's verification (the fewest replicas that
     # pass check's SLO verdict) of the spec's GPU and of only those GPUs whose guess could be 25 % cheaper
     cands, _ = candidates(r, Constraints(gpus=gpus, providers=(provider,), precisions=(r.weights,)))
