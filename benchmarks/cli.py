@@ -1,12 +1,13 @@
 """The tool's own speed: `python benchmarks/cli.py`.
 
 `planfile check` on an example spec, end to end in a fresh process, as a ratio to `python -c pass` measured
-in the same run (median of 5 each): warm (the result cache holds this spec: what CI and pre-commit see on
-an unchanged spec), cold (PLANFILE_NO_CACHE=1: every number computed; with a second core PF504's search runs there, and once
-more with PLANFILE_JOBS=1, inline) and after an edit that changes no
-simulated configuration (the result cache misses; the simulation store holds every simulation). Plus `planfile plan` over the
-whole catalog for a partial spec (model, workload, SLOs only), and the modules `planfile check` imports
-on its cold path (`python -X importtime`), heaviest first.
+in the same run: each check run right after a `python -c pass` run (9 pairs per variant; medians of each
+side), so a shared machine's drift moves both sides alike. Warm (the result cache holds this spec: what CI
+and pre-commit see on an unchanged spec), cold (PLANFILE_NO_CACHE=1: every number computed; with a second
+core PF504's search runs there, and once more with PLANFILE_JOBS=1, inline) and after an edit that changes
+no simulated configuration (the result cache misses; the simulation store holds every simulation). Plus
+`planfile plan` over the whole catalog for a partial spec (model, workload, SLOs only), and the modules
+`planfile check` imports on its cold path (`python -X importtime`), heaviest first.
 """
 
 from __future__ import annotations
@@ -44,9 +45,21 @@ def timed(cmd: list[str], n: int = 5, env: dict | None = None) -> float:
     return statistics.median(out)
 
 
+BASE: list[float] = []  # every `python -c pass` run, each next to a measured one
+
+
+def paired(cmd: list[str], n: int = 9, env: dict | None = None) -> float:
+    """Median of n runs of cmd, each right after a `python -c pass` run (kept in BASE): a shared machine's
+    drift then moves both sides of a ratio alike."""
+    out = []
+    for _ in range(n):
+        BASE.append(timed([sys.executable, "-c", "pass"], 1))
+        out.append(timed(cmd, 1, env))
+    return statistics.median(out)
+
+
 if __name__ == "__main__":
     py = [sys.executable]
-    base = timed(py + ["-c", "pass"])
     # what users run: the installed console script (no runpy), else python -m planner
     script = Path(sys.executable).with_name("planfile")
     cmd = [str(script)] if script.exists() else py + ["-m", "planner"]
@@ -61,11 +74,11 @@ if __name__ == "__main__":
                          "planner.fixes, planner.plan"], cwd=ROOT, capture_output=True)
     cold_env = dict(os.environ, PLANFILE_NO_CACHE="1")
     subprocess.run(cmd + ["check", spec], cwd=ROOT, capture_output=True)  # fill the cache
-    check = timed(cmd + ["check", spec])
-    cold = timed(cmd + ["check", spec], env=cold_env)
-    quick = timed(cmd + ["check", "--no-breach", spec], env=cold_env)
+    check = paired(cmd + ["check", spec])
+    cold = paired(cmd + ["check", spec], env=cold_env)
+    quick = paired(cmd + ["check", "--no-breach", spec], env=cold_env)
     # one core: PF504's search inline instead of in a forked child (planner/background.py)
-    serial = timed(cmd + ["check", spec], env=dict(cold_env, PLANFILE_JOBS="1"))
+    serial = paired(cmd + ["check", spec], env=dict(cold_env, PLANFILE_JOBS="1"))
     # an edit that changes no simulated configuration (a comment, the cost basis): the result cache misses,
     # the simulation store (planner/cache.py SimStore) holds every simulation the check needs
     with tempfile.TemporaryDirectory() as d:
@@ -81,6 +94,7 @@ if __name__ == "__main__":
             subprocess.run(cmd + ["check", str(edited)], cwd=ROOT, capture_output=True, env=store_env)
             runs.append(time.perf_counter() - t)
         after_edit = statistics.median(runs)
+    base = statistics.median(BASE)
     tree = subprocess.run(py + ["-X", "importtime", "-m", "planner", "check", spec], cwd=ROOT, capture_output=True,
                           text=True, env=cold_env).stderr
     rows = []

@@ -37,6 +37,8 @@ def regime(r) -> dict:
 
 @dataclass(frozen=True)
 class MetricBand:
+    """One metric's held-out error band: quantiles of log(measured / predicted) over n runs."""
+
     n: int
     quantiles: dict  # q05..q95 of log(measured / predicted)
     p90_abs_error_pct: float
@@ -54,6 +56,8 @@ class MetricBand:
 
 @dataclass(frozen=True)
 class Band:
+    """The error bands of a spec's regime, and which regime keys they were borrowed across."""
+
     regime: dict
     metrics: dict  # metric -> MetricBand
     borrowed: tuple  # ("generation", "engine", ...): regime keys the bands do not match

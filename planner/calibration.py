@@ -30,6 +30,8 @@ class ResultsError(ValueError):
 
 @dataclass
 class Measurement:
+    """One measured benchmark run: its workload, load and the measured throughput and latencies."""
+
     source: str
     mode: str  # rate | concurrency | offline
     isl: float

@@ -55,6 +55,8 @@ def raw(kind: str) -> dict:
 
 @dataclass(frozen=True)
 class Lookup:
+    """A catalog lookup: the entry, or the ids a mistyped one is closest to."""
+
     entry: dict | None
     suggestions: tuple[str, ...] = ()
 

@@ -22,6 +22,8 @@ GENERIC_FORMAT = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int8": "int8-w8
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """The weights an engine loads for a spec: repository, stored and resident precision, size and source."""
+
     repo: str  # what the engine loads (a Hub repository or a path)
     variant: str | None  # base | instruct | None (unknown repository)
     stored: str  # precision of the files: bf16 fp16 fp8 int8 int4 fp4

@@ -15,6 +15,8 @@ SEVERITY_RANK = {"error": 3, "warning": 2, "info": 1}
 
 @dataclass(frozen=True)
 class Finding:
+    """One check's verdict on one place in a spec (what the formatters print, SARIF carries and fixes resolve)."""
+
     id: str  # stable check id, e.g. "PF201"
     check: str  # slug, e.g. "kv-cache-does-not-fit"
     severity: str

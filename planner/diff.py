@@ -29,6 +29,8 @@ def flatten(d, prefix="") -> dict:
 
 @dataclass
 class Metric:
+    """One number compared between two specs, with its unit and which direction is better."""
+
     name: str
     old: float | None
     new: float | None
@@ -63,6 +65,8 @@ class Metric:
 
 @dataclass
 class Diff:
+    """What changes between two specs: the fields edited, the numbers that move and the findings."""
+
     old_label: str
     new_label: str
     old_status: str

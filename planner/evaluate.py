@@ -146,6 +146,8 @@ def provenance(r: Resolved) -> tuple:
 
 @dataclass
 class Memory:
+    """Per-GPU memory plan of one replica: weights, activations, runtime reserve and the KV pool it leaves."""
+
     total_gb: float
     usable_gb: float
     weights_gb: float

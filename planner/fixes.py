@@ -26,6 +26,8 @@ MAX_REPLICA_FACTOR = 16  # replicas are searched up to 16x the spec's
 
 @dataclass(frozen=True)
 class Edit:
+    """One change to a spec value at a JSON pointer: from the old value to the new."""
+
     pointer: str
     old: object
     new: object
@@ -40,6 +42,8 @@ class Edit:
 
 @dataclass
 class Fix:
+    """A verified fix: its edits, their effect on monthly cost, and why a smaller edit would not do."""
+
     edits: tuple[Edit, ...]
     usd_per_month_delta: float | None = None
     note: str = ""  # what the fix does to the numbers

@@ -45,6 +45,8 @@ def table() -> dict:
 
 @dataclass(frozen=True)
 class KernelSet:
+    """Measured kernel efficiencies of one GPU for the step model: GEMMs, MoE, attention and collectives."""
+
     gemm: Gemm
     gemm16: Gemm
     moe: Gemm

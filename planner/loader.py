@@ -29,6 +29,8 @@ _constructor = yaml.constructor.SafeConstructor()
 
 @dataclass
 class Loc:
+    """Where a spec value sits in its file: the key's and the value's line and column, and the scalar as written."""
+
     key: tuple[int, int] | None  # (line, column), 1-based, of the mapping key
     value: tuple[int, int]  # of the value node
     raw: str | None = None  # scalar source text (for YAML 1.1 hints)
@@ -37,6 +39,8 @@ class Loc:
 
 @dataclass
 class SourceMap:
+    """Every JSON pointer of a loaded spec mapped to its place in the file."""
+
     file: str
     locs: dict[str, Loc] = field(default_factory=dict)
 
@@ -56,6 +60,8 @@ class SourceMap:
 
 @dataclass
 class Loaded:
+    """A spec as read: its data, its source map, the findings loading produced, and the folder it resolves against."""
+
     path: str  # as given by the user
     data: object  # plain Python data, or None when loading failed
     source: SourceMap

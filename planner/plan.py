@@ -29,6 +29,8 @@ VERIFY_REQUESTS = 800
 
 @dataclass
 class Option:
+    """One fleet plan considered: the resolved spec, its GPUs, cost and performance at the planned load."""
+
     r: Resolved
     gpus: int
     usd_per_month: float | None
@@ -64,6 +66,8 @@ def _round(x):
 
 @dataclass
 class Constraints:
+    """What plan may choose from: GPUs, providers, precisions, a GPU limit and the ranking objective."""
+
     gpus: tuple[str, ...] = ()
     providers: tuple[str, ...] = ()
     max_gpus: int | None = None
@@ -76,6 +80,8 @@ class Constraints:
 
 @dataclass
 class PlanResult:
+    """plan's answer: the options that meet every SLO ranked, or the closest miss, and why others were rejected."""
+
     options: list[Option]  # meeting every SLO, ranked
     closest: Option | None  # when nothing meets the SLOs: the smallest miss
     considered: int

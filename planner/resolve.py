@@ -25,6 +25,8 @@ SETTINGS_DEFAULTS = {"comm_share_max_pct": 25.0, "headroom_min_pct": 10.0, "read
 
 @dataclass(frozen=True)
 class Resolved:
+    """A spec with every default and catalog entry filled in: everything the physics and the renderers read."""
+
     name: str
     namespace: str
     model: dict

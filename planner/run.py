@@ -10,6 +10,8 @@ from planner.loader import Loaded, load_path
 
 @dataclass
 class Result:
+    """check's outcome for one spec: status, located findings, the estimate and the resolved spec behind them."""
+
     spec: str
     status: str  # pass | fail | invalid
     findings: list[Finding]

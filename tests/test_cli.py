@@ -129,3 +129,30 @@ slo: {{itl_ms: {{p95: 50}}}}
         assert 'image: "vllm/vllm-openai:v0.33.0"' in (out / "k8s" / "deployment.yaml").read_text()
     else:
         assert r.returncode == 2 and "PF108" in r.stdout and 'use "0.33"' in r.stdout, r.stdout
+
+
+def test_a_command_parses_alike_with_only_its_own_sub_parser_built():
+    """run() builds only the named command's sub-parser (planner.cli._parser(only)): the command list is the whole
+    parser's, and every command's help, defaults and errors are the ones the whole parser gives."""
+    import contextlib
+    import io
+
+    from planner.cli import COMMANDS, _parser
+
+    full = _parser()
+    sub = next(a for a in full._actions if a.dest == "command")
+    assert COMMANDS == tuple(sub.choices)
+
+    def outcome(parser, argv):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                ns = vars(parser.parse_args(argv))
+            except SystemExit as exc:
+                ns = {"exit": exc.code}
+        return ns, out.getvalue(), err.getvalue()
+
+    for name in COMMANDS:
+        for argv in ([name, "--help"], [name], [name, "spec.yaml", "--no-such-flag"], [name, "a.yaml", "b.yaml"]):
+            assert outcome(_parser(name), argv) == outcome(full, argv), argv
+    assert outcome(_parser("check"), ["check", "x.yaml", "--fail-on", "warning"])[0]["fail_on"] == "warning"

@@ -13,6 +13,8 @@ from planner.diagnostics import Finding
 
 @dataclass(frozen=True)
 class Check:
+    """A registered check: id, slug, severity, one-line summary, the function and its What/Why/Fix text."""
+
     id: str
     slug: str
     severity: str

@@ -59,6 +59,8 @@ class Limits:
 
 @dataclass
 class SimResult:
+    """One simulated run of a virtual engine: per-request latencies, per-token gaps and the run's totals."""
+
     ttft_s: np.ndarray
     e2e_s: np.ndarray
     itl_s: np.ndarray  # per-token gaps (weighted sample: values)

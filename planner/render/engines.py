@@ -28,6 +28,8 @@ CONFIG_DIR = "/etc/planfile"
 
 @dataclass
 class Launch:
+    """An engine's launch, typed: program, model and options, rendered to a command line or a config file."""
+
     engine: str
     version: str
     program: list[str]  # e.g. ["vllm", "serve"]

@@ -24,6 +24,8 @@ INT_RE = re.compile(r"^-?\d+$")
 
 @dataclass(frozen=True)
 class Option:
+    """One option of an engine's real argument parser (from its option manifest)."""
+
     flags: tuple[str, ...]
     dest: str
     type: str | None

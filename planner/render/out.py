@@ -32,6 +32,8 @@ class OutError(Exception):
 
 @dataclass
 class WritePlan:
+    """What writing a render would do to the output folder: files to write, unchanged, to remove, in conflict."""
+
     write: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
