@@ -11,8 +11,8 @@ nothing is recomputed inline by the parent, so an error surfaces exactly as it w
 
 Inline, without a fork: with one usable core, where os.fork is missing (Windows) or is not the platform's
 safe default (only Linux forks here), in a process with other threads running, inside a child already,
-and with PLANFILE_JOBS=1. The result crosses
-the pipe as a pickle between a process and its own fork: same code, same interpreter, never a file.
+and with PLANFILE_JOBS=1. The result crosses the pipe as a pickle between a process and its own fork: same
+code, same interpreter, never a file.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Pending:
 
     def result(self):
         if self.pid is not None:
-            data, ok = b"", False
+            data = b""
             try:
                 chunks = []
                 while True:

@@ -26,9 +26,8 @@ COMMANDS = ("check", "render", "plan", "fix", "diff", "sweep", "validate", "cali
 
 
 def _parser(only: str | None = None):
-    """The argument parser; with `only` (a command name) just that command's sub-parser: its arguments, help and
-    errors are the same, and building the other ten costs a cold `planfile check` ~6 ms (tests/test_cli.py: the same help and
-    errors either way)."""
+    """The argument parser; with `only` (a command name) just that command's sub-parser, whose arguments, help
+    and errors are the same (tests/test_cli.py compares them): building the other ten costs a cold check ~6 ms."""
     import argparse
 
     from planner import __version__
@@ -166,14 +165,12 @@ def run(argv: list[str]) -> int:
         hit = cache.lookup_check(argv[1:])
         if hit is not None:
             return hit
-    if argv and not argv[0].startswith("-"):
-        commands = COMMANDS
-        if argv[0] not in commands:
-            import difflib
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        import difflib
 
-            close = difflib.get_close_matches(argv[0], list(commands), n=1, cutoff=0.6)
-            raise Exit(2, f"planfile: unknown command '{argv[0]}'" + (f"; did you mean '{close[0]}'?" if close else "")
-                       + f" (commands: {', '.join(commands)})")
+        close = difflib.get_close_matches(argv[0], list(COMMANDS), n=1, cutoff=0.6)
+        raise Exit(2, f"planfile: unknown command '{argv[0]}'" + (f"; did you mean '{close[0]}'?" if close else "")
+                   + f" (commands: {', '.join(COMMANDS)})")
     parser = _parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     if not args.command:

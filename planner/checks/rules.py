@@ -571,7 +571,8 @@ def cheaper_applies(r) -> bool:
     """PF504 has something to compare: a catalog price from a provider that sells the spec's GPU and another."""
     if r.price_usd_per_gpu_hour is None or not r.price_provider:
         return False
-    return r.gpu["id"] in _provider_gpus(r.price_provider) and len(_provider_gpus(r.price_provider)) >= 2
+    gpus = _provider_gpus(r.price_provider)
+    return r.gpu["id"] in gpus and len(gpus) >= 2
 
 
 def _provider_gpus(provider: str) -> tuple:
