@@ -144,7 +144,7 @@ def provenance(r: Resolved) -> tuple:
     return ks
 
 
-@dataclass
+@dataclass(eq=False)
 class Memory:
     """Per-GPU memory plan of one replica: weights, activations, runtime reserve and the KV pool it leaves."""
 

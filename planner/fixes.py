@@ -40,7 +40,7 @@ class Edit:
         return f"{key}: {_scalar(self.old)} -> {_scalar(self.new)}" if self.old is not None else f"{key}: {_scalar(self.new)}"
 
 
-@dataclass
+@dataclass(eq=False)
 class Fix:
     """A verified fix: its edits, their effect on monthly cost, and why a smaller edit would not do."""
 
@@ -89,7 +89,7 @@ def put(data, pointer: str, value) -> None:
     node[parts[-1]] = value
 
 
-@dataclass
+@dataclass(eq=False)
 class Context:
     """What the generators need: the loaded spec, its result, and the trial budget."""
 

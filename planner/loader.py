@@ -37,7 +37,7 @@ class Loc:
     plain: bool = False  # unquoted scalar
 
 
-@dataclass
+@dataclass(eq=False)
 class SourceMap:
     """Every JSON pointer of a loaded spec mapped to its place in the file."""
 
@@ -58,7 +58,7 @@ class SourceMap:
             p = p.rsplit("/", 1)[0]
 
 
-@dataclass
+@dataclass(eq=False)
 class Loaded:
     """A spec as read: its data, its source map, the findings loading produced, and the folder it resolves against."""
 

@@ -27,7 +27,7 @@ VERIFY_TOP = 8
 VERIFY_REQUESTS = 800
 
 
-@dataclass
+@dataclass(eq=False)
 class Option:
     """One fleet plan considered: the resolved spec, its GPUs, cost and performance at the planned load."""
 
@@ -64,7 +64,7 @@ def _round(x):
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else round(x, 2)
 
 
-@dataclass
+@dataclass(eq=False)
 class Constraints:
     """What plan may choose from: GPUs, providers, precisions, a GPU limit and the ranking objective."""
 
@@ -78,7 +78,7 @@ class Constraints:
     kv_caches: tuple[str, ...] = ()  # the spec's own precision.kv_cache, when it states one
 
 
-@dataclass
+@dataclass(eq=False)
 class PlanResult:
     """plan's answer: the options that meet every SLO ranked, or the closest miss, and why others were rejected."""
 

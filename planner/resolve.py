@@ -23,7 +23,7 @@ SETTINGS_DEFAULTS = {"comm_share_max_pct": 25.0, "headroom_min_pct": 10.0, "read
                      "min_batch_utilization_pct": 10.0, "idle_share_max_pct": 75.0}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Resolved:
     """A spec with every default and catalog entry filled in: everything the physics and the renderers read."""
 

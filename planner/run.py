@@ -8,7 +8,7 @@ from planner.diagnostics import Finding
 from planner.loader import Loaded, load_path
 
 
-@dataclass
+@dataclass(eq=False)
 class Result:
     """check's outcome for one spec: status, located findings, the estimate and the resolved spec behind them."""
 

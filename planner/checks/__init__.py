@@ -11,7 +11,7 @@ from typing import Callable
 from planner.diagnostics import Finding
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Check:
     """A registered check: id, slug, severity, one-line summary, the function and its What/Why/Fix text."""
 

@@ -81,7 +81,7 @@ class Limits:
     no_evict: bool = False  # admit only whole sequences (prompt + output) that fit; never preempt
 
 
-@dataclass
+@dataclass(eq=False)
 class SimResult:
     """One simulated run of a virtual engine: per-request latencies, per-token gaps and the run's totals."""
 

@@ -26,7 +26,7 @@ SGLANG_DIST_PORT = 20000
 CONFIG_DIR = "/etc/planfile"
 
 
-@dataclass
+@dataclass(eq=False)
 class Launch:
     """An engine's launch, typed: program, model and options, rendered to a command line or a config file."""
 
