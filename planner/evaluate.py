@@ -616,13 +616,18 @@ def evaluate(r: Resolved, *, breach: bool = True) -> dict:
             # the headroom verdict without the search: do the SLOs hold at the peak plus the required headroom?
             slo = judged_slos(r)
             if slo and peak_rate:
+                # a load above one that breaks an SLO breaks it too (more load per replica never meets an SLO less
+                # load missed: the rule the fix search bisects by), so a run above a broken one is not simulated —
+                # the fix trials are such runs, for the most part (a count too small to keep the SLOs)
                 at = peak_rate * (1 + r.settings["headroom_min_pct"] / 100)
-                cap["holds_with_headroom"] = slo_ok(run_load(r, mem, fn, rate_fleet=at, n_requests=600), slo)
+                peak_holds = slo_ok(perf, slo)
+                cap["holds_with_headroom"] = peak_holds and slo_ok(run_load(r, mem, fn, rate_fleet=at, n_requests=600), slo)
                 # the GPUs the cost bills (an autoscaled fleet: what the normal load needs)
                 billed = cost.get("gpus_billed") or fleet_gpus(r)
                 share = billed / fleet_gpus(r)
                 idle_at = r.rate_rps / (1 - r.settings["idle_share_max_pct"] / 100) / share
-                cap["holds_at_idle_limit"] = slo_ok(run_load(r, mem, fn, rate_fleet=idle_at, n_requests=600), slo)
+                broken_below = (not peak_holds and idle_at >= peak_rate) or (not cap["holds_with_headroom"] and idle_at >= at)
+                cap["holds_at_idle_limit"] = not broken_below and slo_ok(run_load(r, mem, fn, rate_fleet=idle_at, n_requests=600), slo)
                 cap["idle_limit_rps"] = idle_at
     out["capacity"] = cap
     out["roofline"] = rl

@@ -619,3 +619,37 @@ def test_vllm_never_launches_more_sequences_than_its_token_budget(tmp_path):
     assert limits(res.resolved, memory_plan(res.resolved)).max_seqs == 256
     r = run_cli("explain", str(spec))
     assert "capped at the token budget max_num_batched_tokens 256" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 3])
+def test_no_breach_verdicts_above_a_broken_peak_are_the_simulations(replicas):
+    """Without the breach search (--no-breach, every fix trial) the headroom and idle-limit verdicts are runs
+    above the peak; where the peak breaks an SLO they are not simulated (more load never meets an SLO less load
+    missed). The chat example at 1-3 replicas (its 4 hold every SLO) breaks at the peak; the verdicts must be
+    what simulating those loads gives, and evaluate must simulate the peak alone."""
+    import copy
+
+    from planner import evaluate as ev
+    from planner.loader import Loaded, load_path
+    from planner.physics import serving
+    from planner.resolve import resolve
+
+    ld = load_path(str(ROOT / "specs" / "chat-llama-3.1-70b.yaml"))
+    data = copy.deepcopy(ld.data)
+    data["hardware"]["replicas"] = replicas
+    r = resolve(Loaded(ld.path, data, ld.source, [], ld.base_dir))
+    serving._MEMO.clear()
+    calls = []
+    real = serving._simulate
+    serving._simulate = lambda *a, **k: calls.append(k.get("rate_rps")) or real(*a, **k)
+    try:
+        est = ev.evaluate(r, breach=False)
+    finally:
+        serving._simulate = real
+    cap, slo = est["capacity"], ev.judged_slos(r)
+    assert not ev.slo_ok(est["performance"], slo)  # the peak breaks an SLO at this count
+    assert len(calls) == 1  # the peak run alone
+    mem, (_, _, fn) = memory_plan(r), ev.step_function(r)
+    at = cap["peak_rps"] * (1 + r.settings["headroom_min_pct"] / 100)
+    assert cap["holds_with_headroom"] is ev.slo_ok(ev.run_load(r, mem, fn, rate_fleet=at, n_requests=600), slo) is False
+    assert cap["holds_at_idle_limit"] is ev.slo_ok(ev.run_load(r, mem, fn, rate_fleet=cap["idle_limit_rps"], n_requests=600), slo) is False
