@@ -93,12 +93,14 @@ def check(args) -> int:
     stdin = sys.stdin.buffer.read() if "-" in files else None
     # one spec (what pre-commit and editors run): the collector's passes over the catalog and the simulator's
     # lists cost a cold check ~18 ms (6 %), and one check leaves ~0.3 MB of cyclic garbage, so it is paused for
-    # it; more specs keep it (80 specs: 59 MB peak with it, 83 MB without)
+    # it (cli.main paused it before the imports); more specs keep it (80 specs: 59 MB peak with it, 83 MB without)
     import gc
 
-    paused = len(files) == 1 and gc.isenabled()
-    if paused:
+    was_enabled = gc.isenabled()
+    if len(files) == 1:
         gc.disable()
+    else:
+        gc.enable()
     try:
         results = [check_spec(f, args.fail_on, breach=not args.no_breach, stdin=stdin) for f in files]
         # formatted and written before the collector resumes: re-enabled earlier, its first allocations set off a
@@ -109,8 +111,7 @@ def check(args) -> int:
             cache.store_check(args, files, results, out, code, stdin)
         emit(out, args.format)
     finally:
-        if paused:
-            gc.enable()
+        (gc.enable if was_enabled else gc.disable)()  # as the caller had it
     return code
 
 
