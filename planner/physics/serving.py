@@ -208,7 +208,10 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
     """
     rng = Draws(seed)
     n = int(n_requests)
+    step_decode = None  # step_fn(decode, decode_ctx, 0, 0.0) without the prompt terms, where generated
     if n >= 64 and hasattr(step_fn, "hot"):
+        if hasattr(step_fn, "hot_decode"):
+            step_decode = step_fn.hot_decode()  # bit for bit the same value, ~30 % faster
         step_fn = step_fn.hot()  # the generated function itself: stepped thousands of times, no wrapper per step
     prompts = inp.sample(rng, n)
     outs = np.maximum(out.sample(rng, n), 1)
@@ -340,7 +343,7 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
             k = k_done
             dt0 = None
             if next_arrival < n and arrivals[next_arrival] < inf and D < max_seqs:
-                dt0 = float(step_fn(D, mean_dctx, 0, 0.0))
+                dt0 = float(step_decode(D, mean_dctx) if step_decode else step_fn(D, mean_dctx, 0, 0.0))
                 k_arr = ceil((arrivals[next_arrival] - t) / (dt0 if dt0 > 1e-9 else 1e-9))
                 if k_arr < 1:
                     k_arr = 1
@@ -375,7 +378,8 @@ def _simulate(step_fn, limits: Limits, inp: Lengths, out: Lengths, *, rate_rps: 
             if k == 1 and dt0 is not None:
                 dt = dt0  # a one-step run at the context just stepped: the same call
             else:
-                dt = float(step_fn(D, mean_dctx + (k - 1) / 2.0 * tokens_per_step, 0, 0.0))
+                ctx_mid = mean_dctx + (k - 1) / 2.0 * tokens_per_step
+                dt = float(step_decode(D, ctx_mid) if step_decode else step_fn(D, ctx_mid, 0, 0.0))
         span = dt * k
         t += span
         batch_acc += (D + len(chunk)) * span

@@ -527,63 +527,81 @@ def scalar_step(sys: System, m: ModelShape):
         w = f(lay.window_tokens)
         return f"(({name}) * {lay.full_layers} + (({name}) if ({name}) < {w} else {w}) * {lay.window_layers}) / {lay.layers}"
 
-    L = ["def fn(decode, decode_ctx, prefill, prefill_ctx):",
-         "    decode = float(decode); decode_ctx = float(decode_ctx); prefill = float(prefill); prefill_ctx = float(prefill_ctx)"]
-    if c.tbo:  # two half batches (_two_batches)
-        L.append("    decode = decode / 2; prefill = prefill / 2")
-    L += ["    tokens = decode + prefill", "    has_dec = decode > 0", "    has_pre = prefill > 0", "    t_gemm = 0.0"]
-    for count, t0, a, mh, b, cc, div in c.gemms:
-        L.append(f"    m_tok = tokens / {f(float(div))}")
-        L.append(f"    t_gemm = t_gemm + {f(float(count))} * ({f(float(t0))} + "
-                 + mx(f"{f(float(a))} * (m_tok + {f(float(mh))})", f"{f(float(b))} + {f(float(cc))} * m_tok") + ")")
-    t0, a, mh, b, cc = (float(x) for x in c.logits)
-    L.append("    m_log = decode + has_pre")
-    L.append(f"    t_gemm = t_gemm + 1.0 * ({f(t0)} + " + mx(f"{f(a)} * (m_log + {f(mh)})", f"{f(b)} + {f(cc)} * m_log") + ")")
-    if c.moe_layers:
-        t0, W, el, k_rank, a, mh, b, cc, imb = (float(x) for x in c.moe)
-        L += [f"    routed = tokens * {f(k_rank)}", f"    active = {f(el)} * (1 - (1 - 1 / {f(el)}) ** routed)",
-              "    per = routed / (active + 1e-9) + 1e-9",
-              f"    t_moe = {f(float(c.moe_layers * imb))} * ({f(t0)} + "
-              + mx(f"{f(a)} * routed * (per + {f(mh)}) / per", f"{f(b)} * active + {f(cc)} * routed") + ")"]
-    else:
-        L.append("    t_moe = 0.0")
-    adp = f(float(c.adp))
-    L += [f"    dctx = {attended('decode_ctx')}", f"    pctx = {attended('prefill_ctx')}",
-          f"    d_local = decode / {adp}", f"    p_local = prefill / {adp}", "    s = 2 * pctx + 1",
-          f"    t_dec = {f(float(c.layers))} * (has_dec * {f(float(c.dec[0]))} + {f(float(c.dec[1]))} * d_local * dctx)",
-          f"    t_pre = {f(float(c.layers))} * (has_pre * {f(float(c.pre[0]))} + {f(float(c.pre[1]))} * p_local * pctx * "
-          f"(s + {f(float(c.pre[2]))}) / s)",
-          "    t_comm = 0.0"]
-    def coll_lines(coll, tok, acc):
-        count, a, inv_large, dinv, knee, per_token = (float(x) for x in coll)
-        return [f"    s_ = ({tok}) * {f(per_token)}",
-                f"    {acc} = {acc} + {f(count)} * ({f(a)} + s_ * {f(inv_large)} + s_ * {f(dinv)} / (1 + s_ / {f(knee)}))"]
-
-    for coll, tok in ((c.ar, f"tokens / {adp}"), (c.a2a, "tokens")):
-        if coll:
-            L += coll_lines(coll, tok, "t_comm")
-    if c.ep_pre:
-        if c.ep_pre == c.ep_dec:
-            for x in c.ep_pre:
-                L += coll_lines(x, "tokens", "t_comm")
+    def build(decode_only: bool) -> str:
+        """The source; decode_only: the same expressions with prefill = prefill_ctx = 0 folded in (every term they
+        zero is an exact 0.0 added or a product with one, so the value is bit for bit the general one's)."""
+        if decode_only:
+            L = ["def fn(decode, decode_ctx):", "    decode = float(decode); decode_ctx = float(decode_ctx)"]
         else:
-            L += ["    t_pre_c = 0.0", "    t_dec_c = 0.0"]
-            for x in c.ep_pre:
-                L += coll_lines(x, "tokens", "t_pre_c")
-            for x in c.ep_dec:
-                L += coll_lines(x, "tokens", "t_dec_c")
-            L.append("    t_comm = t_comm + has_pre * t_pre_c + (1 - has_pre) * t_dec_c")
-    if c.p2p:
-        L += coll_lines(c.p2p, "tokens", "t_comm")
-    sc = f(float(c.scale))
-    L.append(f"    host = {f(float(c.host[0]))} + has_pre * {f(float(c.host[1]))}")
-    if c.tbo:
-        L += [f"    g2 = 2 * ({sc} * t_gemm)", f"    mo2 = 2 * ({sc} * t_moe)", f"    at2 = 2 * ({sc} * (t_dec + t_pre))",
-              "    exposed = " + mx("2 * t_comm - (g2 + mo2 + at2)", "0.0"),
-              "    return g2 + mo2 + at2 + exposed + host"]
-    else:
-        L.append(f"    return {sc} * t_gemm + {sc} * t_moe + {sc} * (t_dec + t_pre) + t_comm + host")
-    source = "\n".join(L)
+            L = ["def fn(decode, decode_ctx, prefill, prefill_ctx):",
+                 "    decode = float(decode); decode_ctx = float(decode_ctx); prefill = float(prefill); prefill_ctx = float(prefill_ctx)"]
+        if c.tbo:  # two half batches (_two_batches)
+            L.append("    decode = decode / 2" if decode_only else "    decode = decode / 2; prefill = prefill / 2")
+        L += ["    tokens = decode" if decode_only else "    tokens = decode + prefill", "    has_dec = decode > 0"]
+        L += [] if decode_only else ["    has_pre = prefill > 0"]
+        L += ["    t_gemm = 0.0"]
+        for count, t0, a, mh, b, cc, div in c.gemms:
+            L.append(f"    m_tok = tokens / {f(float(div))}")
+            L.append(f"    t_gemm = t_gemm + {f(float(count))} * ({f(float(t0))} + "
+                     + mx(f"{f(float(a))} * (m_tok + {f(float(mh))})", f"{f(float(b))} + {f(float(cc))} * m_tok") + ")")
+        t0, a, mh, b, cc = (float(x) for x in c.logits)
+        L.append("    m_log = decode" if decode_only else "    m_log = decode + has_pre")
+        L.append(f"    t_gemm = t_gemm + 1.0 * ({f(t0)} + " + mx(f"{f(a)} * (m_log + {f(mh)})", f"{f(b)} + {f(cc)} * m_log") + ")")
+        if c.moe_layers:
+            t0, W, el, k_rank, a, mh, b, cc, imb = (float(x) for x in c.moe)
+            L += [f"    routed = tokens * {f(k_rank)}", f"    active = {f(el)} * (1 - (1 - 1 / {f(el)}) ** routed)",
+                  "    per = routed / (active + 1e-9) + 1e-9",
+                  f"    t_moe = {f(float(c.moe_layers * imb))} * ({f(t0)} + "
+                  + mx(f"{f(a)} * routed * (per + {f(mh)}) / per", f"{f(b)} * active + {f(cc)} * routed") + ")"]
+        else:
+            L.append("    t_moe = 0.0")
+        adp = f(float(c.adp))
+        L += [f"    dctx = {attended('decode_ctx')}", f"    d_local = decode / {adp}",
+              f"    t_dec = {f(float(c.layers))} * (has_dec * {f(float(c.dec[0]))} + {f(float(c.dec[1]))} * d_local * dctx)"]
+        if not decode_only:
+            L += [f"    pctx = {attended('prefill_ctx')}", f"    p_local = prefill / {adp}", "    s = 2 * pctx + 1",
+                  f"    t_pre = {f(float(c.layers))} * (has_pre * {f(float(c.pre[0]))} + {f(float(c.pre[1]))} * p_local * pctx * "
+                  f"(s + {f(float(c.pre[2]))}) / s)"]
+        L.append("    t_comm = 0.0")
+
+        def coll_lines(coll, tok, acc):
+            count, a, inv_large, dinv, knee, per_token = (float(x) for x in coll)
+            return [f"    s_ = ({tok}) * {f(per_token)}",
+                    f"    {acc} = {acc} + {f(count)} * ({f(a)} + s_ * {f(inv_large)} + s_ * {f(dinv)} / (1 + s_ / {f(knee)}))"]
+
+        for coll, tok in ((c.ar, f"tokens / {adp}"), (c.a2a, "tokens")):
+            if coll:
+                L += coll_lines(coll, tok, "t_comm")
+        if c.ep_pre:
+            if c.ep_pre == c.ep_dec:
+                for x in c.ep_pre:
+                    L += coll_lines(x, "tokens", "t_comm")
+            elif decode_only:  # t_comm + 0 * t_pre_c + 1 * t_dec_c
+                L.append("    t_dec_c = 0.0")
+                for x in c.ep_dec:
+                    L += coll_lines(x, "tokens", "t_dec_c")
+                L.append("    t_comm = t_comm + t_dec_c")
+            else:
+                L += ["    t_pre_c = 0.0", "    t_dec_c = 0.0"]
+                for x in c.ep_pre:
+                    L += coll_lines(x, "tokens", "t_pre_c")
+                for x in c.ep_dec:
+                    L += coll_lines(x, "tokens", "t_dec_c")
+                L.append("    t_comm = t_comm + has_pre * t_pre_c + (1 - has_pre) * t_dec_c")
+        if c.p2p:
+            L += coll_lines(c.p2p, "tokens", "t_comm")
+        sc = f(float(c.scale))
+        L.append(f"    host = {f(float(c.host[0]))}" if decode_only else f"    host = {f(float(c.host[0]))} + has_pre * {f(float(c.host[1]))}")
+        attn = "t_dec" if decode_only else "(t_dec + t_pre)"
+        if c.tbo:
+            L += [f"    g2 = 2 * ({sc} * t_gemm)", f"    mo2 = 2 * ({sc} * t_moe)", f"    at2 = 2 * ({sc} * {attn})",
+                  "    exposed = " + mx("2 * t_comm - (g2 + mo2 + at2)", "0.0"),
+                  "    return g2 + mo2 + at2 + exposed + host"]
+        else:
+            L.append(f"    return {sc} * t_gemm + {sc} * t_moe + {sc} * {attn} + t_comm + host")
+        return "\n".join(L)
+
+    source = build(False)
     compiled: list = []
     calls = [0]
 
@@ -594,15 +612,7 @@ def scalar_step(sys: System, m: ModelShape):
             return compiled[0](decode, decode_ctx, prefill, prefill_ctx)
         calls[0] += 1
         if calls[0] > COMPILE_AFTER_CALLS:
-            hit = _COMPILED.get(source)  # the same step (another replica count, a fix trial): compiled once
-            if hit is None:
-                ns: dict = {}
-                exec(compile(source, "<planfile step model>", "exec"), {"max": max}, ns)  # noqa: S102 (numbers only)
-                hit = ns["fn"]
-                if len(_COMPILED) >= 512:
-                    _COMPILED.clear()
-                _COMPILED[source] = hit
-            compiled.append(hit)
+            compiled.append(_compiled(source))
         g, mo, at, cm, host = terms(c, float(decode), float(decode_ctx), float(prefill), float(prefill_ctx), max)
         return g + mo + at + cm + host
 
@@ -614,9 +624,29 @@ def scalar_step(sys: System, m: ModelShape):
             fn(0, 0.0, 0, 0.0)
         return compiled[0]
 
+    def hot_decode():
+        """The compiled step of a batch of decodes alone, fn(decode, decode_ctx): what fn(decode, decode_ctx, 0,
+        0.0) returns, bit for bit, without the prompt terms (the simulator's pure-decode runs, most of its steps)."""
+        return _compiled(build(True))
+
     fn.hot = hot
+    fn.hot_decode = hot_decode
     fn.key = source  # every constant of the step model: equal keys step identically
     return fn
+
+
+def _compiled(source: str):
+    """The generated step model's function; one compilation per source within a process (another replica count,
+    a fix trial: the same step)."""
+    hit = _COMPILED.get(source)
+    if hit is None:
+        ns: dict = {}
+        exec(compile(source, "<planfile step model>", "exec"), {"max": max}, ns)  # noqa: S102 (numbers only)
+        hit = ns["fn"]
+        if len(_COMPILED) >= 512:
+            _COMPILED.clear()
+        _COMPILED[source] = hit
+    return hit
 
 
 def derived(base, label: str, make):

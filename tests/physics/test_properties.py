@@ -124,3 +124,33 @@ def test_unfinished_requests_keep_the_inverted_cdf_percentile():
     res = serving.SimResult(np.array([1.0, 2.0, np.inf, np.inf]), np.zeros(4), np.array([]), np.array([]),
                             1.0, 0, 2, 0, 0.0)
     assert res.pct("ttft", 50) == 2.0 and res.pct("ttft", 95) == np.inf
+
+
+def _resolved_steps():
+    """Step models of real resolved specs, one per branch of the generated source: dense, MoE over expert
+    parallelism, DeepEP (prefill and decode collectives differ), DeepEP with two-batch overlap, sliding-window
+    layers, attention data parallelism."""
+    from dataclasses import replace
+
+    from planner import evaluate
+    from planner.loader import load_path
+    from planner.resolve import resolve
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    dense = resolve(load_path(str(root / "specs" / "chat-llama-3.1-70b.yaml")))
+    moe = resolve(load_path(str(root / "specs" / "deepseek-v3-h200.yaml")))
+    gemma = replace(dense, model=catalog.models().get("gemma-2-9b").entry, tp=1, gpus_per_replica=1)
+    variants = [dense, moe, replace(moe, moe_all_to_all="deepep"),
+                replace(moe, moe_all_to_all="deepep", two_batch_overlap=True), gemma, replace(moe, attention_dp=8)]
+    return [evaluate.step_function(v)[2] for v in variants]
+
+
+RESOLVED_STEPS = _resolved_steps()
+
+
+@given(i=st.integers(0, len(RESOLVED_STEPS) - 1), batch=st.integers(0, 1024), ctx=st.floats(0.0, 131072.0))
+def test_the_pure_decode_step_is_the_general_one_bit_for_bit(i, batch, ctx):
+    """The simulator's pure-decode runs call a generated step with the prompt terms folded out (hot_decode): it
+    must return exactly what the general step returns with no prompt tokens, on every branch of the source."""
+    fn = RESOLVED_STEPS[i]
+    assert fn.hot_decode()(batch, ctx) == fn.hot()(batch, ctx, 0, 0.0) == fn(batch, ctx, 0, 0.0)
