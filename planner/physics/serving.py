@@ -28,17 +28,18 @@ import numpy as np
 
 class Draws:
     """The seeded random variates of one simulation: the bits from the interpreter's Mersenne Twister
-    (random.Random, the same stream for a seed on every platform and Python >= 3.9), turned into variates by
-    numpy in whole arrays: 53-bit uniforms, exponentials by inversion, normals by Box-Muller. numpy.random
-    would do the same, but importing it takes ~14 ms (with the OpenSSL it loads through `secrets`), about
-    a twentieth of a cold check."""
+    (random.Random(seed).getrandbits: the generator's raw words, the same on every platform; Python documents
+    only random()'s sequence as fixed across versions, so tests/physics/test_draws.py pins the first value),
+    turned into variates by numpy in whole arrays: 53-bit uniforms, exponentials by inversion, normals by
+    Box-Muller. numpy.random would do the same, but importing it takes ~14 ms (with the OpenSSL it loads
+    through `secrets`), about a twentieth of a cold check."""
 
     def __init__(self, seed: int):
         self._bits = random.Random(int(seed))
 
     def uniform(self, n: int) -> np.ndarray:
         """n draws in [0, 1): the top 53 bits of 64 random bits, scaled."""
-        words = np.frombuffer(self._bits.randbytes(8 * n), dtype="<u8")
+        words = np.frombuffer(self._bits.getrandbits(64 * n).to_bytes(8 * n, "little"), dtype="<u8") if n else np.zeros(0, "<u8")
         return (words >> np.uint64(11)) * (1.0 / 9007199254740992.0)  # 2**-53
 
     def exponential(self, scale: float, n: int) -> np.ndarray:

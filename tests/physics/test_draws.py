@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_stream_is_the_interpreters_mersenne_twister():
-    # randbytes(8) is getrandbits(64) as 8 little-endian bytes; the uniform keeps its top 53 bits:
-    # u = (bits >> 11) / 2**53, the same number on every platform and every Python >= 3.9
+    # 64 bits of getrandbits as one little-endian word; the uniform keeps its top 53 bits: u = (bits >> 11) / 2**53.
+    # Python fixes only random()'s sequence across versions: a change to getrandbits would fail here, by name
     bits = random.Random(7).getrandbits(64)
     assert Draws(7).uniform(1)[0] == (bits >> 11) / 2**53
     assert np.array_equal(Draws(7).uniform(1000), Draws(7).uniform(1000))
