@@ -1,6 +1,6 @@
 """Content-hash result cache for `planfile check`: what pre-commit and editors run on every save.
 
-The key is a SHA-256 over every input byte the verdict depends on: the spec files as given, the catalog
+The key is a 256-bit BLAKE2b hash over every input byte the verdict depends on: the spec files as given, the catalog
 and schema files, planfile's own version and code (size and mtime of every module), the command's
 options and the working directory (relative side-file paths resolve against it). Files the spec names
 (`calibration:`, `model.hf_config`) are only known after parsing, so each entry records their paths and
@@ -24,10 +24,16 @@ CACHE_FORMAT = 1
 MAX_ENTRY_BYTES = 8 << 20
 _PKG = os.path.dirname(os.path.abspath(__file__))
 
-try:  # the interpreter's builtin SHA-256: importing hashlib loads OpenSSL (~5 ms, a quarter of a cache hit)
-    from _sha256 import sha256 as _sha256
+try:  # the interpreter's builtin BLAKE2b: importing hashlib loads OpenSSL (~5 ms, a quarter of a cache hit), and
+    # BLAKE2b runs ~3x faster than the builtin SHA-256 (the catalog and schemas: ~0.8 ms, not ~2.5 ms)
+    from _blake2 import blake2b as _blake2b
 except ImportError:  # pragma: no cover - builds without the builtin module
-    from hashlib import sha256 as _sha256
+    from hashlib import blake2b as _blake2b
+
+
+def hasher(data: bytes = b""):
+    """A 256-bit BLAKE2b hash object over data: every key of the caches (and planner.catalog's)."""
+    return _blake2b(data, digest_size=32)
 
 
 def cache_dir() -> str:
@@ -72,7 +78,7 @@ def fingerprint() -> str:
 
 
 def _fingerprint() -> str:
-    h = _sha256()
+    h = hasher()
     from planner import __version__
 
     h.update(f"{CACHE_FORMAT}|{__version__}|{sys.version_info[:2]}".encode())
@@ -84,20 +90,20 @@ def _fingerprint() -> str:
         for e in _walk(root):
             h.update(e.path.encode())
             with open(e.path, "rb") as fh:
-                h.update(_sha256(fh.read()).digest())
+                h.update(hasher(fh.read()).digest())
     return h.hexdigest()
 
 
 def file_digest(path: str) -> str | None:
     try:
         with open(path, "rb") as fh:
-            return _sha256(fh.read()).hexdigest()
+            return hasher(fh.read()).hexdigest()
     except OSError:
         return None
 
 
 def _key(files: list[str], fail_on: str, fmt: str, no_breach: bool) -> str | None:
-    h = _sha256(fingerprint().encode())
+    h = hasher(fingerprint().encode())
     h.update(repr((os.getcwd(), fail_on, fmt, no_breach, files)).encode())
     for f in files:
         d = file_digest(f)
@@ -187,7 +193,7 @@ _SIM_SCALARS = ("duration_s", "output_tokens", "completed", "preemptions", "mean
 class SimStore:
     """Simulation results kept across runs (planner.physics.serving.STORE): a spec edited where it does not
     change a simulated configuration (its cost, its metadata, a comment, one SLO of several) re-simulates
-    nothing that an earlier check, plan or sweep already ran. The key is a SHA-256 over planfile's
+    nothing that an earlier check, plan or sweep already ran. The key is a 256-bit BLAKE2b hash over planfile's
     fingerprint (its code, so the simulator itself, and its data) and the simulation's whole memo key: the
     step model's generated source (every constant), the engine limits, both length distributions, the load,
     the seed and every other argument. Arrays are stored exactly (their dtype and every value)."""
@@ -197,7 +203,7 @@ class SimStore:
         self._pruned = False
 
     def _path(self, key) -> str:
-        h = _sha256(fingerprint().encode())
+        h = hasher(fingerprint().encode())
         h.update(repr(key).encode())
         d = h.hexdigest()
         return os.path.join(self.dir, d[:2], d + ".sim")

@@ -25,16 +25,16 @@ def raw(kind: str) -> dict:
     """The parsed YAML file catalog/<kind>.yaml.
 
     Parsing the catalog is a third of a cold check, so the parsed data is kept in the user cache folder,
-    keyed by the SHA-256 of the file's bytes (never stale: an edited file is a new key). A missing,
+    keyed by a hash of the file's bytes (never stale: an edited file is a new key). A missing,
     corrupt or unwritable cache only means parsing again."""
     import marshal
     import os
 
-    from planner.cache import _sha256, cache_dir
+    from planner.cache import cache_dir, hasher
 
     path = data_dir("catalog") / f"{kind}.yaml"
     data = path.read_bytes()
-    key = os.path.join(cache_dir(), "catalog", f"{kind}-{_sha256(data).hexdigest()[:32]}.marshal")
+    key = os.path.join(cache_dir(), "catalog", f"{kind}-{hasher(data).hexdigest()[:32]}.marshal")
     try:
         with open(key, "rb") as fh:
             # read whole, then decoded: marshal.load on the file object reads piecemeal, ~8x slower (~9 ms of a

@@ -39,7 +39,9 @@ class Draws:
 
     def uniform(self, n: int) -> np.ndarray:
         """n draws in [0, 1): the top 53 bits of 64 random bits, scaled."""
-        words = np.frombuffer(self._bits.getrandbits(64 * n).to_bytes(8 * n, "little"), dtype="<u8") if n else np.zeros(0, "<u8")
+        if not n:
+            return np.zeros(0)
+        words = np.frombuffer(self._bits.getrandbits(64 * n).to_bytes(8 * n, "little"), dtype="<u8")
         return (words >> np.uint64(11)) * (1.0 / 9007199254740992.0)  # 2**-53
 
     def exponential(self, scale: float, n: int) -> np.ndarray:
