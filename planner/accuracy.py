@@ -35,7 +35,7 @@ def regime(r) -> dict:
             "moe": "moe" if r.model.get("moe") else "dense", "engine": r.engine["id"]}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MetricBand:
     """One metric's held-out error band: quantiles of log(measured / predicted) over n runs."""
 
@@ -54,7 +54,7 @@ class MetricBand:
         return math.exp(self.quantiles["q50"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Band:
     """The error bands of a spec's regime, and which regime keys they were borrowed across."""
 

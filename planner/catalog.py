@@ -54,7 +54,7 @@ def raw(kind: str) -> dict:
     return doc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Lookup:
     """A catalog lookup: the entry, or the ids a mistyped one is closest to."""
 

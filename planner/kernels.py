@@ -43,7 +43,7 @@ def table() -> dict:
     return catalog.raw("kernels")["kernels"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class KernelSet:
     """Measured kernel efficiencies of one GPU for the step model: GEMMs, MoE, attention and collectives."""
 

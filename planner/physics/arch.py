@@ -10,7 +10,7 @@ from dataclasses import dataclass
 KV_DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Params:
     """Parameter counts (not bytes), by role."""
 
@@ -107,7 +107,7 @@ def params(m: dict) -> Params:
     return Params(embed, lm_head, attn, dense_mlp, expert, shared, L, moe_layers, n_exp, k, total, active)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class KVLayout:
     """Per-token KV elements of one layer, and how many layers hold all tokens vs a window."""
 

@@ -22,7 +22,7 @@ INT_RE = re.compile(r"^-?\d+$")
 
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Option:
     """One option of an engine's real argument parser (from its option manifest)."""
 
