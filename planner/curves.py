@@ -6,14 +6,13 @@ Used by the report's charts and by `planfile sweep`; pure computation over the p
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 
 from planner import catalog
 from planner.evaluate import limits, memory_plan, step_function, tokens_per_step
 from planner.physics import serving
-from planner.resolve import Resolved, batch_defaults
+from planner.resolve import Resolved, batch_defaults, evolve
 
 
 def latency_curve(r: Resolved, est: dict, points: int = 9) -> dict:
@@ -75,11 +74,11 @@ def on_gpu(r: Resolved, gpu: dict, tp: int) -> Resolved | None:
     moe = r.model.get("moe") or {}
     ep = tp if r.ep > 1 and tp > 1 and moe.get("num_experts", 0) % tp == 0 else 1
     adp = tp if r.attention_dp > 1 and ep > 1 else 1
-    v = replace(r, gpu=gpu, tp=tp, pp=1, gpus_per_replica=tp, gpus_per_node=gpu["gpus_per_node"], ep=ep, attention_dp=adp,
-                moe_all_to_all=r.moe_all_to_all if ep > 1 else "default", two_batch_overlap=r.two_batch_overlap and ep > 1,
-                max_num_seqs=bd["max_num_seqs"],
-                max_num_batched_tokens=max(bd["max_num_batched_tokens"], 0 if r.chunked_prefill else r.max_model_len),
-                price_usd_per_gpu_hour=price, price_source=(prices[0]["provider"] if prices else ""))
+    v = evolve(r, gpu=gpu, tp=tp, pp=1, gpus_per_replica=tp, gpus_per_node=gpu["gpus_per_node"], ep=ep, attention_dp=adp,
+               moe_all_to_all=r.moe_all_to_all if ep > 1 else "default", two_batch_overlap=r.two_batch_overlap and ep > 1,
+               max_num_seqs=bd["max_num_seqs"],
+               max_num_batched_tokens=max(bd["max_num_batched_tokens"], 0 if r.chunked_prefill else r.max_model_len),
+               price_usd_per_gpu_hour=price, price_source=(prices[0]["provider"] if prices else ""))
     from planner.checkpoints import CheckpointError
     from planner.resolve import with_checkpoint
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from planner import catalog
 from planner.evaluate import HOURS_PER_MONTH, fleet_gpus, judged_slos, latency_slos, limits, link, link_name, memory_plan, run_load, step_function, tokens_per_step
 from planner.physics import serving
-from planner.resolve import Resolved, batch_defaults
+from planner.resolve import Resolved, batch_defaults, evolve
 
 WEIGHTS_RISK = {"bf16": 0.0, "fp16": 0.0, "fp8": 1.0, "int8": 1.0, "fp4": 2.0, "int4": 2.0}
 KV_RISK = {"bf16": 0.0, "fp16": 0.0, "fp8": 0.5, "int8": 0.5, "int4": 2.0}
@@ -100,7 +100,7 @@ def variant(base: Resolved, gpu: dict, tp: int, pp: int, weights: str, kv: str, 
     mml = base.max_model_len
     # the search splits replicas by tensor and pipeline parallelism only: no expert parallelism, so none of the
     # expert all-to-all settings either (PF124 would refuse them on the written spec)
-    v = replace(base, gpu=gpu, tp=tp, pp=pp, ep=1, attention_dp=1, moe_all_to_all="default", two_batch_overlap=False,
+    v = evolve(base, gpu=gpu, tp=tp, pp=pp, ep=1, attention_dp=1, moe_all_to_all="default", two_batch_overlap=False,
                 disagg=None, role="aggregated",  # an aggregated candidate (disaggregated() builds its own pools)
                 gpus_per_replica=tp * pp, gpus_per_node=gpu["gpus_per_node"],
                    weights=weights, kv_cache=kv,
@@ -213,11 +213,11 @@ def _expert_variants(v: Resolved, wide: bool = False) -> list[Resolved]:
     moe = v.model.get("moe")
     if not moe or v.tp < 2 or v.pp != 1 or moe["num_experts"] % v.tp:
         return []
-    out = [] if wide else [replace(v, ep=v.tp)]
-    dpa = replace(v, ep=v.tp, attention_dp=v.tp)
+    out = [] if wide else [evolve(v, ep=v.tp)]
+    dpa = evolve(v, ep=v.tp, attention_dp=v.tp)
     out.append(dpa)
     if v.engine["id"] in ("vllm", "sglang") and v.gpu.get("vendor") == "nvidia":
-        out += [replace(dpa, moe_all_to_all="deepep"), replace(dpa, moe_all_to_all="deepep", two_batch_overlap=True)]
+        out += [evolve(dpa, moe_all_to_all="deepep"), evolve(dpa, moe_all_to_all="deepep", two_batch_overlap=True)]
     return out
 
 
@@ -241,7 +241,7 @@ def _candidate(v: Resolved, c: Constraints, rejected: dict) -> Option | None:
     if c.max_gpus and replicas * v.gpus_per_replica > c.max_gpus:
         rejected["over_max_gpus"] += 1
         return None
-    v = replace(v, replicas=replicas, replicas_min=replicas)
+    v = evolve(v, replicas=replicas, replicas_min=replicas)
     return _option(v, off["output_tokens_per_s"] * v.pp)
 
 
@@ -287,7 +287,7 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
     if _disagg_excluded(v) or D.gpu_excluded(v.gpu):  # PF122's rule: check would refuse the written spec
         return []
     # the candidates are planned (and --write pins) the engine release Dynamo's runtime image runs
-    v = replace(v, engine_version=v.engine["dynamo"]["engine_version"])
+    v = evolve(v, engine_version=v.engine["dynamo"]["engine_version"])
     slo = judged_slos(v)
     out = []
     from planner import checkpoints
@@ -309,7 +309,7 @@ def disaggregated(v: Resolved, c: Constraints, beat_usd: float = math.inf, prune
     def make(sp_p, sp_d, n_p, n_d):
         pools = {"prefill": pool_of(sp_p, n_p), "decode": pool_of(sp_d, n_d),
                  "transfer": {"link": "rdma", "gb_per_s": None, "setup_ms": None, "connector": "nixl"}, "router": "dynamo"}
-        return replace(v, disagg=pools, tp=sp_d["tp"], pp=1, ep=sp_d.get("ep", 1), attention_dp=sp_d.get("adp", 1),
+        return evolve(v, disagg=pools, tp=sp_d["tp"], pp=1, ep=sp_d.get("ep", 1), attention_dp=sp_d.get("adp", 1),
                        gpus_per_replica=sp_d["tp"], replicas=n_d, replicas_min=n_d, autoscale=None)
 
     fitting = {}
@@ -378,7 +378,7 @@ def _own_pools(base: Resolved, c: Constraints) -> tuple | None:
     v = variant(base, base.gpu, 1, 1, base.weights, base.kv_cache, price)
     if v is None:
         return None
-    v = replace(v, moe_all_to_all=base.moe_all_to_all, two_batch_overlap=base.two_batch_overlap)
+    v = evolve(v, moe_all_to_all=base.moe_all_to_all, two_batch_overlap=base.two_batch_overlap)
 
     def split(role):
         p = base.disagg[role]
@@ -462,14 +462,14 @@ def verify(o: Option, max_gpus: int | None) -> Option:
 
     def probe(n: int) -> bool:
         if n not in cache:
-            cache[n] = passes(replace(r, replicas=n, replicas_min=n), mem, fn, slo)
+            cache[n] = passes(evolve(r, replicas=n, replicas_min=n), mem, fn, slo)
         return cache[n][0]
 
     hi = _fewest(probe, max(r.replicas, 1), min(cap, 4096) if cap else 4096)
     if hi is None:  # no count within the GPU limit passes: the largest tried, as the closest miss
         worst = max(cache)
-        return _verified(o, replace(r, replicas=worst, replicas_min=worst), cache[worst][1], False, None)
-    best = replace(r, replicas=hi, replicas_min=hi)
+        return _verified(o, evolve(r, replicas=worst, replicas_min=worst), cache[worst][1], False, None)
+    best = evolve(r, replicas=hi, replicas_min=hi)
     return _verified(o, best, cache[hi][1], True, hi - 1 if hi > 1 else None)
 
 

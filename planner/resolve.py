@@ -101,6 +101,9 @@ class Resolved:
     kv_batch_cap: bool = True
 
 
+_FIELDS = frozenset(Resolved.__dataclass_fields__)  # what evolve() may change
+
+
 def deepep_mode(r: "Resolved") -> str:
     """The DeepEP kernels a replica runs: a prefill pool the normal (high-throughput) kernels, a decode pool the
     low-latency ones; an aggregated SGLang replica `auto` (normal for steps with prompt tokens, low-latency for
@@ -169,16 +172,29 @@ def kv_memory_layout(r: "Resolved"):
     return lay, f"{name} caps them at the window"
 
 
+def evolve(r: Resolved, **changes) -> Resolved:
+    """dataclasses.replace for a Resolved: the same record with `changes`, ~20x faster (1.3 us, not 30: replace
+    passes all 70 fields through the frozen __init__, and plan and PF504 build hundreds of variants). Resolved
+    has no __post_init__ and every field is an __init__ argument, so the copy is what replace would build; an
+    unknown field name is a TypeError, as there."""
+    unknown = changes.keys() - _FIELDS
+    if unknown:
+        raise TypeError(f"Resolved has no field {sorted(unknown)[0]!r}")
+    new = object.__new__(Resolved)
+    d = new.__dict__
+    d.update(r.__dict__)
+    d.update(changes)
+    return new
+
+
 def with_checkpoint(r: "Resolved") -> "Resolved":
     """The record with its checkpoint re-resolved for its (possibly changed) weights, engine and GPU, as
     plan and the GPU comparison vary them; raises planner.checkpoints.CheckpointError when none exists."""
-    from dataclasses import replace
-
     from planner import checkpoints
 
     ck = checkpoints.resolve(r.model, r.weights, r.engine, r.gpu, **r.checkpoint_inputs)
-    return replace(r, checkpoint=ck, model_name=ck.repo,
-                   quantized_checkpoint=ck.online_quant is None and ck.stored in checkpoints.QUANTIZED)
+    return evolve(r, checkpoint=ck, model_name=ck.repo,
+                  quantized_checkpoint=ck.online_quant is None and ck.stored in checkpoints.QUANTIZED)
 
 
 def _lengths(v, arch_default: dict | None) -> Lengths:
