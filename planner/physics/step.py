@@ -624,10 +624,15 @@ def scalar_step(sys: System, m: ModelShape):
             fn(0, 0.0, 0, 0.0)
         return compiled[0]
 
+    decode_compiled: list = []
+
     def hot_decode():
         """The compiled step of a batch of decodes alone, fn(decode, decode_ctx): what fn(decode, decode_ctx, 0,
-        0.0) returns, bit for bit, without the prompt terms (the simulator's pure-decode runs, most of its steps)."""
-        return _compiled(build(True))
+        0.0) returns, bit for bit, without the prompt terms (the simulator's pure-decode runs, most of its steps).
+        Its source is generated once per step model, on the first simulation that asks."""
+        if not decode_compiled:
+            decode_compiled.append(_compiled(build(True)))
+        return decode_compiled[0]
 
     fn.hot = hot
     fn.hot_decode = hot_decode
