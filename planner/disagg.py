@@ -21,6 +21,7 @@ import numpy as np
 
 from planner.physics import serving
 from planner.physics.serving import Lengths
+from planner.resolve import evolve
 
 
 def gpu_excluded(gpu: dict) -> str | None:
@@ -76,7 +77,7 @@ def pool(r, role: str):
     if role == "prefill":
         # a prefill replica computes the prompt and the first token, then hands the sequence over
         kw["output"] = ONE_TOKEN
-    return replace(r, **kw)
+    return evolve(r, **kw)
 
 
 def link(r) -> tuple[float, float, int]:

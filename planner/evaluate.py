@@ -13,7 +13,7 @@ import numpy as np
 
 from planner import accuracy, catalog
 from planner.physics import arch, memory, serving, step
-from planner.resolve import Resolved
+from planner.resolve import Resolved, evolve
 
 HOURS_PER_MONTH = 730.0
 NVLINK_LATENCY_S = 8e-6  # one small all-reduce over NVLink/NVSwitch (custom all-reduce kernels: 5-10 us)
@@ -702,10 +702,8 @@ def _fleet_view(r: Resolved) -> Resolved:
     """The spec as the GPUs it bills: a disaggregated fleet's two pools counted together."""
     if not r.disagg:
         return r
-    from dataclasses import replace
-
     gpus = fleet_gpus(r)
-    return replace(r, gpus_per_replica=1, replicas=gpus, replicas_min=gpus)
+    return evolve(r, gpus_per_replica=1, replicas=gpus, replicas_min=gpus)
 
 
 def cold_start(r: Resolved) -> dict:

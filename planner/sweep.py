@@ -7,9 +7,9 @@ import csv
 import io
 import json
 import math
-from dataclasses import replace
 
 from planner.physics.serving import Lengths
+from planner.resolve import evolve
 
 AXES = ("arrival_rate_rps", "concurrency", "replicas", "input_tokens", "output_tokens", "peak_factor")
 MAX_POINTS = 200
@@ -59,16 +59,16 @@ def _scaled(lengths: Lengths, mean: float) -> Lengths:
 
 def point(r, axis: str, v: float):
     if axis == "arrival_rate_rps":
-        return replace(r, mode="rate", rate_rps=v, concurrency=0)
+        return evolve(r, mode="rate", rate_rps=v, concurrency=0)
     if axis == "concurrency":
-        return replace(r, mode="concurrency", concurrency=int(v), rate_rps=0.0)
+        return evolve(r, mode="concurrency", concurrency=int(v), rate_rps=0.0)
     if axis == "replicas":
-        return replace(r, replicas=int(v), replicas_min=int(v), autoscale=None)
+        return evolve(r, replicas=int(v), replicas_min=int(v), autoscale=None)
     if axis == "peak_factor":
-        return replace(r, peak_factor=v)
+        return evolve(r, peak_factor=v)
     inp = _scaled(r.input, v) if axis == "input_tokens" else r.input
     out = _scaled(r.output, v) if axis == "output_tokens" else r.output
-    return replace(r, input=inp, output=out, max_model_len=max(r.max_model_len, int(inp.max + out.max)))
+    return evolve(r, input=inp, output=out, max_model_len=max(r.max_model_len, int(inp.max + out.max)))
 
 
 def sweep(r, axis: str, values: list[float], est: dict | None = None) -> list[dict]:
