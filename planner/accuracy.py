@@ -15,10 +15,10 @@ It is never below 1: a confidence asks for margin, never for a more optimistic p
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 from planner import catalog
+from planner.records import record
 
 PRECISION_CLASS = {"bf16": "16bit", "fp16": "16bit", "fp8": "8bit", "int8": "8bit", "fp4": "4bit", "int4": "4bit"}
 METRICS = ("throughput", "itl", "ttft")
@@ -35,7 +35,7 @@ def regime(r) -> dict:
             "moe": "moe" if r.model.get("moe") else "dense", "engine": r.engine["id"]}
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class MetricBand:
     """One metric's held-out error band: quantiles of log(measured / predicted) over n runs."""
 
@@ -54,7 +54,7 @@ class MetricBand:
         return math.exp(self.quantiles["q50"])
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Band:
     """The error bands of a spec's regime, and which regime keys they were borrowed across."""
 

@@ -15,12 +15,13 @@ import dataclasses
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 import numpy as np
 
 from planner.physics.serving import Lengths
+from planner.records import record
 
 
 
@@ -28,7 +29,7 @@ class ResultsError(ValueError):
     pass
 
 
-@dataclass
+@record
 class Measurement:
     """One measured benchmark run: its workload, load and the measured throughput and latencies."""
 

@@ -6,11 +6,11 @@ Lookups accept ids and aliases case-insensitively and answer "did you mean" for 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from functools import lru_cache
 
 import yaml
 
+from planner.records import record
 from planner.resources import data_dir
 
 KINDS = ("gpus", "models", "checkpoints", "prices", "archetypes", "engines", "efficiency", "kernels")
@@ -54,7 +54,7 @@ def raw(kind: str) -> dict:
     return doc
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Lookup:
     """A catalog lookup: the entry, or the ids a mistyped one is closest to."""
 

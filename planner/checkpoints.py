@@ -10,17 +10,17 @@ out, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from planner import catalog
 from planner.physics import arch
+from planner.records import record
 
 QUANTIZED = ("fp8", "int8", "int4", "fp4")
 PTR_W = "/precision/weights"
 GENERIC_FORMAT = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int8": "int8-w8a8", "int4": "awq", "fp4": "nvfp4"}
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Checkpoint:
     """The weights an engine loads for a spec: repository, stored and resident precision, size and source."""
 

@@ -7,13 +7,15 @@ to know about YAML.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
+
+from planner.records import record
 
 SEVERITIES = ("error", "warning", "info")
 SEVERITY_RANK = {"error": 3, "warning": 2, "info": 1}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Finding:
     """One check's verdict on one place in a spec (what the formatters print, SARIF carries and fixes resolve)."""
 

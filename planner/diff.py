@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from planner import __version__
+from planner.records import record
 
 
 def flatten(d, prefix="") -> dict:
@@ -27,7 +28,7 @@ def flatten(d, prefix="") -> dict:
     return out
 
 
-@dataclass
+@record
 class Metric:
     """One number compared between two specs, with its unit and which direction is better."""
 
@@ -63,7 +64,7 @@ class Metric:
         return f"{f(self.old)} -> {f(self.new)}" + (f" ({p:+.1f} %)" if p is not None and self.changed else "")
 
 
-@dataclass
+@record
 class Diff:
     """What changes between two specs: the fields edited, the numbers that move and the findings."""
 

@@ -7,12 +7,13 @@ data (the `estimate` of the JSON contract plus details for checks and explain).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from planner import accuracy, catalog
 from planner.physics import arch, memory, serving, step
+from planner.records import record
 from planner.resolve import Resolved, evolve
 
 HOURS_PER_MONTH = 730.0
@@ -144,7 +145,7 @@ def provenance(r: Resolved) -> tuple:
     return ks
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Memory:
     """Per-GPU memory plan of one replica: weights, activations, runtime reserve and the KV pool it leaves."""
 

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from planner.diagnostics import Finding, pointer_parts
+from planner.records import record
 
 MAX_TRIALS = 24  # checks of edited copies per spec
 MAX_FIXES = 2  # verified fixes shown per finding
 MAX_REPLICA_FACTOR = 16  # replicas are searched up to 16x the spec's
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Edit:
     """One change to a spec value at a JSON pointer: from the old value to the new."""
 
@@ -40,7 +41,7 @@ class Edit:
         return f"{key}: {_scalar(self.old)} -> {_scalar(self.new)}" if self.old is not None else f"{key}: {_scalar(self.new)}"
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Fix:
     """A verified fix: its edits, their effect on monthly cost, and why a smaller edit would not do."""
 
@@ -89,7 +90,7 @@ def put(data, pointer: str, value) -> None:
     node[parts[-1]] = value
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Context:
     """What the generators need: the loaded spec, its result, and the trial budget."""
 

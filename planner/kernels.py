@@ -10,11 +10,11 @@ the error band (planner.accuracy).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 from planner import catalog
 from planner.physics.step import Collective, Gemm
+from planner.records import record
 
 # GPUs without kernel tables use the measured GPU of the same architecture; vendors without any use the
 # nearest NVIDIA part by generation and a vendor factor fitted end to end (catalog/efficiency.yaml).
@@ -43,7 +43,7 @@ def table() -> dict:
     return catalog.raw("kernels")["kernels"]
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class KernelSet:
     """Measured kernel efficiencies of one GPU for the step model: GEMMs, MoE, attention and collectives."""
 

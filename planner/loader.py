@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 import yaml
 
 from planner.diagnostics import Finding, pointer_join
+from planner.records import record
 
 MAX_BYTES = 1 << 20  # 1 MiB: a real spec is ~2 KB; larger input is rejected before parsing
 MAX_NODES = 20_000  # nodes visited, counting every alias expansion
@@ -27,7 +28,7 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()
 
 
-@dataclass
+@record
 class Loc:
     """Where a spec value sits in its file: the key's and the value's line and column, and the scalar as written."""
 
@@ -37,7 +38,7 @@ class Loc:
     plain: bool = False  # unquoted scalar
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class SourceMap:
     """Every JSON pointer of a loaded spec mapped to its place in the file."""
 
@@ -58,7 +59,7 @@ class SourceMap:
             p = p.rsplit("/", 1)[0]
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Loaded:
     """A spec as read: its data, its source map, the findings loading produced, and the folder it resolves against."""
 

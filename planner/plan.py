@@ -13,11 +13,12 @@ quantize before splitting; tensor parallelism only over NVLink-class links.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from planner import catalog
 from planner.evaluate import HOURS_PER_MONTH, fleet_gpus, judged_slos, latency_slos, limits, link, link_name, memory_plan, run_load, step_function, tokens_per_step
 from planner.physics import serving
+from planner.records import record
 from planner.resolve import Resolved, batch_defaults, evolve
 
 WEIGHTS_RISK = {"bf16": 0.0, "fp16": 0.0, "fp8": 1.0, "int8": 1.0, "fp4": 2.0, "int4": 2.0}
@@ -27,7 +28,7 @@ VERIFY_TOP = 8
 VERIFY_REQUESTS = 800
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Option:
     """One fleet plan considered: the resolved spec, its GPUs, cost and performance at the planned load."""
 
@@ -64,7 +65,7 @@ def _round(x):
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else round(x, 2)
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Constraints:
     """What plan may choose from: GPUs, providers, precisions, a GPU limit and the ranking objective."""
 
@@ -78,7 +79,7 @@ class Constraints:
     kv_caches: tuple[str, ...] = ()  # the spec's own precision.kv_cache, when it states one
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class PlanResult:
     """plan's answer: the options that meet every SLO ranked, or the closest miss, and why others were rejected."""
 

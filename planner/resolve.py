@@ -5,12 +5,13 @@ where it came from) so `planfile explain` can show it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from planner import catalog
 from planner.loader import Loaded
 from planner.physics.serving import Lengths
+from planner.records import record
 
 # Weights delivery defaults (planfile's judgement; measure yours and set hardware.storage): a pod pulls
 # from the Hub at ~0.5 GB/s (4 Gb/s; hf_transfer on a 10-25 Gb/s node NIC reaches more); data-centre
@@ -23,7 +24,7 @@ SETTINGS_DEFAULTS = {"comm_share_max_pct": 25.0, "headroom_min_pct": 10.0, "read
                      "min_batch_utilization_pct": 10.0, "idle_share_max_pct": 75.0}
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Resolved:
     """A spec with every default and catalog entry filled in: everything the physics and the renderers read."""
 

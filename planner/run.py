@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from planner.diagnostics import Finding
 from planner.loader import Loaded, load_path
+from planner.records import record
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Result:
     """check's outcome for one spec: status, located findings, the estimate and the resolved spec behind them."""
 

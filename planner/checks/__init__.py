@@ -5,13 +5,13 @@ its stable id, slug and default severity. The docstring is the long explanation 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from typing import Callable
 
 from planner.diagnostics import Finding
+from planner.records import record
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Check:
     """A registered check: id, slug, severity, one-line summary, the function and its What/Why/Fix text."""
 

@@ -5,12 +5,12 @@ Pure functions of a catalog model entry (a dict shaped like catalog/models.yaml)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from planner.records import record
 
 KV_DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Params:
     """Parameter counts (not bytes), by role."""
 
@@ -107,7 +107,7 @@ def params(m: dict) -> Params:
     return Params(embed, lm_head, attn, dense_mlp, expert, shared, L, moe_layers, n_exp, k, total, active)
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class KVLayout:
     """Per-token KV elements of one layer, and how many layers hold all tokens vs a window."""
 

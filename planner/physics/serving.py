@@ -21,9 +21,10 @@ import heapq
 import math
 import random
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
+
+from planner.records import record
 
 
 class Draws:
@@ -52,7 +53,7 @@ class Draws:
         return np.exp(mu + sigma * r * np.cos(2.0 * math.pi * self.uniform(n)))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Lengths:
     """A token-length distribution: lognormal through p50 and p95, capped at max."""
 
@@ -73,7 +74,7 @@ class Lengths:
         return np.clip(np.round(x), 1, self.max).astype(np.int64)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limits:
     """The engine's batch bounds for one virtual engine."""
 
@@ -84,7 +85,7 @@ class Limits:
     no_evict: bool = False  # admit only whole sequences (prompt + output) that fit; never preempt
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class SimResult:
     """One simulated run of a virtual engine: per-request latencies, per-token gaps and the run's totals."""
 

@@ -33,15 +33,16 @@ Pure: no I/O, no catalog access.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 import numpy as np
 
 from planner.physics import memory
 from planner.physics.arch import KVLayout, Params
+from planner.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Gemm:
     """A GEMM kernel curve: floor t0 (s), compute efficiency ramp e_max x M / (M + m_half), memory efficiency."""
 
@@ -51,7 +52,7 @@ class Gemm:
     e_mem: float
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Collective:
     """a + S/B_inf + S (1/B_0 - 1/B_inf) / (1 + S/S_c) for S bytes (all-reduce of one group size)."""
 
@@ -64,7 +65,7 @@ class Collective:
         return self.latency_s + nbytes / self.large_bw + nbytes * (1 / self.small_bw - 1 / self.large_bw) / (1 + nbytes / self.knee_bytes)
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class DeepEP:
     """DeepEP's dispatch and combine of one expert-parallel group: `mode` is "normal" (the high-throughput
     kernels on every step), "low_latency" (every step) or "auto" (normal on steps with prompt tokens,
@@ -78,7 +79,7 @@ class DeepEP:
     low_latency: tuple
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class System:
     """One replica's hardware, kernel curves and engine host costs."""
 
@@ -115,7 +116,7 @@ class System:
     shared_groups: int = 0  # copies of the shared experts in a replica (arch.mlp_groups; 0: attention_dp)
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class ModelShape:
     """What the step model needs of an architecture (from arch.params and arch.kv_layout)."""
 
@@ -192,7 +193,7 @@ def experts_touched(num_experts: int, k: int, tokens) -> np.ndarray:
     return num_experts * (1.0 - (1.0 - k / num_experts) ** t)
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Coeffs:
     """Per-configuration constants of `terms` (floats for one configuration, or arrays for many)."""
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from planner.records import record
 from planner.resolve import Resolved, deepep_mode, deepep_on
 
 VLLM_KV = {"bf16": "auto", "fp16": "auto", "fp8": "fp8", "int8": "int8_per_token_head", "int4": "int4_per_token_head"}
@@ -26,7 +27,7 @@ SGLANG_DIST_PORT = 20000
 CONFIG_DIR = "/etc/planfile"
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Launch:
     """An engine's launch, typed: program, model and options, rendered to a command line or a config file."""
 

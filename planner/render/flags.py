@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
+from planner.records import record
 from planner.resources import data_dir
 
 INT_RE = re.compile(r"^-?\d+$")
 
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Option:
     """One option of an engine's real argument parser (from its option manifest)."""
 

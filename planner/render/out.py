@@ -16,8 +16,10 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path, PurePosixPath
+
+from planner.records import record
 
 MANIFEST = ".planfile-render.json"
 LOCK = ".planfile-render.lock"
@@ -30,7 +32,7 @@ class OutError(Exception):
     pass
 
 
-@dataclass
+@record
 class WritePlan:
     """What writing a render would do to the output folder: files to write, unchanged, to remove, in conflict."""
 
