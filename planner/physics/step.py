@@ -530,9 +530,10 @@ def scalar_step(sys: System, m: ModelShape):
 
     def build(decode_only: bool) -> str:
         """The source; decode_only: the same expressions with prefill = prefill_ctx = 0 folded in (every term they
-        zero is an exact 0.0 added or a product with one, so the value is bit for bit the general one's)."""
+        zero is an exact 0.0 added or a product with one, so the value is bit for bit the general one's), and
+        every term of the batch size alone computed once per batch size (decode_source)."""
         if decode_only:
-            L = ["def fn(decode, decode_ctx):", "    decode = float(decode); decode_ctx = float(decode_ctx)"]
+            L = ["    decode = float(decode)"]
         else:
             L = ["def fn(decode, decode_ctx, prefill, prefill_ctx):",
                  "    decode = float(decode); decode_ctx = float(decode_ctx); prefill = float(prefill); prefill_ctx = float(prefill_ctx)"]
@@ -557,8 +558,12 @@ def scalar_step(sys: System, m: ModelShape):
         else:
             L.append("    t_moe = 0.0")
         adp = f(float(c.adp))
-        L += [f"    dctx = {attended('decode_ctx')}", f"    d_local = decode / {adp}",
-              f"    t_dec = {f(float(c.layers))} * (has_dec * {f(float(c.dec[0]))} + {f(float(c.dec[1]))} * d_local * dctx)"]
+        dec = [f"    dctx = {attended('decode_ctx')}",
+               f"    t_dec = {f(float(c.layers))} * (has_dec * {f(float(c.dec[0]))} + {f(float(c.dec[1]))} * d_local * dctx)"]
+        if decode_only:  # the context's terms after the batch's (decode_source)
+            L.append(f"    d_local = decode / {adp}")
+        else:
+            L += [dec[0], f"    d_local = decode / {adp}", dec[1]]
         if not decode_only:
             L += [f"    pctx = {attended('prefill_ctx')}", f"    p_local = prefill / {adp}", "    s = 2 * pctx + 1",
                   f"    t_pre = {f(float(c.layers))} * (has_pre * {f(float(c.pre[0]))} + {f(float(c.pre[1]))} * p_local * pctx * "
@@ -593,7 +598,9 @@ def scalar_step(sys: System, m: ModelShape):
             L += coll_lines(c.p2p, "tokens", "t_comm")
         sc = f(float(c.scale))
         L.append(f"    host = {f(float(c.host[0]))}" if decode_only else f"    host = {f(float(c.host[0]))} + has_pre * {f(float(c.host[1]))}")
-        attn = "t_dec" if decode_only else "(t_dec + t_pre)"
+        if decode_only:
+            return decode_source(L, dec, sc)
+        attn = "(t_dec + t_pre)"
         if c.tbo:
             L += [f"    g2 = 2 * ({sc} * t_gemm)", f"    mo2 = 2 * ({sc} * t_moe)", f"    at2 = 2 * ({sc} * {attn})",
                   "    exposed = " + mx("2 * t_comm - (g2 + mo2 + at2)", "0.0"),
@@ -601,6 +608,27 @@ def scalar_step(sys: System, m: ModelShape):
         else:
             L.append(f"    return {sc} * t_gemm + {sc} * t_moe + {sc} * {attn} + t_comm + host")
         return "\n".join(L)
+
+    def decode_source(batch: list[str], ctx: list[str], sc: str) -> str:
+        """fn(decode, decode_ctx) for a batch of decodes: within a pure-decode run the simulator steps one batch
+        size at two contexts, and every term but attention's depends on the batch size alone. Those are computed
+        once per batch size (`batch`, kept in a dict by the argument) and the context's (`ctx`) on every call. The
+        sum keeps the general step's order, left to right, with its first partial sums from the dict, so each
+        value is the general step's bit for bit."""
+        if c.tbo:  # g2 + mo2 + at2 + exposed + host, exposed = max(2 t_comm - (g2 + mo2 + at2), 0)
+            head = [f"    g2 = 2 * ({sc} * t_gemm)", f"    mo2 = 2 * ({sc} * t_moe)", "    head = g2 + mo2"]
+            tail = [f"    at2 = 2 * ({sc} * t_dec)", "    s3 = head + at2", "    exposed = " + mx("2 * t_comm - s3", "0.0"),
+                    "    return s3 + exposed + host"]
+        else:
+            head = [f"    head = {sc} * t_gemm + {sc} * t_moe"]
+            tail = [f"    return head + {sc} * t_dec + t_comm + host"]
+        deeper = ["        " + x for x in batch + head]
+        return "\n".join(["def make():", "    by_batch = {}", "    get = by_batch.get",
+                          "    def fn(decode, decode_ctx):", "        hit = get(decode)", "        if hit is None:",
+                          "            key = decode", *deeper,
+                          "            hit = by_batch[key] = (has_dec, d_local, head, t_comm, host)",
+                          "        has_dec, d_local, head, t_comm, host = hit", "        decode_ctx = float(decode_ctx)",
+                          *("    " + x for x in ctx + tail), "    return fn", "fn = make()"])
 
     source = build(False)
     compiled: list = []

@@ -154,3 +154,13 @@ def test_the_pure_decode_step_is_the_general_one_bit_for_bit(i, batch, ctx):
     must return exactly what the general step returns with no prompt tokens, on every branch of the source."""
     fn = RESOLVED_STEPS[i]
     assert fn.hot_decode()(batch, ctx) == fn.hot()(batch, ctx, 0, 0.0) == fn(batch, ctx, 0, 0.0)
+
+
+@given(i=st.integers(0, len(RESOLVED_STEPS) - 1), batch=st.integers(0, 1024),
+       ctxs=st.lists(st.floats(0.0, 131072.0), min_size=2, max_size=6))
+def test_the_pure_decode_step_at_one_batch_and_many_contexts(i, batch, ctxs):
+    """hot_decode keeps the batch size's terms from its first call at that size (a pure-decode run steps one batch
+    at two contexts): later contexts at the same size, passed as int or float, still get the general step's value."""
+    fn, hot = RESOLVED_STEPS[i], RESOLVED_STEPS[i].hot_decode()
+    for j, ctx in enumerate(ctxs):
+        assert hot(batch if j % 2 else float(batch), ctx) == fn(batch, ctx, 0, 0.0)
