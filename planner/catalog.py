@@ -5,7 +5,6 @@ Lookups accept ids and aliases case-insensitively and answer "did you mean" for 
 
 from __future__ import annotations
 
-import difflib
 from functools import lru_cache
 
 import yaml
@@ -77,6 +76,8 @@ class Index:
         e = self._keys.get(_norm(name))
         if e is not None:
             return Lookup(e)
+        import difflib  # a miss only (~1 ms of import a check that finds every name does not pay)
+
         close = difflib.get_close_matches(_norm(name), list(self._keys), n=5, cutoff=0.6)
         ids: list[str] = []
         for k in close:

@@ -3,8 +3,6 @@ returns an exit code (or raises cli.Exit). I/O lives here and in the formatters,
 
 from __future__ import annotations
 
-import glob
-import json
 import os
 import sys
 from pathlib import Path
@@ -43,6 +41,8 @@ def expand(files: list[str]) -> list[str]:
         if f == "-" or not any(c in f for c in "*?["):
             out.append(f)
         else:
+            import glob
+
             hits = sorted(glob.glob(f, recursive=True))
             out.extend(hits or [f])
     return out
@@ -320,6 +320,8 @@ def validate(args) -> int:
     worst = max(abs(x["error_pct"]) for x in scored)
     tol = args.tolerance
     if args.format == "json":
+        import json
+
         sys.stdout.write(json.dumps({"spec": args.spec, "tolerance_pct": tol, "rows": rows, "summary": summ,
                                      "within_tolerance": worst <= tol}, indent=2) + "\n")
     else:
@@ -356,6 +358,8 @@ def calibrate(args) -> int:
 
 
 def schema(args) -> int:
+    import json
+
     from planner.resources import schema as load
 
     sys.stdout.write(json.dumps(load("deployment"), indent=2) + "\n")
@@ -396,6 +400,8 @@ def catalog_list(args) -> int:
     kind = args.kind
     data = catalog.raw(kind)[kind]
     if args.format == "json":
+        import json
+
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
         return 0
     for e in data:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 from planner import __version__
@@ -97,6 +96,8 @@ def to_json(results) -> str:
         if r.status != "invalid":
             item["estimate"] = estimate_json(r.estimate)
         doc["results"].append(item)
+    import json
+
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
 
@@ -331,6 +332,8 @@ def to_sarif(results) -> str:
            "runs": [{"tool": {"driver": {"name": "planfile", "version": __version__,
                                          "informationUri": "https://planfile.dev", "rules": rules_out}},
                      "results": res_out}]}
+    import json
+
     return json.dumps(doc, indent=2) + "\n"
 
 

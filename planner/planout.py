@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 
 from planner import __version__
 
@@ -105,6 +104,8 @@ def to_markdown(spec: str, res, objective: str) -> str:
 
 
 def to_json(spec: str, res, objective: str) -> str:
+    import json
+
     return json.dumps({"planfile_version": __version__, "spec": spec, "objective": objective,
                        "considered": res.considered, "rejected": res.rejected, "disaggregation": res.disaggregation,
                        "options": [o.to_json() for o in res.options],

@@ -6,7 +6,6 @@ in a source checkout or an editable install they are the top-level folders of th
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,4 +23,6 @@ def data_dir(name: str) -> Path:
 def schema(name: str) -> dict:
     """A JSON Schema from schemas/, by file stem (e.g. "deployment")."""
     path = data_dir("schemas") / f"{name}.schema.json"
+    import json
+
     return json.loads(path.read_text(encoding="utf-8"))

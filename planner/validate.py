@@ -7,8 +7,6 @@ what to do, with YAML 1.1 traps ("no" is false, 1.10 is 1.1) called out.
 
 from __future__ import annotations
 
-import difflib
-import json
 from pathlib import Path
 
 from planner import catalog
@@ -31,6 +29,8 @@ def _describe(value) -> str:
     if value is None:
         return "null (empty value)"
     if isinstance(value, str):
+        import json
+
         return f"string {json.dumps(value[:60])}"
     return f"number {value}"
 
@@ -124,6 +124,8 @@ def schema_findings(loaded: Loaded) -> list[Finding]:
             for name in err.instance:
                 if name in props:
                     continue
+                import difflib
+
                 close = difflib.get_close_matches(str(name), props, n=1, cutoff=0.5)
                 out.append(Finding("PF010", "unknown-field", "error",
                                    f"unknown field '{name}' in {ptr or 'the spec'}; expected one of: {', '.join(props)}",
@@ -159,6 +161,8 @@ def schema_findings(loaded: Loaded) -> list[Finding]:
             choices = [str(c) for c in (val if v == "enum" else [val])]
             # a suggestion only for a near miss (tensorrt-llm -> trtllm, fp16 -> bf16); a value that is no typo of any
             # choice (archetype: reasoning) gets what the field means instead of an unrelated name
+            import difflib
+
             close = difflib.get_close_matches(str(err.instance).lower(), choices, n=1, cutoff=0.6)
             desc = _sub_schema(root, parts).get("description", "")
             if desc.startswith(" | ".join(choices) + ":"):
