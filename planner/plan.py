@@ -393,9 +393,15 @@ def _own_pools(base: Resolved, c: Constraints) -> tuple | None:
 
 
 def _fewest(holds, guess: int, limit: int = 512) -> int | None:
-    """The smallest count >= 1 for which holds(count) is true: double from the guess, then bisect."""
+    """The smallest count >= 1 for which holds(count) is true: double from the guess, then bisect. A guess that
+    holds is tried one lower first: a guess taken from a verified count (PF504 scales its guesses by the spec's
+    GPU's) is the answer more often than not, and that settles it in two probes where bisection took log2(guess)."""
     hi = max(guess, 1)
     lo = 0
+    if hi > 1 and holds(hi):
+        if not holds(hi - 1):
+            return hi
+        hi -= 1
     while not holds(hi):
         lo, hi = hi, hi * 2
         if hi > limit:
@@ -445,10 +451,11 @@ def passes(r: Resolved, mem, fn, slo: dict) -> tuple[bool, dict]:  # mem/fn: Non
     return slo_ok(perf, slo) and delivers(perf), perf
 
 
-def verify(o: Option, max_gpus: int | None) -> Option:
-    """The fewest replicas with which the option passes check's SLO verdict: from the utilisation guess,
-    double up until it passes, then bisect down to the smallest count that still does (a count one lower
-    fails at the peak or breaks the headroom; the option says so)."""
+def verify(o: Option, max_gpus: int | None, guess: int | None = None) -> Option:
+    """The fewest replicas with which the option passes check's SLO verdict: from the utilisation guess (or
+    `guess`), double up until it passes, then bisect down to the smallest count that still does (a count one
+    lower fails at the peak or breaks the headroom; the option says so). The guess changes how many counts are
+    simulated, never the count found."""
     r = o.r
     slo = judged_slos(r)
     mem = memory_plan(r)
@@ -466,7 +473,7 @@ def verify(o: Option, max_gpus: int | None) -> Option:
             cache[n] = passes(evolve(r, replicas=n, replicas_min=n), mem, fn, slo)
         return cache[n][0]
 
-    hi = _fewest(probe, max(r.replicas, 1), min(cap, 4096) if cap else 4096)
+    hi = _fewest(probe, max(guess or r.replicas, 1), min(cap, 4096) if cap else 4096)
     if hi is None:  # no count within the GPU limit passes: the largest tried, as the closest miss
         worst = max(cache)
         return _verified(o, evolve(r, replicas=worst, replicas_min=worst), cache[worst][1], False, None)

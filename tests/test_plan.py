@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT, run_cli
 
@@ -264,3 +266,40 @@ cost: {provider: aws}
     assert chk.returncode == 0 and "PF410" not in {f["id"] for f in res["findings"]}
     # the fleet with every request queued: above the peak of 60 req/s (256-token answers)
     assert res["estimate"]["performance"]["saturation_output_tokens_per_s"] / 256 > 60
+
+
+@settings(max_examples=300, deadline=None)
+@given(answer=st.integers(1, 300), guess=st.integers(1, 400))
+def test_fewest_finds_the_smallest_holding_count_from_any_guess(answer, guess):
+    """plan._fewest on a monotone verdict (a count holds from `answer` up): the answer from every guess; a guess that
+    is the answer takes two probes (it, and one fewer), where bisection from it took log2(guess)."""
+    from planner.plan import _fewest
+
+    probed = []
+
+    def holds(n):
+        probed.append(n)
+        return n >= answer
+
+    assert _fewest(holds, guess, limit=4096) == answer
+    if guess == answer:
+        assert len(probed) <= 2
+    assert _fewest(lambda n: False, guess, limit=64) is None  # nothing holds within the limit
+
+
+def test_the_guess_changes_how_many_counts_are_simulated_never_the_count():
+    """plan.verify of one option from guesses far below, at and far above the count it finds (the chat example's
+    H200 at TP1, which PF504 verifies with the guess scaled by the spec's GPU's): always the same fewest replicas,
+    with the same verdict and latencies."""
+    from planner.checks.rules import _provider_gpus
+    from planner.loader import load_path
+    from planner.plan import Constraints, candidates, verify
+    from planner.resolve import resolve
+
+    r = resolve(load_path(str(ROOT / "specs" / "chat-llama-3.1-70b.yaml")))
+    cands, _ = candidates(r, Constraints(gpus=_provider_gpus("aws"), providers=("aws",), precisions=(r.weights,)))
+    o = min((x for x in cands if x.r.gpu["id"] == "h200-sxm"), key=lambda x: x.usd_per_month)
+    found = [verify(o, None, g) for g in (None, 1, 5, 6, 7, 40)]
+    assert {v.r.replicas for v in found} == {found[0].r.replicas} and found[0].meets_slo
+    assert {(v.ttft_p95_ms, v.itl_p95_ms, v.one_fewer) for v in found} == {(found[0].ttft_p95_ms, found[0].itl_p95_ms,
+                                                                          found[0].one_fewer)}

@@ -605,12 +605,16 @@ def cheaper_search(r) -> list:
     # the fewest on the spec's GPU: its cheapest guess and the spec's own split (the guess can be the worse of
     # the two once verified: 70B FP8 at TP1 on an H100 holds 8 sequences, so TP1 needs more GPUs than TP2)
     own = [o for o in cands if split_key(o.r) == split_key(r) and (o.r.weights, o.r.kv_cache) == (r.weights, r.kv_cache)]
-    tried = [verify(o, None) for o in [here] + [o for o in own[:1] if o is not here]]
-    passing = [o for o in tried if o.meets_slo and o.usd_per_month]
+    tried = [(o, verify(o, None)) for o in [here] + [o for o in own[:1] if o is not here]]
+    passing = [(o, v) for o, v in tried if v.meets_slo and v.usd_per_month]
     if not passing:
         return []
-    best_here = min(passing, key=lambda o: o.usd_per_month)
-    others = [v for v in (verify(o, None) for o in short) if v.meets_slo and v.usd_per_month]
+    guessed, best_here = min(passing, key=lambda ov: ov[1].usd_per_month)
+    # the other GPUs' guesses scaled as the spec's GPU's was by its verification (the utilisation guess misses the
+    # latency SLOs alike on every GPU): fewer counts simulated, the same counts found
+    scale = best_here.r.replicas / max(guessed.r.replicas, 1)
+    others = [v for v in (verify(o, None, max(1, round(o.r.replicas * scale))) for o in short)
+              if v.meets_slo and v.usd_per_month]
     if not others:
         return []
     best = min(others, key=lambda o: o.usd_per_month)
