@@ -16,7 +16,7 @@ import math
 from dataclasses import field, replace
 
 from planner import catalog
-from planner.evaluate import HOURS_PER_MONTH, fleet_gpus, judged_slos, latency_slos, limits, link, link_name, memory_plan, run_load, step_function, tokens_per_step
+from planner.evaluate import HOURS_PER_MONTH, fleet_gpus, judged_slos, limits, link, link_name, memory_plan, run_load, step_function, tokens_per_step
 from planner.physics import serving
 from planner.records import record
 from planner.resolve import Resolved, batch_defaults, evolve

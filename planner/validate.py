@@ -323,7 +323,7 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
             "/engine/name", "use vllm" + (" or sglang" if gpu["vendor"] == "amd" else ""))
 
     par = d.get("parallelism") if isinstance(d.get("parallelism"), dict) else {}
-    tp, pp, ep = par.get("tensor", 1), par.get("pipeline", 1), par.get("expert", 1)
+    tp, pp = par.get("tensor", 1), par.get("pipeline", 1)
     gpr = _get(d, "hardware", "gpus_per_replica")
     if all(isinstance(x, int) and not isinstance(x, bool) for x in (tp, pp)) and isinstance(gpr, int) and not isinstance(gpr, bool) \
             and "disaggregation" not in d:
@@ -353,7 +353,7 @@ def semantic_findings(loaded: Loaded) -> list[Finding]:
         for k in ("replicas", "gpus_per_replica", "autoscale"):
             if k in hw:
                 add("PF122", "disaggregation-invalid", f"hardware.{k} is set, but a disaggregated spec sizes its fleet per pool",
-                    f"/hardware/{k}", f"move it to disaggregation.prefill / disaggregation.decode")
+                    f"/hardware/{k}", "move it to disaggregation.prefill / disaggregation.decode")
         if "parallelism" in d:
             add("PF122", "disaggregation-invalid", "top-level parallelism is set, but each pool of a disaggregated spec "
                 "states its own", "/parallelism", "disaggregation.prefill.parallelism / disaggregation.decode.parallelism")
