@@ -210,19 +210,13 @@ def _budget_fix(ctx, f: Finding) -> Fix | None:
     itl = f.id == "PF403" or (f.id == "PF401" and f.pointer.startswith("/slo/itl_ms"))
     ttft = f.id == "PF401" and f.pointer.startswith("/slo/ttft_ms")
     cur = int(r.max_num_batched_tokens)
-    if itl:
-        steps, b = [], cur // 2
-        while b >= BUDGET_FLOOR and len(steps) < 2:
-            steps.append(b)
-            b //= 2
-    elif ttft:
+    if itl:  # two halvings, not below the floor
+        steps = [b for b in (cur // 2, cur // 4) if b >= BUDGET_FLOOR]
+    elif ttft:  # two doublings, not above the engine's default
         from planner.resolve import batch_defaults
 
         top = int(batch_defaults(r.engine, r.gpu)["max_num_batched_tokens"])
-        steps, b = [], cur * 2
-        while b <= top and len(steps) < 2:
-            steps.append(b)
-            b *= 2
+        steps = [b for b in (cur * 2, cur * 4) if b <= top]
     else:
         return None
     had_headroom_warning = any(x.id == "PF402" and not x.waived for x in ctx.result.findings)
