@@ -3,8 +3,8 @@
 The dataclass decorator writes each method it generates as source text and compiles it when the class is
 defined, on every import (Python 3.11 compiles each method separately). For the 28 records a cold `planfile
 check` defines, the generated __repr__s are ~5 ms of ~18 ms of class creation (medians of 20 interleaved runs),
-and nothing on the check path calls them. record() is dataclass(..., repr=False) plus the function below, which prints exactly what the
-generated __repr__ would: `Name(field=value!r, ...)` over the fields with repr=True, `...` for a recursion.
+and nothing on the check path calls them. record() is dataclass(..., repr=False) plus the function below, which
+prints exactly what the generated __repr__ would: `Name(field=value!r, ...)` over the fields with repr=True, `...` for a recursion.
 Every other option, and the class itself, is dataclasses' own (dataclasses.fields, replace and asdict work).
 """
 
