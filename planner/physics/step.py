@@ -563,9 +563,8 @@ def scalar_step(sys: System, m: ModelShape):
         if decode_only:  # the context's terms after the batch's (decode_source)
             L.append(f"    d_local = decode / {adp}")
         else:
-            L += [dec[0], f"    d_local = decode / {adp}", dec[1]]
-        if not decode_only:
-            L += [f"    pctx = {attended('prefill_ctx')}", f"    p_local = prefill / {adp}", "    s = 2 * pctx + 1",
+            L += [dec[0], f"    d_local = decode / {adp}", dec[1],
+                  f"    pctx = {attended('prefill_ctx')}", f"    p_local = prefill / {adp}", "    s = 2 * pctx + 1",
                   f"    t_pre = {f(float(c.layers))} * (has_pre * {f(float(c.pre[0]))} + {f(float(c.pre[1]))} * p_local * pctx * "
                   f"(s + {f(float(c.pre[2]))}) / s)"]
         L.append("    t_comm = 0.0")
